@@ -1,0 +1,37 @@
+# The two commands of the README: `make book` (the main job) and `make test`.
+# Both create .venv from requirements.lock when it is missing or the lock changed.
+PROFILE ?= full
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-lock
+
+.PHONY: book test lint pytest quick-book clean
+
+book: $(STAMP)
+	$(BIN)/ghost-optima build --profile $(PROFILE) $(ARGS)
+
+test: lint pytest quick-book
+	@echo "make test: lint, unit tests, quick book and its checks all passed"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m ghost_optima.check_notebooks notebooks
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+# The whole book on the fast profile: a notebook that breaks never lands.
+quick-book: $(STAMP)
+	$(BIN)/ghost-optima build --profile quick
+	$(BIN)/python -m pytest tests/book --book-profile quick
+
+$(STAMP): requirements.lock pyproject.toml
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	cp requirements.lock $(STAMP)
+
+clean:
+	rm -rf _build results book/_generated

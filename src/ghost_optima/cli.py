@@ -1,0 +1,81 @@
+"""``ghost-optima``: build the book, or list what a notebook takes.
+
+Exit status: 0 on success, 1 when a notebook or the book fails, 2 on bad input (checked before
+anything runs). Heavy imports stay inside the pipeline, so bad input is refused in a second.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import pipeline, profiles
+
+EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ghost-optima", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="project folder (default: .)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser("build", help="run the notebooks that need it and render the book")
+    build.add_argument("--profile", default=pipeline.PUBLISHED, help="full (published) or quick")
+    build.add_argument(
+        "--only", nargs="+", default=(), metavar="NAME", help="run only these notebooks"
+    )
+    build.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a parameter (KEY or NOTEBOOK.KEY); repeatable",
+    )
+    build.add_argument("--force", action="store_true", help="run even when inputs are unchanged")
+
+    params = commands.add_parser("params", help="list every notebook parameter and its values")
+    params.add_argument("--profile", default=pipeline.PUBLISHED)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    project = pipeline.Project(args.root.resolve())
+    try:
+        if args.command == "params":
+            return _list_params(project, args.profile)
+        pipeline.build(
+            project,
+            args.profile,
+            only=args.only,
+            overrides=args.overrides,
+            force=args.force,
+            log=lambda text: print(text, flush=True),
+        )
+    except profiles.ConfigError as err:
+        print(f"ghost-optima: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except pipeline.BuildError as err:
+        print(f"ghost-optima: build failed: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(
+            "ghost-optima: interrupted; finished notebooks are kept, the book was not changed",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+def _list_params(project: pipeline.Project, profile: str) -> int:
+    declared = profiles.load(project.notebooks / "profiles.yml")
+    declared.check_profile(profile)
+    for notebook, params in declared.notebooks.items():
+        print(notebook)
+        for name, p in params.items():
+            print(f"  {name:<22} {p.type:<12} {p.values[profile]!r:<24} {p.help}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

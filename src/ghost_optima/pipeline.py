@@ -1,0 +1,357 @@
+"""The build: check inputs, run the notebooks in order with papermill, render the book.
+
+``build`` does, in order:
+
+1. read ``notebooks/profiles.yml`` and every notebook's parameters cell, and resolve the
+   profile with its ``--set`` overrides; any bad input raises ``ConfigError`` before work starts;
+2. run each notebook (``notebooks/NN_name.md``, numbered order) unless its inputs (source,
+   resolved parameters, package sources, lock) hash to what its last successful run recorded;
+   a run happens in a child process (``runner``) writing to a scratch path, so an interrupted or
+   failed run never replaces a good result; a failed run is kept under ``_build/failed/``;
+3. write ``results[/<profile>]/claims.json`` and the generated pages (ledger, reproducibility);
+4. assemble the book sources in a work folder, run Jupyter Book there (execution off, warnings
+   as errors), and only on success swap the new HTML into place.
+
+The full profile publishes to ``results/`` and ``_build/html``; any other profile ``P`` to
+``results/P/`` and ``_build/P/html``, so a quick test build never overwrites the book.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import claims, pages, profiles, provenance
+from .profiles import ConfigError
+from .record import RESULT_ENV
+from .runner import FAILED_CELL_EXIT
+
+PUBLISHED = "full"
+PACKAGE_DIR = Path(__file__).parent
+
+
+class BuildError(RuntimeError):
+    """A notebook or the book failed; the message names what and where."""
+
+
+@dataclass(frozen=True)
+class Project:
+    """Where a book's sources and outputs live, relative to its root folder."""
+
+    root: Path
+
+    @property
+    def notebooks(self) -> Path:
+        return self.root / "notebooks"
+
+    @property
+    def book(self) -> Path:
+        return self.root / "book"
+
+    def results(self, profile: str) -> Path:
+        base = self.root / "results"
+        return base if profile == PUBLISHED else base / profile
+
+    def html(self, profile: str) -> Path:
+        base = self.root / "_build"
+        return base / "html" if profile == PUBLISHED else base / profile / "html"
+
+    def executed(self, profile: str) -> Path:
+        return self.book / "_generated" / profile
+
+    def work(self, profile: str) -> Path:
+        return self.root / "_build" / ".work" / profile
+
+    def failed(self, profile: str) -> Path:
+        return self.root / "_build" / "failed" / profile
+
+    def notebook_sources(self) -> dict[str, Path]:
+        return {p.stem: p for p in sorted(self.notebooks.glob("[0-9][0-9]_*.md"))}
+
+
+@dataclass(frozen=True)
+class Plan:
+    profile: str
+    notebooks: dict[str, Path]  # all notebooks of the book, in order
+    selected: list[str]  # the ones this build may run
+    parameters: dict[str, dict]
+
+
+def plan(project: Project, profile: str, only=(), overrides=()) -> Plan:
+    """Check everything the build will need and resolve parameters; raises ConfigError."""
+    declared = profiles.load(project.notebooks / "profiles.yml")
+    declared.check_profile(profile)
+    sources = project.notebook_sources()
+    for stem, path in sources.items():
+        if stem not in declared.notebooks:
+            raise ConfigError(f"{path.name}: no entry in notebooks/profiles.yml")
+        defaults = profiles.parameters_cell(_parameters_source(path))
+        expected = set(declared.notebooks[stem])
+        if set(defaults) != expected:
+            raise ConfigError(
+                f"{path.name}: parameters cell declares {sorted(defaults)} but profiles.yml "
+                f"declares {sorted(expected)}"
+            )
+    stray = sorted(set(declared.notebooks) - set(sources))
+    if stray:
+        raise ConfigError(f"profiles.yml declares notebooks that do not exist: {stray}")
+    parameters = declared.resolve(profile, list(overrides))
+    selected = list(sources)
+    if only:
+        selected = [_match(name, sources) for name in only]
+        selected = [stem for stem in sources if stem in selected]
+    return Plan(profile, sources, selected, {s: parameters[s] for s in sources})
+
+
+def _match(name: str, sources: dict) -> str:
+    hits = [stem for stem in sources if name in (stem, stem.split("_", 1)[1])]
+    if len(hits) != 1:
+        raise ConfigError(f"--only {name!r}: no such notebook; choose from {list(sources)}")
+    return hits[0]
+
+
+def _parameters_source(path: Path) -> str:
+    import jupytext
+
+    cells = [c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ConfigError(
+            f"{path.name}: needs exactly one cell tagged 'parameters', has {len(cells)}"
+        )
+    return cells[0].source
+
+
+def inputs_hash(project: Project, stem: str, params: dict) -> str:
+    lock = project.root / "requirements.lock"
+    return provenance.digest(
+        project.notebook_sources()[stem].read_bytes(),
+        provenance.json_digest(params).encode(),
+        provenance.tree_digest(PACKAGE_DIR).encode(),
+        lock.read_bytes() if lock.exists() else b"",
+    )
+
+
+def load_result(path: Path) -> dict | None:
+    """A result file, or None when it is missing, unreadable or altered since it was written."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    checksum = record.pop("checksum", None)
+    return record if checksum == provenance.json_digest(record) else None
+
+
+def write_json(path: Path, record: dict, *, checksum: bool = False) -> None:
+    """Write atomically (temp file, then rename), optionally sealing with a checksum."""
+    if checksum:
+        record = {**record, "checksum": provenance.json_digest(record)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False) + "\n", "utf-8")
+    os.replace(tmp, path)
+
+
+def build(
+    project: Project, profile: str = PUBLISHED, *, only=(), overrides=(), force=False, log=print
+):
+    """Run the notebooks that need it, then render the book. Raises ConfigError or BuildError."""
+    start = time.perf_counter()
+    job = plan(project, profile, only, overrides)
+    results = project.results(profile)
+    for index, stem in enumerate(job.selected, start=1):
+        prefix = f"[{index}/{len(job.selected)}] {stem}"
+        params = job.parameters[stem]
+        key = inputs_hash(project, stem, params)
+        previous = load_result(results / f"{stem}.json")
+        executed = project.executed(profile) / f"{stem}.ipynb"
+        if not force and previous and previous["inputs_hash"] == key and executed.exists():
+            log(f"{prefix}: cached (inputs unchanged)")
+            continue
+        if previous is None and (results / f"{stem}.json").exists():
+            log(f"{prefix}: result file unreadable or altered; running again")
+        log(f"{prefix}: running ...")
+        seconds = run_notebook(project, job, stem, key)
+        log(f"{prefix}: done in {seconds:.1f} s")
+
+    records = {stem: load_result(results / f"{stem}.json") for stem in job.notebooks}
+    write_json(results / "claims.json", {"profile": profile, "claims": collect_claims(records)})
+    missing = [stem for stem, r in records.items() if r is None]
+    if missing:
+        log(f"book not rendered: no successful run yet of {missing} (build without --only)")
+        return
+    render(project, profile, records, log)
+    log(f"build finished in {time.perf_counter() - start:.1f} s")
+
+
+def run_notebook(project: Project, job: Plan, stem: str, key: str) -> float:
+    """Execute one notebook in a child process; on success store its notebook and result."""
+    scratch = project.root / "_build" / ".running" / job.profile / stem
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    output, partial = scratch / f"{stem}.ipynb", scratch / "result.json"
+    spec = {
+        "source": str(job.notebooks[stem]),
+        "output": str(output),
+        "parameters": job.parameters[stem],
+        "cwd": str(project.notebooks),
+        "timeout": 3600,
+    }
+    (scratch / "job.json").write_text(json.dumps(spec), encoding="utf-8")
+    env = {
+        **os.environ,
+        RESULT_ENV: str(partial),
+        "MPLBACKEND": "Agg",
+        "PYTHONHASHSEED": "0",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count() or 1)),
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    }
+    started = time.perf_counter()
+    with open(scratch / "kernel.log", "w", encoding="utf-8") as kernel_log:
+        done = subprocess.run(
+            [sys.executable, "-m", "ghost_optima.runner", str(scratch / "job.json")],
+            env=env,
+            stdout=kernel_log,
+            stderr=subprocess.STDOUT,
+        )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise BuildError(_failure_message(project, job.profile, stem, scratch, done.returncode))
+    record = json.loads(partial.read_text(encoding="utf-8")) if partial.exists() else {}
+    record.update(
+        notebook=stem,
+        inputs_hash=key,
+        provenance={
+            **provenance.git_state(project.root),
+            "profile": job.profile,
+            "parameters": job.parameters[stem],
+            "seeds": {k: v for k, v in job.parameters[stem].items() if "seed" in k},
+            "threads": record.pop("threads", None) or int(env["OMP_NUM_THREADS"]),
+            "wall_seconds": round(seconds, 1),
+            "versions": provenance.versions(),
+            "machine": provenance.machine(),
+        },
+    )
+    executed = project.executed(job.profile) / f"{stem}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(output, executed)
+    write_json(project.results(job.profile) / f"{stem}.json", record, checksum=True)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return seconds
+
+
+def _failure_message(project: Project, profile: str, stem: str, scratch: Path, code: int) -> str:
+    kept = project.failed(profile)
+    kept.mkdir(parents=True, exist_ok=True)
+    notebook = scratch / f"{stem}.ipynb"
+    if notebook.exists():
+        os.replace(notebook, kept / f"{stem}.ipynb")
+    shutil.copy(scratch / "kernel.log", kept / f"{stem}.log")
+    error_file = scratch / "error.json"
+    if code == FAILED_CELL_EXIT and error_file.exists():
+        error = json.loads(error_file.read_text(encoding="utf-8"))
+        where = f"code cell {error['code_cell']}" if error["code_cell"] else "a cell"
+        text = (
+            f"notebook {stem} failed in {where} ({error['first_line']!r}): "
+            f"{error['ename']}: {error['evalue']}"
+        )
+    else:
+        log_tail = (kept / f"{stem}.log").read_text(encoding="utf-8").strip().splitlines()[-5:]
+        text = f"notebook {stem} could not run (exit status {code}):\n  " + "\n  ".join(log_tail)
+    return (
+        f"{text}\n  executed notebook kept at {kept / (stem + '.ipynb')}; the book was not changed"
+    )
+
+
+def collect_claims(records: dict[str, dict | None]) -> list[dict]:
+    recorded = {}
+    for stem, record in records.items():
+        for cid, entry in (record or {}).get("claims", {}).items():
+            recorded[cid] = {**entry, "notebook": stem}
+    return claims.ledger(recorded)
+
+
+def render(project: Project, profile: str, records: dict[str, dict], log=print) -> None:
+    """Assemble the book in a work folder, build it, and swap the HTML in on success."""
+    work = project.work(profile)
+    source = work / "book"
+    files = {
+        p.relative_to(project.book): p.read_bytes()
+        for p in project.book.rglob("*")
+        if p.is_file() and "_generated" not in p.relative_to(project.book).parts
+    }
+    for stem in records:
+        files[Path("_generated") / f"{stem}.ipynb"] = (
+            project.executed(profile) / f"{stem}.ipynb"
+        ).read_bytes()
+    for name, text in pages.generated(profile, records, collect_claims(records)).items():
+        files[Path("_generated") / name] = text.encode("utf-8")
+    config = (project.root / "_config.yml").read_bytes()
+    book_hash = provenance.digest(
+        config, *(b for rel in sorted(files) for b in (str(rel).encode(), files[rel]))
+    )
+    html = project.html(profile)
+    stamp = work / "book.sha256"
+    if html.joinpath("index.html").exists() and stamp.exists() and stamp.read_text() == book_hash:
+        log("book: unchanged, not rebuilt")
+        return
+    _sync(source, files)
+    log("book: rendering with Jupyter Book ...")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("jupyter-book")),
+            "build",
+            str(source),
+            "--config",
+            str(project.root / "_config.yml"),
+            "--toc",
+            str(source / "_toc.yml"),
+            "--path-output",
+            str(work),
+            "-W",
+            "-n",
+            "--keep-going",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    built = work / "_build" / "html"
+    if done.returncode != 0 or not (built / "index.html").exists():
+        (work / "jupyter-book.log").write_text(done.stdout + done.stderr, encoding="utf-8")
+        tail = "\n  ".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        raise BuildError(f"Jupyter Book failed; the previous book was kept:\n  {tail}")
+    _swap(built, html)
+    stamp.write_text(book_hash)
+    log(f"book: rendered to {html} in {time.perf_counter() - started:.1f} s")
+
+
+def _sync(folder: Path, files: dict[Path, bytes]) -> None:
+    """Make ``folder`` hold exactly ``files``, rewriting only what changed.
+
+    Unchanged files keep their timestamps, so Sphinx rebuilds only the pages that changed.
+    """
+    for rel, data in files.items():
+        target = folder / rel
+        if not target.exists() or target.read_bytes() != data:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    if folder.exists():
+        for p in folder.rglob("*"):
+            if p.is_file() and p.relative_to(folder) not in files:
+                p.unlink()
+
+
+def _swap(built: Path, html: Path) -> None:
+    fresh, old = html.with_name(html.name + ".new"), html.with_name(html.name + ".old")
+    for leftover in (fresh, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    shutil.copytree(built, fresh)
+    if html.exists():
+        os.replace(html, old)
+    os.replace(fresh, html)
+    shutil.rmtree(old, ignore_errors=True)

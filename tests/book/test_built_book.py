@@ -1,0 +1,107 @@
+"""Checks of a built book (``pytest tests/book --book-profile quick`` after a build)."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from ghost_optima import claims, pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = pipeline.Project(ROOT)
+
+
+@pytest.fixture(scope="module")
+def profile(request) -> str:
+    name = request.config.getoption("--book-profile")
+    if not (PROJECT.html(name) / "index.html").exists():
+        pytest.fail(
+            f"no book built for profile {name!r}: run `ghost-optima build --profile {name}`"
+        )
+    return name
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
+        files += [chapter["file"] for chapter in part["chapters"]]
+    return files
+
+
+def text(path: Path) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", path.read_text(encoding="utf-8")))
+
+
+def test_every_page_of_the_toc_is_rendered(profile):
+    for name in toc_files():
+        assert (PROJECT.html(profile) / f"{name}.html").exists(), name
+
+
+def test_claims_json_has_one_entry_per_registered_claim(profile):
+    rows = json.loads((PROJECT.results(profile) / "claims.json").read_text())["claims"]
+    assert [row["id"] for row in rows] == list(claims.registry())
+    for row in rows:
+        assert row["verdict"] in (*claims.VERDICTS, claims.NOT_TESTED)
+        if row["verdict"] != claims.NOT_TESTED:
+            assert row["key"] in row["figures"], row["id"]
+    tested = {row["id"] for row in rows if row["verdict"] != claims.NOT_TESTED}
+    assert {"T1", "T2"} <= tested
+
+
+def test_ledger_shows_the_same_verdicts_as_the_json(profile):
+    rows = json.loads((PROJECT.results(profile) / "claims.json").read_text())["claims"]
+    page = text(PROJECT.html(profile) / "_generated" / "ledger.html")
+    for row in rows:
+        assert re.search(rf"\b{row['id']}\b .*? {re.escape(row['verdict'])}", page), row["id"]
+
+
+def test_executed_notebooks_are_clean(profile):
+    for stem in PROJECT.notebook_sources():
+        notebook = nbformat.read(PROJECT.executed(profile) / f"{stem}.ipynb", as_version=4)
+        assert not notebook.metadata.papermill.get("exception")
+        for cell in notebook.cells:
+            if cell.cell_type != "code":
+                continue
+            assert cell.execution_count is not None, f"{stem}: a cell did not run"
+            for output in cell.outputs:
+                assert output.output_type != "error", stem
+                if output.get("name") == "stderr":
+                    assert "Warning" not in output.text, f"{stem} warns: {output.text[:300]}"
+
+
+def test_no_page_shows_a_traceback(profile):
+    for page in (PROJECT.html(profile) / "_generated").glob("*.html"):
+        content = page.read_text(encoding="utf-8")
+        assert "Traceback (most recent call last)" not in content, page.name
+        assert "An Exception was encountered" not in content, page.name
+
+
+def test_same_profile_gives_the_same_claim_figures(profile):
+    before = json.loads((PROJECT.results(profile) / "claims.json").read_text())
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ghost_optima.cli",
+            "--root",
+            str(ROOT),
+            "build",
+            "--profile",
+            profile,
+            "--only",
+            "symmetry",
+            "--force",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    after = json.loads((PROJECT.results(profile) / "claims.json").read_text())
+    assert after == before

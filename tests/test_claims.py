@@ -1,0 +1,93 @@
+"""The registry and its rule evaluator."""
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ghost_optima import claims
+from ghost_optima.claims import Rule, RuleError, evaluate
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "CLAIMS.md"
+
+
+def rule(supported, not_supported="False_", otherwise="inconclusive", key="x"):
+    return Rule("text", supported, not_supported, otherwise, key)
+
+
+def test_registry_lists_every_claim_of_the_spec_in_order():
+    ids = list(claims.registry())
+    expected = [
+        "T1",
+        "T2",
+        "T3",
+        "T4",
+        "T5",
+        "T6",
+        "T7",
+        "E1",
+        "E2",
+        "E3",
+        "E4",
+        "E5",
+        "M1",
+        "M2",
+        "M3",
+        "M4",
+        "M5",
+        "X1",
+        "X2",
+    ]
+    assert ids == expected
+    if SHARED.exists():  # the spec sits beside the repository in the workplace
+        assert re.findall(r"\*\*([TEMX]\d) ", SHARED.read_text()) == expected
+
+
+def test_every_claim_is_bilingual_and_sourced():
+    for claim in claims.registry().values():
+        assert claim.statement_en and claim.statement_ja and claim.source
+        assert re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", claim.statement_ja), claim.id
+        assert re.fullmatch(r"\d\d_[a-z_]+", claim.notebook), claim.notebook
+
+
+def test_rules_give_the_expected_verdicts():
+    r = Rule("t", "x < 1 and y.lo > 0", "x > 2 or y.hi < 0", "mixed", "x")
+    assert evaluate(r, {"x": 0.5, "y": {"value": 1, "lo": 0.1, "hi": 2}}) == "supported"
+    assert evaluate(r, {"x": 3, "y": {"value": 1, "lo": 0.1, "hi": 2}}) == "not supported"
+    assert evaluate(r, {"x": 1.5, "y": {"value": 1, "lo": -1, "hi": 2}}) == "mixed"
+
+
+def test_chained_comparisons_and_functions():
+    r = Rule("t", "0.9 < abs(x) <= 1.1", "max(x, y) > 5", "inconclusive", "x")
+    assert evaluate(r, {"x": -1.0, "y": 0}) == "supported"
+    assert evaluate(r, {"x": 0.0, "y": 6}) == "not supported"
+    assert evaluate(r, {"x": 0.0, "y": 0}) == "inconclusive"
+
+
+@given(st.floats(-1e6, 1e6), st.floats(-1e6, 1e6))
+def test_comparison_matches_python(a, b):
+    r = Rule("t", "a < b", "a >= b", "inconclusive", "a")
+    assert evaluate(r, {"a": a, "b": b}) == ("supported" if a < b else "not supported")
+
+
+def test_missing_figures_and_code_are_refused():
+    with pytest.raises(RuleError, match="'y'"):
+        evaluate(Rule("t", "y > 1", "x < 0", "mixed", "x"), {"x": 1})
+    with pytest.raises(RuleError, match="key figure"):
+        evaluate(Rule("t", "x > 1", "x < 0", "mixed", "z"), {"x": 1})
+    with pytest.raises(RuleError, match="interval"):
+        evaluate(Rule("t", "x.lo > 1", "x < 0", "mixed", "x"), {"x": 1})
+    with pytest.raises(RuleError, match="unsupported"):
+        evaluate(Rule("t", "__import__('os')", "x < 0", "mixed", "x"), {"x": 1})
+
+
+def test_ledger_marks_untested_claims():
+    rows = claims.ledger(
+        {"T1": {"verdict": "supported", "key": "x", "figures": {"x": 1}, "notebook": "10_symmetry"}}
+    )
+    assert len(rows) == len(claims.registry())
+    verdicts = {row["id"]: row["verdict"] for row in rows}
+    assert verdicts["T1"] == "supported"
+    assert all(v == claims.NOT_TESTED for cid, v in verdicts.items() if cid != "T1")

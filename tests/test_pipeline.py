@@ -1,0 +1,205 @@
+"""The build pipeline on a small fixture book: caching, refusals, failures, provenance."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ghost_optima import pipeline
+from ghost_optima.profiles import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
+
+
+def notebook(title: str, parameters: str, body: str) -> str:
+    cells = [f"```{{code-cell}} ipython3\n:tags: [parameters]\n{parameters}\n```"]
+    cells += [f"```{{code-cell}} ipython3\n{code}\n```" for code in body.split("\n\n")]
+    return HEADER + f"# {title}\n\n" + "\n\n".join(cells) + "\n"
+
+
+@pytest.fixture
+def book(tmp_path) -> pipeline.Project:
+    """Two notebooks; the second reads a parameter and glues a number into its prose."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "book").mkdir()
+    (tmp_path / "notebooks" / "10_first.md").write_text(
+        notebook("First", "seed = 0  # seed", "value = seed * 2\nprint(value)")
+    )
+    (tmp_path / "notebooks" / "20_second.md").write_text(
+        notebook(
+            "Second",
+            "scale = 1.5  # a number",
+            "from ghost_optima.record import Recorder\nrec = Recorder('20_second')\n"
+            "rec.glue('doubled', 2 * scale)",
+        ).replace("\n```{code-cell}", "\nDoubled: {glue:text}`doubled:.2f`.\n\n```{code-cell}", 1)
+    )
+    (tmp_path / "notebooks" / "profiles.yml").write_text(
+        "profiles: [full, quick]\nnotebooks:\n"
+        "  10_first:\n    seed: {type: int, min: 0, value: 0}\n"
+        "  20_second:\n    scale: {type: float, min: 0.0, full: 1.5, quick: 0.5}\n"
+    )
+    (tmp_path / "book" / "intro.md").write_text("# Fixture\n\nA fixture book.\n")
+    (tmp_path / "book" / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n  - file: _generated/10_first\n"
+        "  - file: _generated/20_second\n  - file: _generated/ledger\n"
+        "  - file: _generated/reproducibility\n"
+    )
+    (tmp_path / "book" / "references.bib").write_text("")
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    return pipeline.Project(tmp_path)
+
+
+def page_text(path: Path) -> str:
+    return re.sub(r"<[^>]+>", "", path.read_text())
+
+
+def build(project, *args, **kwargs):
+    lines = []
+    pipeline.build(project, *args, log=lines.append, **kwargs)
+    return lines
+
+
+def cli(project, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "ghost_optima.cli", "--root", str(project.root), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_build_caches_and_reruns_only_what_changed(book):
+    first = build(book, "quick")
+    assert any("10_first: done" in line for line in first)
+    html = book.html("quick") / "_generated" / "20_second.html"
+    assert "Doubled: 1.00." in page_text(html)
+    result = json.loads((book.results("quick") / "20_second.json").read_text())
+    assert result["values"] == {"doubled": 1.0}
+    assert result["provenance"]["parameters"] == {"scale": 0.5}
+    assert set(result["provenance"]["versions"]) >= {"torch", "papermill", "jupyter-book"}
+
+    second = build(book, "quick")
+    assert second[:2] == [
+        "[1/2] 10_first: cached (inputs unchanged)",
+        "[2/2] 20_second: cached (inputs unchanged)",
+    ]
+    assert "book: unchanged, not rebuilt" in second
+
+    third = build(book, "quick", overrides=["scale=2"])
+    assert "[1/2] 10_first: cached (inputs unchanged)" in third
+    assert "[2/2] 20_second: running ..." in third
+    assert "Doubled: 4.00." in page_text(html)
+
+    forced = build(book, "quick", overrides=["scale=2"], force=True, only=["first"])
+    assert forced[0] == "[1/1] 10_first: running ..."
+
+
+def test_a_failing_cell_is_named_and_the_book_kept(book):
+    build(book, "quick")
+    index = book.html("quick") / "index.html"
+    before = index.read_bytes()
+    (book.notebooks / "20_second.md").write_text(
+        notebook(
+            "Second", "scale = 1.5  # a number", "x = 1\n\nraise RuntimeError('planted failure')"
+        )
+    )
+    with pytest.raises(pipeline.BuildError) as failure:
+        build(book, "quick")
+    message = str(failure.value)
+    assert "notebook 20_second failed in code cell 3" in message
+    assert "RuntimeError: planted failure" in message
+    assert (book.failed("quick") / "20_second.ipynb").exists()
+    assert index.read_bytes() == before
+    # the last good result is still the one on record
+    assert (
+        json.loads((book.results("quick") / "20_second.json").read_text())["values"]["doubled"]
+        == 1.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--profile", "nosuch"], "unknown profile 'nosuch'"),
+        (["--set", "nosuch=1"], "unknown parameter 'nosuch'"),
+        (["--set", "scale=abc"], "cannot read 'abc' as float"),
+        (["--set", "seed=-3"], "below the minimum"),
+        (["--only", "third"], "no such notebook"),
+    ],
+)
+def test_bad_input_is_refused_before_any_work(book, args, message):
+    html = book.html("full")
+    html.mkdir(parents=True)
+    (html / "index.html").write_text("the last good book")
+    done = cli(book, "build", *args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert (html / "index.html").read_text() == "the last good book"
+    assert not (book.root / "results").exists()
+
+
+def test_parameters_cell_must_match_the_declaration(book):
+    (book.notebooks / "10_first.md").write_text(notebook("First", "seed = 0\nextra = 1", "pass"))
+    with pytest.raises(ConfigError, match="parameters cell declares"):
+        pipeline.plan(book, "quick")
+
+
+def test_altered_result_file_is_not_trusted(book):
+    build(book, "quick")
+    path = book.results("quick") / "20_second.json"
+    record = json.loads(path.read_text())
+    record["values"]["doubled"] = 99.0
+    path.write_text(json.dumps(record))
+    assert pipeline.load_result(path) is None
+    lines = build(book, "quick")
+    assert any("20_second: result file unreadable or altered" in line for line in lines)
+    assert pipeline.load_result(path)["values"]["doubled"] == 1.0
+
+
+def test_claims_json_lists_every_registered_claim(book):
+    build(book, "quick")
+    rows = json.loads((book.results("quick") / "claims.json").read_text())["claims"]
+    assert [r["id"] for r in rows][:3] == ["T1", "T2", "T3"]
+    assert {r["verdict"] for r in rows} == {"not yet tested"}
+
+
+def test_the_real_notebooks_match_their_declarations():
+    plan = pipeline.plan(pipeline.Project(ROOT), "quick")
+    assert list(plan.notebooks) == sorted(plan.notebooks)
+    toc = (ROOT / "book" / "_toc.yml").read_text()
+    for stem in plan.notebooks:
+        assert f"_generated/{stem}" in toc, f"{stem} is missing from book/_toc.yml"
+
+
+def test_cli_lists_parameters():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ghost_optima.cli",
+            "--root",
+            str(ROOT),
+            "params",
+            "--profile",
+            "quick",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "10_symmetry" in done.stdout and "n_archs" in done.stdout
