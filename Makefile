@@ -15,7 +15,7 @@ test: lint pytest quick-book
 	@echo "make test: lint, unit tests, quick book and its checks all passed"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m ghost_optima.check_notebooks notebooks
 
 pytest: $(STAMP)
@@ -29,8 +29,8 @@ quick-book: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install -qq -r requirements.lock
+	$(BIN)/python -m pip install -qq --no-deps -e .
 	cp requirements.lock $(STAMP)
 
 clean:

@@ -1,8 +1,8 @@
 """Lint the notebook sources: one parameters cell, a kernelspec, and ruff-clean code.
 
 ``python -m ghost_optima.check_notebooks notebooks`` converts each MyST notebook to a Python
-script in memory and pipes it through ``ruff check`` (long lines, late imports and bare expressions that display allowed, as
-is usual in notebooks). Exits non-zero, naming the notebook, on the first kind of problem.
+script in memory and pipes it through ``ruff check`` (allowing what is usual in notebooks: long
+lines, late imports, bare expressions that display). Exits non-zero, naming each problem.
 """
 
 import subprocess

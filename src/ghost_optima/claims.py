@@ -17,6 +17,7 @@ expressions are false the verdict is the rule's ``otherwise`` (``mixed`` or ``in
 import ast
 import math
 import operator
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -58,7 +59,17 @@ def registry() -> dict[str, Claim]:
     return {cid: _parse_claim(cid, entry) for cid, entry in raw.items()}
 
 
+def join_cjk(text: str) -> str:
+    """Drop the spaces that line folding leaves between Japanese characters."""
+    return _CJK_GAP.sub("", " ".join(text.split()))
+
+
+_CJK = "\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef"  # kana, CJK ideographs, full-width forms
+_CJK_GAP = re.compile(f"(?<=[{_CJK}]) (?=[{_CJK}])")
+
+
 def _parse_claim(cid: str, entry: dict) -> Claim:
+    entry["statement_ja"] = join_cjk(entry["statement_ja"])
     rule = entry.pop("rule")
     if rule is not None:
         if rule["otherwise"] not in ("mixed", "inconclusive"):

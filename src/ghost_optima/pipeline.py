@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import claims, pages, profiles, provenance
+from . import claims, pages, profiles, provenance, summary
 from .profiles import ConfigError
 from .record import RESULT_ENV
 from .runner import FAILED_CELL_EXIT
@@ -287,8 +287,11 @@ def render(project: Project, profile: str, records: dict[str, dict], log=print) 
         files[Path("_generated") / f"{stem}.ipynb"] = (
             project.executed(profile) / f"{stem}.ipynb"
         ).read_bytes()
-    for name, text in pages.generated(profile, records, collect_claims(records)).items():
+    rows = collect_claims(records)
+    for name, text in pages.generated(profile, records, rows).items():
         files[Path("_generated") / name] = text.encode("utf-8")
+    for name, data in summary.generated(rows).items():
+        files[Path("_generated") / name] = data
     config = (project.root / "_config.yml").read_bytes()
     book_hash = provenance.digest(
         config, *(b for rel in sorted(files) for b in (str(rel).encode(), files[rel]))

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from ghost_optima import claims, pipeline
+from ghost_optima.record import format_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = pipeline.Project(ROOT)
@@ -105,3 +106,19 @@ def test_same_profile_gives_the_same_claim_figures(profile):
     assert done.returncode == 0, done.stderr
     after = json.loads((PROJECT.results(profile) / "claims.json").read_text())
     assert after == before
+
+
+def test_executive_pages_show_the_recorded_numbers(profile):
+    rows = json.loads((PROJECT.results(profile) / "claims.json").read_text())["claims"]
+    folder = PROJECT.html(profile) / "_generated"
+    english, japanese = text(folder / "summary_en.html"), text(folder / "summary_ja.html")
+    assert re.search(r"[\u3040-\u30ff]", japanese)
+    for row in rows:
+        if row["verdict"] == claims.NOT_TESTED:
+            continue
+        figure = format_figure(row["figures"][row["key"]])
+        assert figure in english and figure in japanese, (row["id"], figure)
+    tally = sum(1 for row in rows if row["verdict"] == "supported")
+    assert f"{tally} supported" in english
+    checklist = text(folder / "checklist.html")
+    assert "P1" in checklist and "P4" in checklist

@@ -1,0 +1,239 @@
+"""The executive pages: summary (English, Japanese), its figure, and the meeting checklist.
+
+Generated at build time from the claims ledger (``results/claims.json``), so every verdict and
+number they show is the recorded one. The wording that depends on evidence is declared in
+``checklist.yml``: a meeting phrase is shown as the brief would say it only when every claim
+behind it is supported, replaced by a corrected phrasing when one is not supported or mixed,
+and flagged as untested while one has no verdict.
+"""
+
+from functools import cache
+from importlib import resources
+
+import yaml
+
+from .claims import NOT_TESTED, join_cjk
+from .pages import badge
+from .record import format_figure
+
+COLORS = {
+    "supported": "#1a7f37",
+    "not supported": "#cf222e",
+    "mixed": "#bf8700",
+    "inconclusive": "#6e7781",
+    NOT_TESTED: "#d0d7de",
+}
+JA_VERDICT = {
+    "supported": "支持",
+    "not supported": "不支持",
+    "mixed": "一部支持",
+    "inconclusive": "判定不能",
+    NOT_TESTED: "未検証",
+}
+
+
+@cache
+def wording() -> dict:
+    text = resources.files(__package__).joinpath("checklist.yml").read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+def phrase_status(claim_ids: list[str], verdicts: dict[str, str]) -> str:
+    """``say`` if all supported; ``instead`` if any is refuted or mixed; else ``untested``."""
+    found = [verdicts[cid] for cid in claim_ids]
+    if all(v == "supported" for v in found):
+        return "say"
+    if any(v in ("not supported", "mixed") for v in found):
+        return "instead"
+    return "untested"
+
+
+def key_figure(row: dict) -> str:
+    return f"`{row['key']}` = {format_figure(row['figures'][row['key']])}" if row["key"] else "—"
+
+
+def draw_figure(rows: list[dict]) -> bytes:
+    """One row per claim, coloured by verdict, with its key figure: readable in ten seconds."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    fig, ax = plt.subplots(figsize=(8.5, 0.34 * len(rows) + 1.2), facecolor="white")
+    for y, row in enumerate(reversed(rows)):
+        ax.barh(y, 1, color=COLORS[row["verdict"]], height=0.8)
+        ax.text(
+            0.02,
+            y,
+            f"{row['id']}  {row['title']}",
+            va="center",
+            fontsize=9,
+            color="white" if row["verdict"] in ("supported", "not supported") else "black",
+        )
+        figure = format_figure(row["figures"][row["key"]]) if row["key"] else ""
+        ax.text(1.02, y, figure, va="center", fontsize=8)
+    ax.set(xlim=(0, 1.6), ylim=(-0.6, len(rows) - 0.4))
+    ax.axis("off")
+    present = [v for v in COLORS if any(r["verdict"] == v for r in rows)]
+    ax.legend(
+        handles=[Patch(color=COLORS[v], label=v) for v in present],
+        loc="lower center",
+        bbox_to_anchor=(0.45, 1.0),
+        ncol=len(present),
+        frameon=False,
+        fontsize=8,
+    )
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110, facecolor="white", metadata={"Software": None})
+    plt.close(fig)
+    return png.getvalue()
+
+
+def _lists(rows: list[dict], lang: str) -> list[str]:
+    groups = [
+        ("supported", "What held", "成り立ったこと"),
+        ("not supported", "What did not hold", "成り立たなかったこと"),
+        ("mixed", "Partly", "一部だけ成り立ったこと"),
+        ("inconclusive", "Inconclusive", "判定できなかったこと"),
+    ]
+    lines = []
+    for verdict, en, ja in groups:
+        chosen = [r for r in rows if r["verdict"] == verdict]
+        if not chosen:
+            continue
+        lines += [f"## {en if lang == 'en' else ja}", ""]
+        for r in chosen:
+            statement = r["statement_en"] if lang == "en" else r["statement_ja"]
+            lines.append(
+                f"- **{r['id']}** {join_cjk(statement)} ({key_figure(r)}; {{doc}}`{r['notebook']}`)"
+            )
+        lines.append("")
+    untested = [r["id"] for r in rows if r["verdict"] == NOT_TESTED]
+    if untested:
+        head = "Not yet tested" if lang == "en" else "未検証"
+        body = (
+            "No chapter measures these yet; read nothing into them: "
+            if lang == "en"
+            else "まだどの章でも測定していないため、判断材料にしないこと: "
+        )
+        lines += [f"## {head}", "", body + ", ".join(untested) + ".", ""]
+    return lines
+
+
+def summary_page(rows: list[dict], lang: str) -> str:
+    verdicts = {r["id"]: r["verdict"] for r in rows}
+    counts = {v: sum(1 for r in rows if r["verdict"] == v) for v in COLORS}
+    en = lang == "en"
+    tally = ", ".join(f"{n} {v if en else JA_VERDICT[v]}" for v, n in counts.items() if n)
+    lines = [
+        f"(summary-{lang})=",
+        "# Summary for decision makers" if en else "# 経営層向け要約",
+        "",
+    ]
+    lines += [INTRO_EN if en else join_cjk(INTRO_JA), ""]
+    lines += [
+        ("**Scoreboard.** " if en else "**判定の内訳。** ") + tally + ("." if en else "。"),
+        "",
+    ]
+    lines += [
+        f"```{{figure}} summary.png\n:name: summary-figure-{lang}\n:alt: verdict of every claim\n\n"
+        + (
+            "Every claim and its verdict, with its key figure."
+            if en
+            else "各主張の判定と主要な数値。"
+        )
+        + "\n```",
+        "",
+    ]
+    lines += _lists(rows, lang)
+    lines += ["## What it means for an investment decision" if en else "## 投資判断への示唆", ""]
+    lines += [MEANING_EN if en else join_cjk(MEANING_JA), ""]
+    lines += ["| stage | evidence |" if en else "| 段階 | 根拠 |", "|---|---|"]
+    for stage in wording()["stages"]:
+        evidence = " ".join(f"{cid} {badge(verdicts[cid])}" for cid in stage["claims"])
+        lines.append(f"| {stage['en'] if en else join_cjk(stage['ja'])} | {evidence} |")
+    lines += [
+        "",
+        (
+            "See the {ref}`checklist` for what to say in meetings."
+            if en
+            else "会議での言い方は {ref}`checklist` を参照。"
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def checklist_page(rows: list[dict]) -> str:
+    verdicts = {r["id"]: r["verdict"] for r in rows}
+    by_id = {r["id"]: r for r in rows}
+    lines = ["(checklist)=", "# Meeting checklist / 会議用チェックリスト", ""]
+    lines += [CHECKLIST_INTRO_EN, "", join_cjk(CHECKLIST_INTRO_JA), ""]
+    for phrase in wording()["phrases"]:
+        status = phrase_status(phrase["claims"], verdicts)
+        label = {
+            "say": "as the brief says it / 原文どおり",
+            "instead": "corrected / 修正版",
+            "untested": "not yet tested / 未検証",
+        }[status]
+        lines += [f"## {phrase['id']}: {label}", ""]
+        lines += [
+            f"- **EN**: {join_cjk(phrase[f'{status}_en'])}",
+            f"- **JA**: {join_cjk(phrase[f'{status}_ja'])}",
+        ]
+        for cid in phrase["claims"]:
+            row = by_id[cid]
+            lines.append(f"- {cid} {badge(row['verdict'])}: {key_figure(row)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def generated(rows: list[dict]) -> dict[str, bytes]:
+    """File name -> content of the figure and the pages (MyST, UTF-8)."""
+    pages = {
+        "summary_en.md": summary_page(rows, "en"),
+        "summary_ja.md": summary_page(rows, "ja"),
+        "checklist.md": checklist_page(rows),
+    }
+    return {"summary.png": draw_figure(rows)} | {k: v.encode("utf-8") for k, v in pages.items()}
+
+
+INTRO_EN = """\
+The paper (Glukhov 2024) argues that ordinary neural networks have an astronomical number of
+interchangeable solutions, because their hidden units can be relabelled freely; that a noisy or
+imprecise objective keeps training from settling on any one of them; and that this makes large
+models harder to reproduce and to tune. It proposes four design remedies. The brief we were given
+adds that data quality should be fixed first. This book tested each of those statements with a
+rule written down before the numbers were seen; the verdicts below come straight from those
+runs."""
+
+INTRO_JA = """\
+この論文(Glukhov 2024)は、通常のニューラルネットワークでは隠れユニットの番号を自由に付け替え
+られるため、互いに入れ替え可能な解が天文学的な数だけ存在し、目的関数にノイズや不正確さがあると
+学習がどれか一つに落ち着かず、その結果、大きなモデルほど再現や調整が難しくなると主張し、四つの
+設計上の対策を提案している。我々が受け取った要約資料は、まずデータ品質を正すべきだと付け加えて
+いる。本書はそれぞれの主張を、数値を見る前に定めた判定規則で検証した。以下の判定はすべてその
+実行結果から直接得たものである。"""
+
+MEANING_EN = """\
+Each stage of the brief's staged adoption plan is shown with the claims that would justify it and
+their verdicts. Spend on a stage when its evidence is supported; where it is untested or not
+supported, treat the stage as ordinary good practice rather than a fix for the problem the paper
+describes."""
+
+MEANING_JA = """\
+要約資料の段階的導入計画の各段階を、それを正当化する主張とその判定とともに示す。根拠が支持された
+段階には投資してよい。未検証または不支持の段階は、論文が述べる問題の解決策ではなく、通常の良い
+実務として扱うべきである。"""
+
+CHECKLIST_INTRO_EN = """\
+The brief's phrases for meetings, in our words. Each is shown as the brief would say it only when
+every claim behind it is supported; otherwise a corrected or hedged phrasing replaces it."""
+
+CHECKLIST_INTRO_JA = """\
+要約資料の会議用フレーズを我々の言葉で書き直したもの。根拠となる主張がすべて支持された場合のみ
+原文の趣旨どおりに示し、そうでなければ修正・留保した言い方に置き換える。"""

@@ -1,0 +1,67 @@
+"""The executive pages follow the verdicts: wording rules and generated content."""
+
+import pytest
+
+from ghost_optima import claims, summary
+
+
+def rows_with(verdicts: dict[str, str]) -> list[dict]:
+    recorded = {
+        cid: {"verdict": v, "key": "x", "figures": {"x": {"value": 0.5, "lo": 0.25, "hi": 0.75,
+                                                         "n": 16}}, "notebook": "10_symmetry"}
+        for cid, v in verdicts.items()
+    }
+    return claims.ledger(recorded)
+
+
+@pytest.mark.parametrize(
+    ("found", "status"),
+    [
+        (["supported", "supported"], "say"),
+        (["supported", "not supported"], "instead"),
+        (["mixed", "not yet tested"], "instead"),
+        (["supported", "not yet tested"], "untested"),
+        (["inconclusive", "supported"], "untested"),
+    ],
+)
+def test_phrase_status(found, status):
+    assert summary.phrase_status(["A", "B"], dict(zip("AB", found, strict=True))) == status
+
+
+def test_wording_refers_to_registered_claims_in_both_languages():
+    ids = set(claims.registry())
+    for phrase in summary.wording()["phrases"]:
+        assert set(phrase["claims"]) <= ids
+        for status in ("say", "instead", "untested"):
+            assert phrase[f"{status}_en"] and phrase[f"{status}_ja"]
+    for stage in summary.wording()["stages"]:
+        assert set(stage["claims"]) <= ids and stage["en"] and stage["ja"]
+
+
+def test_summary_groups_claims_by_verdict_with_their_figures():
+    rows = rows_with({"T1": "supported", "E4": "not supported"})
+    page = summary.summary_page(rows, "en")
+    held = page.index("## What held")
+    failed = page.index("## What did not hold")
+    assert held < page.index("**T1**") < failed < page.index("**E4**")
+    assert "0.5 [0.25, 0.75] (n=16)" in page
+    assert "T3" in page[page.index("## Not yet tested"):]
+    japanese = summary.summary_page(rows, "ja")
+    assert "## 成り立ったこと" in japanese and "1 支持" in japanese
+
+
+def test_checklist_switches_to_the_corrected_phrasing():
+    supported = summary.checklist_page(rows_with({"T2": "supported", "E4": "supported"}))
+    refuted = summary.checklist_page(rows_with({"T2": "supported", "E4": "not supported"}))
+    phrase = summary.wording()["phrases"][0]
+    assert claims.join_cjk(phrase["say_en"]) in supported
+    assert claims.join_cjk(phrase["instead_en"]) in refuted
+    assert claims.join_cjk(phrase["instead_ja"]) in refuted
+
+
+def test_join_cjk_removes_only_gaps_between_japanese_characters():
+    assert claims.join_cjk("付け替え\n られる ReLU では") == "付け替えられる ReLU では"
+
+
+def test_figure_is_a_png():
+    assert summary.draw_figure(rows_with({"T1": "supported"})).startswith(b"\x89PNG")
