@@ -1,0 +1,282 @@
+"""Train an ensemble of identical MLPs at once, one member per seed, with stacked weights.
+
+Parameters follow the book's MLP convention ``{"W1": (n_1, n_0), "b1": (n_1,), ...,
+"W{L+1}": (n_out, n_L), "b{L+1}": (n_out,)}``; an ensemble of ``E`` members stacks them along a
+leading axis, ``W_l: (E, n_l, n_{l-1})``, ``b_l: (E, n_l)``. The forward pass of all members is
+one batched matmul per layer,
+
+    h_0 = x,   h_l = act(h_{l-1} W_l^T + b_l)  (l <= L),   f = h_L W_{L+1}^T + b_{L+1},
+
+with ``x`` shared ``(N, n_0)`` or per member ``(E, N, n_0)``. The loss of member ``e`` is the
+mean over its minibatch of the per-example loss (cross-entropy for classification, the mean
+over outputs of the squared error for regression); the sum over members is differentiated
+once, which gives each member exactly its own gradient because members share nothing.
+
+Member ``e`` with seed ``s_e`` is an ordinary single-model run: ``member_generators(s_e)``
+gives one generator for its initialisation (``ghost_optima.symmetry.init_mlp``, PyTorch's
+``nn.Linear`` default) and one for its minibatch order (a fresh
+``torch.randperm`` of the training set every epoch, consumed in batches of ``batch_size``, the
+last one possibly short). SGD (optionally with heavy-ball momentum) and Adam follow the update
+rules of ``torch.optim.SGD`` and ``torch.optim.Adam`` (coupled L2 weight decay), with a learning
+rate per member, so a seed-by-learning-rate grid is one ensemble.
+"""
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ghost_optima.data import Dataset, Task
+from ghost_optima.symmetry import ACTIVATIONS, init_mlp
+
+Params = dict[str, torch.Tensor]
+
+
+def member_generators(seed: int) -> tuple[torch.Generator, torch.Generator]:
+    """``(init_generator, order_generator)`` of the member with this seed.
+
+    Two independent streams: ``torch.Generator().manual_seed(k)`` with
+    ``k = SeedSequence([seed, stream]).generate_state(1)[0]``, stream 0 for the initial weights
+    and stream 1 for the minibatch order.
+    """
+
+    def stream(i: int) -> torch.Generator:
+        key = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        return torch.Generator().manual_seed(key)
+
+    return stream(0), stream(1)
+
+
+def stack_params(params_list: Sequence[Params]) -> Params:
+    """Stack single-network dicts along a new leading ensemble axis."""
+    return {k: torch.stack([p[k] for p in params_list]) for k in params_list[0]}
+
+
+def member(stacked: Params, i: int) -> Params:
+    """The single-network dict of member ``i`` (a detached copy)."""
+    return {k: v[i].detach().clone() for k, v in stacked.items()}
+
+
+def ensemble_forward(stacked: Params, x: torch.Tensor, activation: str) -> torch.Tensor:
+    """Outputs ``(E, N, n_out)`` of all members on ``x``: ``(N, n_0)`` or ``(E, N, n_0)``."""
+    act = ACTIVATIONS[activation].fn
+    n_layers = len(stacked) // 2
+    n_members = stacked["W1"].shape[0]
+    h = x.expand(n_members, *x.shape) if x.dim() == 2 else x
+    for layer in range(1, n_layers + 1):
+        w, b = stacked[f"W{layer}"], stacked[f"b{layer}"]
+        h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+        if layer < n_layers:
+            h = act(h)
+    return h
+
+
+def _loss_per_example(out: torch.Tensor, y: torch.Tensor, task: Task) -> torch.Tensor:
+    """``(E, N)`` losses from outputs ``(E, N, C)`` and targets shared or per member.
+
+    Classification (targets ``(N,)`` or ``(E, N)``): the cross-entropy
+    ``logsumexp_k f_k - f_y`` (written out: several times faster on CPU than
+    ``F.cross_entropy`` for few classes). Regression (targets ``(N, C)`` or ``(E, N, C)``):
+    ``mean_k (f_k - y_k)^2``.
+    """
+    if task == "classification":
+        target = y.expand(out.shape[:2]) if y.dim() == 1 else y
+        return torch.logsumexp(out, -1) - out.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    return (out - y).pow(2).mean(-1)
+
+
+_CHUNK = 4096  # examples per forward pass when evaluating, to bound activation memory
+
+
+def _scan(
+    stacked: Params, x: torch.Tensor, y: torch.Tensor, activation: str, task: Task
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-example losses ``(E, N)`` and, for classification, correctness ``(E, N)``."""
+    losses, correct = [], []
+    with torch.no_grad():
+        for start in range(0, len(x), _CHUNK):
+            xs, ys = x[start : start + _CHUNK], y[start : start + _CHUNK]
+            out = ensemble_forward(stacked, xs, activation)
+            losses.append(_loss_per_example(out, ys, task))
+            if task == "classification":
+                correct.append(out.argmax(-1) == ys)
+    return torch.cat(losses, 1), torch.cat(correct, 1) if correct else None
+
+
+def per_example_loss(
+    stacked: Params, x: torch.Tensor, y: torch.Tensor, activation: str, task: Task
+) -> torch.Tensor:
+    """Loss of every example for every member, shape ``(E, N)`` (no gradient)."""
+    return _scan(stacked, x, y, activation, task)[0]
+
+
+def evaluate(
+    stacked: Params, x: torch.Tensor, y: torch.Tensor, activation: str, task: Task
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(loss, accuracy)`` per member, each of shape ``(E,)``; accuracy is NaN for regression."""
+    losses, correct = _scan(stacked, x, y, activation, task)
+    loss = losses.mean(1).double().numpy()
+    acc = np.full(len(loss), np.nan) if correct is None else correct.double().mean(1).numpy()
+    return loss, acc
+
+
+@dataclass(frozen=True)
+class History:
+    """Per-epoch metrics, arrays of shape ``(epochs + 1, E)``; row 0 is at initialisation.
+
+    ``noisy_train_loss`` and ``clean_train_loss`` are the mean training losses over the examples
+    inside and outside ``label_noise_mask`` (None when no mask was given).
+    """
+
+    train_loss: np.ndarray
+    test_loss: np.ndarray
+    test_acc: np.ndarray
+    noisy_train_loss: np.ndarray | None = None
+    clean_train_loss: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class EnsembleResult:
+    """Final stacked parameters, the per-epoch history, and what produced them."""
+
+    params: Params
+    history: History
+    seeds: tuple[int, ...]
+    lrs: np.ndarray
+    widths: tuple[int, ...]
+    activation: str
+    optimizer: str
+
+
+def _sgd_step(
+    params: Params,
+    grads: Params,
+    state: dict[str, torch.Tensor],
+    lr: Params,
+    momentum: float,
+    weight_decay: float,
+) -> None:
+    """``torch.optim.SGD`` (dampening 0, no Nesterov): ``buf = m buf + g``, ``p -= lr buf``."""
+    for k, p in params.items():
+        g = grads[k] + weight_decay * p if weight_decay else grads[k]
+        if momentum:
+            buf = state.get(k)
+            g = g.clone() if buf is None else buf.mul_(momentum).add_(g)
+            state[k] = g
+        p.sub_(lr[k] * g)
+
+
+def _adam_step(
+    params: Params,
+    grads: Params,
+    state: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    lr: Params,
+    step: int,
+    weight_decay: float,
+) -> None:
+    """``torch.optim.Adam`` with betas (0.9, 0.999), eps 1e-8 and coupled L2 weight decay:
+    ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
+    ``p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps)``."""
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    bias1, bias2_sqrt = 1 - beta1**step, math.sqrt(1 - beta2**step)
+    for k, p in params.items():
+        g = grads[k] + weight_decay * p if weight_decay else grads[k]
+        m, v = state.setdefault(k, (torch.zeros_like(p), torch.zeros_like(p)))
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        p.sub_(lr[k] / bias1 * m / v.sqrt().div_(bias2_sqrt).add_(eps))
+
+
+def train_ensemble(
+    data: Dataset,
+    widths: Sequence[int],
+    activation: str,
+    seeds: Sequence[int],
+    *,
+    optimizer: Literal["sgd", "adam"] = "sgd",
+    lr: float | Sequence[float] = 0.1,
+    epochs: int,
+    batch_size: int,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    label_noise_mask: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float32,
+    progress: bool | Callable[[int, History], None] = False,
+) -> EnsembleResult:
+    """Train one MLP of ``widths = (n_0, ..., n_out)`` per seed, all members in lockstep.
+
+    ``lr`` is one learning rate for all members or one per member (repeat a seed with several
+    learning rates to sweep them from a common start). Training runs on ``data.y_train`` as
+    given (flip labels beforehand for label-noise runs; ``label_noise_mask`` then only splits
+    the recorded training loss into noisy and clean examples). ``progress=True`` prints one
+    line per epoch; a callable receives ``(epoch, history_so_far)`` instead.
+    """
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"unknown optimizer {optimizer!r}")
+    if widths[0] != data.n_in or widths[-1] != data.n_out:
+        raise ValueError(
+            f"widths {tuple(widths)} do not fit {data.n_in} inputs and {data.n_out} outputs"
+        )
+    seeds = tuple(int(s) for s in seeds)
+    n_members = len(seeds)
+    lrs = np.broadcast_to(np.asarray(lr, dtype=float), (n_members,)).copy()
+
+    gens = [member_generators(s) for s in seeds]
+    params = stack_params([init_mlp(widths, g_init, dtype=dtype) for g_init, _ in gens])
+    for p in params.values():
+        p.requires_grad_(True)
+    lr_t = {
+        k: torch.as_tensor(lrs, dtype=dtype).view(-1, *([1] * (p.dim() - 1)))
+        for k, p in params.items()
+    }
+    x_train, x_test = data.x_train.to(dtype), data.x_test.to(dtype)
+    y_train, y_test = data.y_train, data.y_test
+    if data.task == "regression":
+        y_train, y_test = y_train.to(dtype), y_test.to(dtype)
+    n = len(x_train)
+    if label_noise_mask is not None and label_noise_mask.shape != (n,):
+        raise ValueError(f"label_noise_mask must have shape ({n},)")
+
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in History.__dataclass_fields__}
+
+    def record() -> History:
+        losses = per_example_loss(params, x_train, y_train, activation, data.task)
+        rows["train_loss"].append(losses.mean(1).double().numpy())
+        test_loss, test_acc = evaluate(params, x_test, y_test, activation, data.task)
+        rows["test_loss"].append(test_loss)
+        rows["test_acc"].append(test_acc)
+        if label_noise_mask is not None:
+            rows["noisy_train_loss"].append(losses[:, label_noise_mask].mean(1).double().numpy())
+            rows["clean_train_loss"].append(losses[:, ~label_noise_mask].mean(1).double().numpy())
+        return History(**{k: np.stack(v) if v else None for k, v in rows.items()})
+
+    history = record()
+    state: dict = {}  # per parameter: momentum buffer (SGD) or moment pair (Adam)
+    step = 0
+    for epoch in range(1, epochs + 1):
+        order = torch.stack([torch.randperm(n, generator=g_order) for _, g_order in gens])
+        for start in range(0, n, batch_size):
+            idx = order[:, start : start + batch_size]
+            out = ensemble_forward(params, x_train[idx], activation)
+            loss = _loss_per_example(out, y_train[idx], data.task).mean(1).sum()
+            grads = dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True))
+            step += 1
+            with torch.no_grad():
+                if optimizer == "sgd":
+                    _sgd_step(params, grads, state, lr_t, momentum, weight_decay)
+                else:
+                    _adam_step(params, grads, state, lr_t, step, weight_decay)
+        history = record()
+        if callable(progress):
+            progress(epoch, history)
+        elif progress:
+            print(
+                f"epoch {epoch}/{epochs}: train loss {history.train_loss[-1].mean():.4g}, "
+                f"test loss {history.test_loss[-1].mean():.4g}, "
+                f"test acc {history.test_acc[-1].mean():.4g}"
+            )
+    final = {k: v.detach() for k, v in params.items()}
+    return EnsembleResult(final, history, seeds, lrs, tuple(widths), activation, optimizer)
