@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,46 @@ def test_altered_result_file_is_not_trusted(book):
     lines = build(book, "quick")
     assert any("20_second: result file unreadable or altered" in line for line in lines)
     assert pipeline.load_result(path)["values"]["doubled"] == 1.0
+
+
+def test_an_interrupted_build_leaves_nothing_trusted(book):
+    (book.notebooks / "10_first.md").write_text(
+        notebook("First", "seed = 0  # seed", "import time\n\ntime.sleep(60 if seed == 0 else 0)")
+    )
+    build(book, "quick", only=["second"], render_book=False)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ghost_optima.cli",
+            "--root",
+            str(book.root),
+            "build",
+            "--profile",
+            "quick",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    for line in process.stdout:  # wait until the first notebook is running, then kill the build
+        if "10_first: running" in line:
+            break
+    time.sleep(3)
+    process.kill()
+    process.wait()
+    assert not (book.results("quick") / "10_first.json").exists()
+    lines = build(book, "quick", overrides=["seed=1"])
+    assert "[1/2] 10_first: running ..." in lines
+    assert "[2/2] 20_second: cached (inputs unchanged)" in lines
+    assert (book.html("quick") / "index.html").exists()
+
+
+def test_truncated_result_file_is_run_again(book):
+    build(book, "quick", render_book=False)
+    path = book.results("quick") / "10_first.json"
+    path.write_text(path.read_text()[:40])
+    lines = build(book, "quick", render_book=False)
+    assert "[1/2] 10_first: result file unreadable or altered; running again" in lines
 
 
 def test_claims_json_lists_every_registered_claim(book):

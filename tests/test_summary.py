@@ -7,8 +7,12 @@ from ghost_optima import claims, summary
 
 def rows_with(verdicts: dict[str, str]) -> list[dict]:
     recorded = {
-        cid: {"verdict": v, "key": "x", "figures": {"x": {"value": 0.5, "lo": 0.25, "hi": 0.75,
-                                                         "n": 16}}, "notebook": "10_symmetry"}
+        cid: {
+            "verdict": v,
+            "key": "x",
+            "figures": {"x": {"value": 0.5, "lo": 0.25, "hi": 0.75, "n": 16}},
+            "notebook": "10_symmetry",
+        }
         for cid, v in verdicts.items()
     }
     return claims.ledger(recorded)
@@ -45,7 +49,7 @@ def test_summary_groups_claims_by_verdict_with_their_figures():
     failed = page.index("## What did not hold")
     assert held < page.index("**T1**") < failed < page.index("**E4**")
     assert "0.5 [0.25, 0.75] (n=16)" in page
-    assert "T3" in page[page.index("## Not yet tested"):]
+    assert "T3" in page[page.index("## Not yet tested") :]
     japanese = summary.summary_page(rows, "ja")
     assert "## 成り立ったこと" in japanese and "1 支持" in japanese
 

@@ -33,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--force", action="store_true", help="run even when inputs are unchanged")
 
+    verify = commands.add_parser(
+        "verify", help="re-run the claim notebooks with other base seeds; robustness per claim"
+    )
+    verify.add_argument("--seeds", type=int, required=True, help="how many other base seeds")
+    verify.add_argument("--profile", default=pipeline.PUBLISHED)
+
     params = commands.add_parser("params", help="list every notebook parameter and its values")
     params.add_argument("--profile", default=pipeline.PUBLISHED)
     return parser
@@ -44,6 +50,12 @@ def main(argv=None) -> int:
     try:
         if args.command == "params":
             return _list_params(project, args.profile)
+        if args.command == "verify":
+            from .verify import verify
+
+            verify(project, args.profile, args.seeds, log=lambda text: print(text, flush=True))
+            pipeline.build(project, args.profile, log=lambda text: print(text, flush=True))
+            return 0
         pipeline.build(
             project,
             args.profile,

@@ -23,15 +23,30 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def generated(profile: str, records: dict[str, dict], rows: list[dict]) -> dict[str, str]:
+def generated(
+    profile: str, records: dict[str, dict], rows: list[dict], robustness: dict
+) -> dict[str, str]:
     """File name -> MyST text of every generated page."""
     return {
-        "ledger.md": ledger_page(profile, rows, records),
+        "ledger.md": ledger_page(profile, rows, records, robustness),
         "reproducibility.md": reproducibility_page(profile, records),
     }
 
 
-def ledger_page(profile: str, rows: list[dict], records: dict) -> str:
+def robustness_cell(row: dict, robustness: dict) -> str:
+    """``agree/runs`` of the reviewer re-runs, with the key figure's range; ``—`` if none."""
+    entry = robustness.get(row["id"])
+    if not entry:
+        return "—"
+    if entry["recorded"] != row["verdict"]:
+        return "stale (verdict changed since the re-runs)"
+    return (
+        f"{entry['agree']}/{entry['runs']} same verdict; key figure "
+        f"{entry['key_min']:.3g} to {entry['key_max']:.3g}"
+    )
+
+
+def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict) -> str:
     counts = {}
     for row in rows:
         counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
@@ -43,10 +58,11 @@ def ledger_page(profile: str, rows: list[dict], records: dict) -> str:
         f"Every claim the book tests, with the verdict its pre-registered rule gave on the "
         f"`{profile}` profile ({tally}). Rules live in the registry (`claims.yml`) and were fixed "
         "before the runs; intervals are percentile bootstrap intervals over seeds where seeds "
-        "vary.",
+        "vary. *Robustness* is filled in by `ghost-optima verify --seeds K`: how many re-runs "
+        "with other base seeds give the same verdict, and the range of the key figure.",
         "",
-        "| id | claim | source | verdict | key figure | notebook |",
-        "|---|---|---|---|---|---|",
+        "| id | claim | source | verdict | key figure | robustness | notebook |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         key = row["key"]
@@ -56,7 +72,7 @@ def ledger_page(profile: str, rows: list[dict], records: dict) -> str:
         lines.append(
             f"| {row['id']} | **{_cell(row['title'])}**. {_cell(row['statement_en'])} "
             f"<br>{_cell(row['statement_ja'])} | {_cell(row['source'])} | {badge(row['verdict'])} "
-            f"| {_cell(figure)} | {link} |"
+            f"| {_cell(figure)} | {_cell(robustness_cell(row, robustness))} | {link} |"
         )
     lines += ["", "## Rules", ""]
     for row in rows:

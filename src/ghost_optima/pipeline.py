@@ -79,9 +79,10 @@ class Plan:
     notebooks: dict[str, Path]  # all notebooks of the book, in order
     selected: list[str]  # the ones this build may run
     parameters: dict[str, dict]
+    outputs: str  # the key of the output folders: the profile, or a verify run's own
 
 
-def plan(project: Project, profile: str, only=(), overrides=()) -> Plan:
+def plan(project: Project, profile: str, only=(), overrides=(), outputs=None) -> Plan:
     """Check everything the build will need and resolve parameters; raises ConfigError."""
     declared = profiles.load(project.notebooks / "profiles.yml")
     declared.check_profile(profile)
@@ -104,7 +105,7 @@ def plan(project: Project, profile: str, only=(), overrides=()) -> Plan:
     if only:
         selected = [_match(name, sources) for name in only]
         selected = [stem for stem in sources if stem in selected]
-    return Plan(profile, sources, selected, {s: parameters[s] for s in sources})
+    return Plan(profile, sources, selected, parameters, outputs or profile)
 
 
 def _match(name: str, sources: dict) -> str:
@@ -156,18 +157,26 @@ def write_json(path: Path, record: dict, *, checksum: bool = False) -> None:
 
 
 def build(
-    project: Project, profile: str = PUBLISHED, *, only=(), overrides=(), force=False, log=print
+    project: Project,
+    profile: str = PUBLISHED,
+    *,
+    only=(),
+    overrides=(),
+    force=False,
+    outputs=None,
+    render_book=True,
+    log=print,
 ):
     """Run the notebooks that need it, then render the book. Raises ConfigError or BuildError."""
     start = time.perf_counter()
-    job = plan(project, profile, only, overrides)
-    results = project.results(profile)
+    job = plan(project, profile, only, overrides, outputs)
+    results = project.results(job.outputs)
     for index, stem in enumerate(job.selected, start=1):
         prefix = f"[{index}/{len(job.selected)}] {stem}"
         params = job.parameters[stem]
         key = inputs_hash(project, stem, params)
         previous = load_result(results / f"{stem}.json")
-        executed = project.executed(profile) / f"{stem}.ipynb"
+        executed = project.executed(job.outputs) / f"{stem}.ipynb"
         if not force and previous and previous["inputs_hash"] == key and executed.exists():
             log(f"{prefix}: cached (inputs unchanged)")
             continue
@@ -180,6 +189,8 @@ def build(
     records = {stem: load_result(results / f"{stem}.json") for stem in job.notebooks}
     write_json(results / "claims.json", {"profile": profile, "claims": collect_claims(records)})
     missing = [stem for stem, r in records.items() if r is None]
+    if not render_book:
+        return
     if missing:
         log(f"book not rendered: no successful run yet of {missing} (build without --only)")
         return
@@ -189,7 +200,7 @@ def build(
 
 def run_notebook(project: Project, job: Plan, stem: str, key: str) -> float:
     """Execute one notebook in a child process; on success store its notebook and result."""
-    scratch = project.root / "_build" / ".running" / job.profile / stem
+    scratch = project.root / "_build" / ".running" / job.outputs / stem
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     output, partial = scratch / f"{stem}.ipynb", scratch / "result.json"
@@ -204,7 +215,6 @@ def run_notebook(project: Project, job: Plan, stem: str, key: str) -> float:
     env = {
         **os.environ,
         RESULT_ENV: str(partial),
-        "MPLBACKEND": "Agg",
         "PYTHONHASHSEED": "0",
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count() or 1)),
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
@@ -219,7 +229,7 @@ def run_notebook(project: Project, job: Plan, stem: str, key: str) -> float:
         )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
-        raise BuildError(_failure_message(project, job.profile, stem, scratch, done.returncode))
+        raise BuildError(_failure_message(project, job.outputs, stem, scratch, done.returncode))
     record = json.loads(partial.read_text(encoding="utf-8")) if partial.exists() else {}
     record.update(
         notebook=stem,
@@ -235,10 +245,10 @@ def run_notebook(project: Project, job: Plan, stem: str, key: str) -> float:
             "machine": provenance.machine(),
         },
     )
-    executed = project.executed(job.profile) / f"{stem}.ipynb"
+    executed = project.executed(job.outputs) / f"{stem}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
     os.replace(output, executed)
-    write_json(project.results(job.profile) / f"{stem}.json", record, checksum=True)
+    write_json(project.results(job.outputs) / f"{stem}.json", record, checksum=True)
     shutil.rmtree(scratch, ignore_errors=True)
     return seconds
 
@@ -266,6 +276,19 @@ def _failure_message(project: Project, profile: str, stem: str, scratch: Path, c
     )
 
 
+def load_claims(project: Project, profile: str) -> list[dict]:
+    """The ledger rows last written for ``profile`` (ConfigError when it was never built)."""
+    path = project.results(profile) / "claims.json"
+    if not path.exists():
+        raise ConfigError(f"no results for profile {profile!r} yet: build it first")
+    return json.loads(path.read_text(encoding="utf-8"))["claims"]
+
+
+def load_robustness(project: Project, profile: str) -> dict:
+    path = project.results(profile) / "robustness.json"
+    return json.loads(path.read_text(encoding="utf-8"))["claims"] if path.exists() else {}
+
+
 def collect_claims(records: dict[str, dict | None]) -> list[dict]:
     recorded = {}
     for stem, record in records.items():
@@ -288,7 +311,8 @@ def render(project: Project, profile: str, records: dict[str, dict], log=print) 
             project.executed(profile) / f"{stem}.ipynb"
         ).read_bytes()
     rows = collect_claims(records)
-    for name, text in pages.generated(profile, records, rows).items():
+    robustness = load_robustness(project, profile)
+    for name, text in pages.generated(profile, records, rows, robustness).items():
         files[Path("_generated") / name] = text.encode("utf-8")
     for name, data in summary.generated(rows).items():
         files[Path("_generated") / name] = data
