@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--seeds", type=int, required=True, help="how many other base seeds")
     verify.add_argument("--profile", default=pipeline.PUBLISHED)
 
+    bench = commands.add_parser("bench", help="time cold and cached builds and the benchmarks")
+    bench.add_argument("--profiles", nargs="+", default=["quick", pipeline.PUBLISHED])
+    bench.add_argument("--no-micro", action="store_true", help="skip benchmarks/*.py")
+
     params = commands.add_parser("params", help="list every notebook parameter and its values")
     params.add_argument("--profile", default=pipeline.PUBLISHED)
     return parser
@@ -50,6 +54,12 @@ def main(argv=None) -> int:
     try:
         if args.command == "params":
             return _list_params(project, args.profile)
+        if args.command == "bench":
+            from .bench import bench
+
+            bench(project, args.profiles, micro=not args.no_micro, log=print)
+            pipeline.build(project, args.profiles[-1], log=lambda text: print(text, flush=True))
+            return 0
         if args.command == "verify":
             from .verify import verify
 

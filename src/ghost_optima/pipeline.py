@@ -316,6 +316,9 @@ def render(project: Project, profile: str, records: dict[str, dict], log=print) 
         files[Path("_generated") / name] = text.encode("utf-8")
     for name, data in summary.generated(rows).items():
         files[Path("_generated") / name] = data
+    from .bench import load, page  # bench builds books itself, so it imports this module
+
+    files[Path("_generated") / "performance.md"] = page(load(project)).encode("utf-8")
     config = (project.root / "_config.yml").read_bytes()
     book_hash = provenance.digest(
         config, *(b for rel in sorted(files) for b in (str(rel).encode(), files[rel]))

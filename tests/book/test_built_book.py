@@ -126,3 +126,12 @@ def test_executive_pages_show_the_recorded_numbers(profile):
     assert f"{tally} supported" in english
     checklist = text(folder / "checklist.html")
     assert "P1" in checklist and "P4" in checklist
+
+
+def test_executed_notebooks_are_downloadable(profile):
+    for stem in PROJECT.notebook_sources():
+        page = (PROJECT.html(profile) / "_generated" / f"{stem}.html").read_text(encoding="utf-8")
+        assert f"_sources/_generated/{stem}.ipynb" in page, stem
+        served = PROJECT.html(profile) / "_sources" / "_generated" / f"{stem}.ipynb"
+        notebook = nbformat.read(served, as_version=4)
+        assert any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")

@@ -1,0 +1,147 @@
+"""Time the whole book and the micro-benchmarks; the book shows the table on a performance page.
+
+``ghost-optima bench [--profiles quick full] [--no-micro]`` copies the tracked files of the
+project into a scratch folder (so the build is cold: no results, no cache), builds each profile
+there twice (cold, then cached), reads every notebook's wall time from its provenance, and runs
+each ``benchmarks/*.py`` script, keeping what it prints. Everything lands in
+``results/performance.json`` with the machine, core count and versions; the next build renders
+it. Timings are of this machine on the day: rerun the command to refresh them.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import pipeline, provenance
+
+PERFORMANCE_FILE = "performance.json"
+
+
+def tracked_copy(root: Path, target: Path) -> None:
+    """Copy the files git tracks (or, outside git, the source folders) into ``target``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=root, capture_output=True, text=True, check=False
+    )
+    names = [n for n in listed.stdout.split("\0") if n] if listed.returncode == 0 else []
+    if not names:
+        names = [
+            str(p.relative_to(root))
+            for d in ("notebooks", "book")
+            for p in (root / d).rglob("*")
+            if p.is_file()
+        ] + ["_config.yml", "requirements.lock"]
+    for name in names:
+        source = root / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+def time_builds(project: pipeline.Project, profiles: list[str], log=print) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ghost-optima-bench-") as scratch:
+        fresh = pipeline.Project(Path(scratch))
+        tracked_copy(project.root, fresh.root)
+        for profile in profiles:
+            timings = {}
+            for state in ("cold", "cached"):
+                log(f"timing a {state} build of the {profile} profile ...")
+                started = time.perf_counter()
+                pipeline.build(fresh, profile, log=lambda text: log(f"  {text}"))
+                timings[state] = round(time.perf_counter() - started, 1)
+            notebooks = {
+                stem: pipeline.load_result(fresh.results(profile) / f"{stem}.json")["provenance"][
+                    "wall_seconds"
+                ]
+                for stem in fresh.notebook_sources()
+            }
+            rows.append({"profile": profile, **timings, "notebooks": notebooks})
+    return rows
+
+
+def run_micro(project: pipeline.Project, log=print) -> list[dict]:
+    results = []
+    for script in sorted((project.root / "benchmarks").glob("*.py")):
+        log(f"running {script.name} ...")
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            capture_output=True,
+            text=True,
+            cwd=project.root,
+            timeout=1800,
+        )
+        results.append(
+            {
+                "script": script.name,
+                "seconds": round(time.perf_counter() - started, 1),
+                "exit_status": done.returncode,
+                "output": done.stdout.strip(),
+            }
+        )
+    return results
+
+
+def bench(project: pipeline.Project, profiles: list[str], *, micro: bool = True, log=print) -> dict:
+    for profile in profiles:  # refuse bad input before the long work
+        pipeline.plan(project, profile)
+    report = {
+        "machine": provenance.machine(),
+        "versions": provenance.versions(),
+        "commit": provenance.git_state(project.root),
+        "builds": time_builds(project, profiles, log),
+        "micro": run_micro(project, log) if micro else [],
+    }
+    pipeline.write_json(project.root / "results" / PERFORMANCE_FILE, report)
+    return report
+
+
+def load(project: pipeline.Project) -> dict | None:
+    path = project.root / "results" / PERFORMANCE_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def page(report: dict | None) -> str:
+    lines = ["(performance)=", "# Performance", ""]
+    if report is None:
+        return "\n".join(lines + ["Not measured yet: run `ghost-optima bench`.", ""])
+    machine = report["machine"]
+    lines += [
+        f"Measured on `{machine['platform']}` ({machine['processor']}, {machine['cpu_count']} "
+        f"cores), commit `{(report['commit']['commit'] or 'none')[:10]}`, with "
+        + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v)
+        + ". A cold build starts from a fresh copy of the repository (no results, no cache); "
+        "a cached build follows it with nothing changed.",
+        "",
+        "| profile | cold build (s) | cached rebuild (s) |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {b['profile']} | {b['cold']} | {b['cached']} |" for b in report["builds"]]
+    if report["builds"]:
+        profiles = [b["profile"] for b in report["builds"]]
+        lines += [
+            "",
+            "Seconds per notebook (cold):",
+            "",
+            "| notebook | " + " | ".join(profiles) + " |",
+            "|---|" + "---|" * len(profiles),
+        ]
+        for stem in report["builds"][0]["notebooks"]:
+            cells = [str(b["notebooks"].get(stem, "—")) for b in report["builds"]]
+            lines.append(f"| {stem} | " + " | ".join(cells) + " |")
+    for item in report["micro"]:
+        lines += [
+            "",
+            f"## `benchmarks/{item['script']}`",
+            "",
+            f"{item['seconds']} s, exit status {item['exit_status']}.",
+            "",
+            "```text",
+            item["output"],
+            "```",
+        ]
+    return "\n".join(lines) + "\n"
