@@ -62,6 +62,7 @@ def book(tmp_path) -> pipeline.Project:
     )
     (tmp_path / "book" / "references.bib").write_text("")
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    shutil.copytree(ROOT / "book" / "_static", tmp_path / "book" / "_static")
     return pipeline.Project(tmp_path)
 
 
