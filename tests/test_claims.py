@@ -49,7 +49,8 @@ def test_every_claim_is_bilingual_and_sourced():
     for claim in claims.registry().values():
         assert claim.statement_en and claim.statement_ja and claim.source
         assert re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", claim.statement_ja), claim.id
-        assert re.fullmatch(r"\d\d_[a-z_]+", claim.notebook), claim.notebook
+        page = claim.notebook in ("summary_en", "checklist")  # X1, X2: checked by the build
+        assert page or re.fullmatch(r"\d\d_[a-z_]+", claim.notebook), claim.notebook
 
 
 def test_rules_give_the_expected_verdicts():

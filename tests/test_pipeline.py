@@ -217,7 +217,9 @@ def test_claims_json_lists_every_registered_claim(book):
     build(book, "quick")
     rows = json.loads((book.results("quick") / "claims.json").read_text())["claims"]
     assert [r["id"] for r in rows][:3] == ["T1", "T2", "T3"]
-    assert {r["verdict"] for r in rows} == {"not yet tested"}
+    verdicts = {r["id"]: r["verdict"] for r in rows}
+    assert verdicts.pop("X1") == verdicts.pop("X2") == "inconclusive"  # the build's own checks
+    assert set(verdicts.values()) == {"not yet tested"}
 
 
 def test_the_real_notebooks_match_their_declarations():

@@ -69,3 +69,14 @@ def test_join_cjk_removes_only_gaps_between_japanese_characters():
 
 def test_figure_is_a_png():
     assert summary.draw_figure(rows_with({"T1": "supported"})).startswith(b"\x89PNG")
+
+
+def test_deliverables_judge_coverage():
+    ids = [cid for cid in claims.registry() if cid not in summary.DELIVERABLES]
+    partial = summary.deliverables(rows_with({"T1": "supported", "T2": "supported"}))
+    assert partial["X1"]["verdict"] == "inconclusive"
+    assert partial["X1"]["figures"]["untested"] == len(ids) - 2
+    assert partial["X2"]["figures"]["untested_phrases"] == len(summary.wording()["phrases"])
+    complete = summary.deliverables(rows_with({cid: "not supported" for cid in ids}))
+    assert complete["X1"]["verdict"] == complete["X2"]["verdict"] == "supported"
+    assert complete["X2"]["figures"]["corrected_phrases"] == len(summary.wording()["phrases"])

@@ -68,7 +68,8 @@ def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict)
         key = row["key"]
         figure = f"`{key}` = {format_figure(row['figures'][key])}" if key else "—"
         notebook = row["notebook"]
-        link = f"{{doc}}`{notebook}`" if notebook in records else _cell(notebook)
+        linked = notebook in records or row["verdict"] != "not yet tested"
+        link = f"{{doc}}`{notebook}`" if linked else _cell(notebook)
         lines.append(
             f"| {row['id']} | **{_cell(row['title'])}**. {_cell(row['statement_en'])} "
             f"<br>{_cell(row['statement_ja'])} | {_cell(row['source'])} | {badge(row['verdict'])} "

@@ -290,10 +290,12 @@ def load_robustness(project: Project, profile: str) -> dict:
 
 
 def collect_claims(records: dict[str, dict | None]) -> list[dict]:
+    """The ledger: what the notebooks recorded, then the build's own checks (X1, X2)."""
     recorded = {}
     for stem, record in records.items():
         for cid, entry in (record or {}).get("claims", {}).items():
             recorded[cid] = {**entry, "notebook": stem}
+    recorded.update(summary.deliverables(claims.ledger(recorded)))
     return claims.ledger(recorded)
 
 

@@ -12,7 +12,8 @@ from importlib import resources
 
 import yaml
 
-from .claims import NOT_TESTED, join_cjk
+from .claims import NOT_TESTED, evaluate, join_cjk
+from .claims import registry as claims_registry
 from .pages import badge
 from .record import format_figure
 
@@ -46,6 +47,42 @@ def phrase_status(claim_ids: list[str], verdicts: dict[str, str]) -> str:
     if any(v in ("not supported", "mixed") for v in found):
         return "instead"
     return "untested"
+
+
+DELIVERABLES = {"X1": "summary_en", "X2": "checklist"}
+
+
+def deliverables(rows: list[dict]) -> dict[str, dict]:
+    """Entries for X1 and X2, judged by their registered rules on the ledger's coverage.
+
+    X1 counts the claims T1-M5 without a verdict; X2 counts the meeting phrases that still rest
+    on an untested claim, and reports the share the evidence corrected.
+    """
+    verdicts = {r["id"]: r["verdict"] for r in rows if r["id"] not in DELIVERABLES}
+    statuses = [phrase_status(p["claims"], verdicts) for p in wording()["phrases"]]
+    figures = {
+        "X1": {
+            "untested": sum(v == NOT_TESTED for v in verdicts.values()),
+            "claims": len(verdicts),
+        },
+        "X2": {
+            "untested_phrases": statuses.count("untested"),
+            "corrected_phrases": statuses.count("instead"),
+            "phrases": len(statuses),
+        },
+    }
+    registry = claims_registry()
+    entries = {}
+    for cid, found in figures.items():
+        rule = registry[cid].rule
+        entries[cid] = {
+            "verdict": evaluate(rule, found),
+            "key": rule.key,
+            "figures": found,
+            "notes": "",
+            "notebook": DELIVERABLES[cid],
+        }
+    return entries
 
 
 def key_figure(row: dict) -> str:
