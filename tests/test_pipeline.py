@@ -58,7 +58,8 @@ def book(tmp_path) -> pipeline.Project:
     (tmp_path / "book" / "_toc.yml").write_text(
         "format: jb-book\nroot: intro\nchapters:\n  - file: _generated/10_first\n"
         "  - file: _generated/20_second\n  - file: _generated/ledger\n"
-        "  - file: _generated/reproducibility\n"
+        "  - file: _generated/reproducibility\n  - file: _generated/summary_en\n"
+        "  - file: _generated/checklist\n"
     )
     (tmp_path / "book" / "references.bib").write_text("")
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
