@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="time cold and cached builds and the benchmarks")
     bench.add_argument("--profiles", nargs="+", default=["quick", pipeline.PUBLISHED])
+    bench.add_argument(
+        "--in-place",
+        nargs="+",
+        default=(),
+        metavar="PROFILE",
+        help="time these profiles in the project itself (forced cold run that also publishes)",
+    )
     bench.add_argument("--no-micro", action="store_true", help="skip benchmarks/*.py")
 
     params = commands.add_parser("params", help="list every notebook parameter and its values")
@@ -57,8 +64,15 @@ def main(argv=None) -> int:
         if args.command == "bench":
             from .bench import bench
 
-            bench(project, args.profiles, micro=not args.no_micro, log=print)
-            pipeline.build(project, args.profiles[-1], log=lambda text: print(text, flush=True))
+            bench(
+                project,
+                args.profiles,
+                in_place=args.in_place,
+                micro=not args.no_micro,
+                log=lambda text: print(text, flush=True),
+            )
+            for profile in args.in_place:  # re-render so the performance page shows the table
+                pipeline.build(project, profile, log=lambda text: print(text, flush=True))
             return 0
         if args.command == "verify":
             from .verify import verify
