@@ -248,3 +248,10 @@ def test_cli_lists_parameters():
         timeout=60,
     )
     assert done.returncode == 0 and "10_symmetry" in done.stdout and "n_archs" in done.stdout
+
+
+def test_a_second_concurrent_build_is_refused(book):
+    with pipeline._exclusive(book, "quick"):
+        with pytest.raises(ConfigError, match="another build of 'quick' is running"):
+            build(book, "quick")
+    build(book, "quick", render_book=False)  # free again once the first one is done

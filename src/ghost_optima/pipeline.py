@@ -16,6 +16,8 @@ The full profile publishes to ``results/`` and ``_build/html``; any other profil
 ``results/P/`` and ``_build/P/html``, so a quick test build never overwrites the book.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -170,6 +172,26 @@ def build(
     """Run the notebooks that need it, then render the book. Raises ConfigError or BuildError."""
     start = time.perf_counter()
     job = plan(project, profile, only, overrides, outputs)
+    with _exclusive(project, job.outputs):
+        _build(project, job, force, render_book, log)
+    log(f"build finished in {time.perf_counter() - start:.1f} s")
+
+
+@contextlib.contextmanager
+def _exclusive(project: Project, outputs: str):
+    """One build at a time per output folder: a second one is refused, not interleaved."""
+    path = project.root / "_build" / ".locks" / (outputs.replace("/", "_") + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"another build of {outputs!r} is running in this folder") from None
+        yield
+
+
+def _build(project: Project, job: Plan, force: bool, render_book: bool, log) -> None:
+    profile = job.profile
     results = project.results(job.outputs)
     for index, stem in enumerate(job.selected, start=1):
         prefix = f"[{index}/{len(job.selected)}] {stem}"
@@ -195,7 +217,6 @@ def build(
         log(f"book not rendered: no successful run yet of {missing} (build without --only)")
         return
     render(project, profile, records, log)
-    log(f"build finished in {time.perf_counter() - start:.1f} s")
 
 
 def run_notebook(project: Project, job: Plan, stem: str, key: str) -> float:
@@ -259,7 +280,8 @@ def _failure_message(project: Project, profile: str, stem: str, scratch: Path, c
     notebook = scratch / f"{stem}.ipynb"
     if notebook.exists():
         os.replace(notebook, kept / f"{stem}.ipynb")
-    shutil.copy(scratch / "kernel.log", kept / f"{stem}.log")
+    if (scratch / "kernel.log").exists():
+        shutil.copy(scratch / "kernel.log", kept / f"{stem}.log")
     error_file = scratch / "error.json"
     if code == FAILED_CELL_EXIT and error_file.exists():
         error = json.loads(error_file.read_text(encoding="utf-8"))
@@ -269,7 +291,10 @@ def _failure_message(project: Project, profile: str, stem: str, scratch: Path, c
             f"{error['ename']}: {error['evalue']}"
         )
     else:
-        log_tail = (kept / f"{stem}.log").read_text(encoding="utf-8").strip().splitlines()[-5:]
+        log_file = kept / f"{stem}.log"
+        log_tail = (
+            log_file.read_text("utf-8").strip().splitlines()[-5:] if log_file.exists() else []
+        )
         text = f"notebook {stem} could not run (exit status {code}):\n  " + "\n  ".join(log_tail)
     return (
         f"{text}\n  executed notebook kept at {kept / (stem + '.ipynb')}; the book was not changed"

@@ -67,9 +67,16 @@ def driver():
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=1280,1600"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1600",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     browser = webdriver.Chrome(service=Service(chromedriver), options=options)
@@ -130,8 +137,13 @@ def test_japanese_is_drawn_with_real_glyphs(driver, site):
 def test_internal_links_resolve(request):
     html = PROJECT.html(request.config.getoption("--book-profile"))
     done = subprocess.run(
-        [str(Path(os.sys.executable).with_name("linkchecker")), "--no-status",
-         str(html / "index.html")],
-        capture_output=True, text=True, timeout=600,
+        [
+            str(Path(os.sys.executable).with_name("linkchecker")),
+            "--no-status",
+            str(html / "index.html"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:]
