@@ -77,7 +77,12 @@ class _CrossTerm:
 
 
 def weight_matching(
-    params_a: Params, params_b: Params, *, max_iter: int = 100, seed: int = 0
+    params_a: Params,
+    params_b: Params,
+    *,
+    max_iter: int = 100,
+    seed: int = 0,
+    classes: dict[str, np.ndarray] | None = None,
 ) -> Perms:
     """Permutations of ``b``'s hidden units that best align its weights with ``a``'s.
 
@@ -95,6 +100,12 @@ def weight_matching(
     and a layer whose neighbours did not change since it was last solved is not solved again
     (its optimum is the same). Returns ``{"P1": ..., "PL": ...}`` such that
     ``permute(params_b, perms)`` is ``b`` aligned to ``a``.
+
+    ``classes`` restricts the search to a subgroup: ``classes["P{l}"]`` labels each unit of
+    layer ``l`` (shape ``(n_l,)``, the same labelling for both nets) and ``p_l`` may only map
+    a unit to one of the same label, i.e. to the product of the symmetric groups of the
+    classes (what survives a sparsity mask or per-unit activations; ``ghost_optima.masks``).
+    Each layer's assignment problem then splits into one exact problem per class.
     """
     n_hidden = _n_hidden(params_a)
     a = {k: v.detach().double().cpu().numpy() for k, v in params_a.items()}
@@ -122,7 +133,7 @@ def weight_matching(
                 continue
             score = incoming[layer].at(perms[layer - 1]) + outgoing[layer].at(perms[layer + 1])
             score += biases[layer]
-            _, col = linear_sum_assignment(score, maximize=True)
+            col = _assign(score, None if classes is None else classes.get(f"P{layer}"))
             rows = np.arange(len(col))
             if score[rows, col].sum() > score[rows, perms[layer]].sum() + 1e-12:
                 improved = True
@@ -133,6 +144,18 @@ def weight_matching(
         if not improved:
             break
     return {f"P{layer}": torch.as_tensor(perms[layer]) for layer in range(1, n_hidden + 1)}
+
+
+def _assign(score: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    """The permutation maximising ``sum_i score[i, col[i]]``, within classes if labelled."""
+    if labels is None:
+        return linear_sum_assignment(score, maximize=True)[1]
+    labels = np.asarray(labels)
+    col = np.empty(len(score), dtype=np.int64)
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        col[idx] = idx[linear_sum_assignment(score[np.ix_(idx, idx)], maximize=True)[1]]
+    return col
 
 
 def hidden_activations(params: Params, x: torch.Tensor, activation: str) -> list[torch.Tensor]:
@@ -183,6 +206,19 @@ def _identity_perms(params: Params) -> Perms:
     return {f"P{i}": torch.arange(len(params[f"b{i}"])) for i in range(1, _n_hidden(params) + 1)}
 
 
+def sign_normalization(params: Params) -> dict[str, torch.Tensor]:
+    """The signs ``{"P{l}": s_l}`` (entries +-1) that ``normalize_signs`` applies."""
+    signs: dict[str, torch.Tensor] = {}
+    prev = None
+    for layer in range(1, _n_hidden(params) + 1):
+        w, b = params[f"W{layer}"], params[f"b{layer}"]
+        rows = torch.cat([w if prev is None else w * prev, b.unsqueeze(1)], dim=1)
+        peak = rows.gather(1, rows.abs().argmax(1, keepdim=True)).squeeze(1)
+        prev = torch.where(peak < 0, -1.0, 1.0).to(b)
+        signs[f"P{layer}"] = prev
+    return signs
+
+
 def normalize_signs(params: Params) -> Params:
     """Flip hidden units so each one's largest-magnitude incoming weight is positive.
 
@@ -192,14 +228,7 @@ def normalize_signs(params: Params) -> Params:
     column of ``W_{l+1}`` by ``s_i``. Exact for odd activations only. The result is equivariant
     under permutations and invariant under sign flips (for weights without ties in ``|r_i|``).
     """
-    signs: dict[str, torch.Tensor] = {}
-    prev = None
-    for layer in range(1, _n_hidden(params) + 1):
-        w, b = params[f"W{layer}"], params[f"b{layer}"]
-        rows = torch.cat([w if prev is None else w * prev, b.unsqueeze(1)], dim=1)
-        peak = rows.gather(1, rows.abs().argmax(1, keepdim=True)).squeeze(1)
-        prev = torch.where(peak < 0, -1.0, 1.0).to(b)
-        signs[f"P{layer}"] = prev
+    signs = sign_normalization(params)
     spec = mlp_permutation_spec(_n_hidden(params))
     return apply_transform(params, spec, Transform(_identity_perms(params), signs=signs))
 

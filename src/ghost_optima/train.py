@@ -19,12 +19,27 @@ gives one generator for its initialisation (``ghost_optima.symmetry.init_mlp``, 
 last one possibly short). SGD (optionally with heavy-ball momentum) and Adam follow the update
 rules of ``torch.optim.SGD`` and ``torch.optim.Adam`` (coupled L2 weight decay), with a learning
 rate per member, so a seed-by-learning-rate grid is one ensemble.
+
+Optional hooks let the same trainer serve variants of the architecture (the remedies of
+``ghost_optima.remedies``), each off by default so plain runs are unchanged bit for bit:
+
+* ``activation`` may be a callable ``act(z, layer)`` of the pre-activations ``z`` of hidden
+  layer ``layer`` (1-based), shape ``(E, N, n_l)``, instead of a name: per-unit activations
+  such as ``ghost_optima.orthopoly.PolyActivation``;
+* ``masks`` fixes a sparsity pattern: ``W_l`` starts as ``W_l * M_l`` and its gradient is
+  multiplied by ``M_l``, so masked weights stay exactly zero under SGD, momentum, Adam and
+  weight decay alike (``ghost_optima.masks``, ``ghost_optima.modular``);
+* ``reparam`` trains other coordinates ``raw`` with ``params = reparam.to_params(raw)``
+  (``ghost_optima.reorder.SortedBiases``);
+* ``step_hook(step, raw, state)`` runs after every optimizer step and may edit the parameters
+  and the optimizer state in place (``ghost_optima.reorder.CanonicalSortHook``).
 """
 
 import math
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
@@ -33,6 +48,32 @@ from ghost_optima.data import Dataset, Task
 from ghost_optima.symmetry import ACTIVATIONS, init_mlp
 
 Params = dict[str, torch.Tensor]
+LayerActivation = Callable[[torch.Tensor, int], torch.Tensor]
+"""A hidden layer's nonlinearity: ``act(z, layer)``, ``z`` of shape ``(..., n_layer)``."""
+ActivationLike = str | LayerActivation
+
+
+def layer_activation(activation: ActivationLike) -> LayerActivation:
+    """``act(z, layer)`` for an activation name (the same function for every layer) or callable."""
+    if callable(activation):
+        return activation
+    fn = ACTIVATIONS[activation].fn
+    return lambda z, layer: fn(z)
+
+
+class Reparameterization(Protocol):
+    """Coordinates ``raw`` in which training happens, for stacked parameter dicts.
+
+    ``to_params(raw)`` must be differentiable; ``to_raw(params)`` may relabel hidden units (a
+    symmetry, so the initial network function is unchanged) before inverting.
+    """
+
+    def to_raw(self, params: Params) -> Params: ...
+
+    def to_params(self, raw: Params) -> Params: ...
+
+
+StepHook = Callable[[int, Params, dict], None]
 
 
 def member_generators(seed: int) -> tuple[torch.Generator, torch.Generator]:
@@ -60,9 +101,9 @@ def member(stacked: Params, i: int) -> Params:
     return {k: v[i].detach().clone() for k, v in stacked.items()}
 
 
-def ensemble_forward(stacked: Params, x: torch.Tensor, activation: str) -> torch.Tensor:
+def ensemble_forward(stacked: Params, x: torch.Tensor, activation: ActivationLike) -> torch.Tensor:
     """Outputs ``(E, N, n_out)`` of all members on ``x``: ``(N, n_0)`` or ``(E, N, n_0)``."""
-    act = ACTIVATIONS[activation].fn
+    act = layer_activation(activation)
     n_layers = len(stacked) // 2
     n_members = stacked["W1"].shape[0]
     h = x.expand(n_members, *x.shape) if x.dim() == 2 else x
@@ -70,7 +111,7 @@ def ensemble_forward(stacked: Params, x: torch.Tensor, activation: str) -> torch
         w, b = stacked[f"W{layer}"], stacked[f"b{layer}"]
         h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
         if layer < n_layers:
-            h = act(h)
+            h = act(h, layer)
     return h
 
 
@@ -92,7 +133,7 @@ _CHUNK = 4096  # examples per forward pass when evaluating, to bound activation 
 
 
 def _scan(
-    stacked: Params, x: torch.Tensor, y: torch.Tensor, activation: str, task: Task
+    stacked: Params, x: torch.Tensor, y: torch.Tensor, activation: ActivationLike, task: Task
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-example losses ``(E, N)`` and, for classification, correctness ``(E, N)``."""
     losses, correct = [], []
@@ -107,14 +148,14 @@ def _scan(
 
 
 def per_example_loss(
-    stacked: Params, x: torch.Tensor, y: torch.Tensor, activation: str, task: Task
+    stacked: Params, x: torch.Tensor, y: torch.Tensor, activation: ActivationLike, task: Task
 ) -> torch.Tensor:
     """Loss of every example for every member, shape ``(E, N)`` (no gradient)."""
     return _scan(stacked, x, y, activation, task)[0]
 
 
 def evaluate(
-    stacked: Params, x: torch.Tensor, y: torch.Tensor, activation: str, task: Task
+    stacked: Params, x: torch.Tensor, y: torch.Tensor, activation: ActivationLike, task: Task
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(loss, accuracy)`` per member, each of shape ``(E,)``; accuracy is NaN for regression."""
     losses, correct = _scan(stacked, x, y, activation, task)
@@ -147,8 +188,11 @@ class EnsembleResult:
     seeds: tuple[int, ...]
     lrs: np.ndarray
     widths: tuple[int, ...]
-    activation: str
+    activation: ActivationLike
     optimizer: str
+    step_seconds: float = 0.0  # wall time inside the minibatch loop (no evaluation), all steps
+    step_cpu_seconds: float = 0.0  # CPU time of this process over the same loop (all threads)
+    n_steps: int = 0  # optimizer steps taken (each one step of every member)
 
 
 def _sgd_step(
@@ -193,7 +237,7 @@ def _adam_step(
 def train_ensemble(
     data: Dataset,
     widths: Sequence[int],
-    activation: str,
+    activation: ActivationLike,
     seeds: Sequence[int],
     *,
     optimizer: Literal["sgd", "adam"] = "sgd",
@@ -205,6 +249,9 @@ def train_ensemble(
     label_noise_mask: torch.Tensor | None = None,
     dtype: torch.dtype = torch.float32,
     progress: bool | Callable[[int, History], None] = False,
+    masks: Mapping[str, torch.Tensor] | None = None,
+    reparam: Reparameterization | None = None,
+    step_hook: StepHook | None = None,
 ) -> EnsembleResult:
     """Train one MLP of ``widths = (n_0, ..., n_out)`` per seed, all members in lockstep.
 
@@ -213,6 +260,11 @@ def train_ensemble(
     given (flip labels beforehand for label-noise runs; ``label_noise_mask`` then only splits
     the recorded training loss into noisy and clean examples). ``progress=True`` prints one
     line per epoch; a callable receives ``(epoch, history_so_far)`` instead.
+
+    ``masks`` maps weight names (``"W1"``, ...) to 0/1 tensors of shape ``(n_l, n_{l-1})``
+    (shared) or ``(E, n_l, n_{l-1})``; unnamed weights are dense. ``reparam`` and
+    ``step_hook`` are described in the module docstring; the hook sees the trained
+    coordinates (``raw``) and the optimizer state keyed like them.
     """
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"unknown optimizer {optimizer!r}")
@@ -226,8 +278,17 @@ def train_ensemble(
 
     gens = [member_generators(s) for s in seeds]
     params = stack_params([init_mlp(widths, g_init, dtype=dtype) for g_init, _ in gens])
+    mask_t = _check_masks(masks, params, dtype)
+    if reparam is not None:
+        params = {k: v.detach() for k, v in reparam.to_raw(params).items()}
+    for k, m in mask_t.items():
+        params[k] = params[k] * m
     for p in params.values():
         p.requires_grad_(True)
+
+    def network() -> Params:  # the network's parameters as a function of the trained ones
+        return params if reparam is None else reparam.to_params(params)
+
     lr_t = {
         k: torch.as_tensor(lrs, dtype=dtype).view(-1, *([1] * (p.dim() - 1)))
         for k, p in params.items()
@@ -243,9 +304,11 @@ def train_ensemble(
     rows: dict[str, list[np.ndarray]] = {k: [] for k in History.__dataclass_fields__}
 
     def record() -> History:
-        losses = per_example_loss(params, x_train, y_train, activation, data.task)
+        with torch.no_grad():
+            net = network()
+        losses = per_example_loss(net, x_train, y_train, activation, data.task)
         rows["train_loss"].append(losses.mean(1).double().numpy())
-        test_loss, test_acc = evaluate(params, x_test, y_test, activation, data.task)
+        test_loss, test_acc = evaluate(net, x_test, y_test, activation, data.task)
         rows["test_loss"].append(test_loss)
         rows["test_acc"].append(test_acc)
         if label_noise_mask is not None:
@@ -256,19 +319,27 @@ def train_ensemble(
     history = record()
     state: dict = {}  # per parameter: momentum buffer (SGD) or moment pair (Adam)
     step = 0
+    step_seconds = step_cpu_seconds = 0.0
     for epoch in range(1, epochs + 1):
+        started, started_cpu = time.perf_counter(), time.process_time()
         order = torch.stack([torch.randperm(n, generator=g_order) for _, g_order in gens])
         for start in range(0, n, batch_size):
             idx = order[:, start : start + batch_size]
-            out = ensemble_forward(params, x_train[idx], activation)
+            out = ensemble_forward(network(), x_train[idx], activation)
             loss = _loss_per_example(out, y_train[idx], data.task).mean(1).sum()
             grads = dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True))
+            for k, m in mask_t.items():
+                grads[k] = grads[k] * m
             step += 1
             with torch.no_grad():
                 if optimizer == "sgd":
                     _sgd_step(params, grads, state, lr_t, momentum, weight_decay)
                 else:
                     _adam_step(params, grads, state, lr_t, step, weight_decay)
+                if step_hook is not None:
+                    step_hook(step, params, state)
+        step_seconds += time.perf_counter() - started
+        step_cpu_seconds += time.process_time() - started_cpu
         history = record()
         if callable(progress):
             progress(epoch, history)
@@ -278,5 +349,41 @@ def train_ensemble(
                 f"test loss {history.test_loss[-1].mean():.4g}, "
                 f"test acc {history.test_acc[-1].mean():.4g}"
             )
-    final = {k: v.detach() for k, v in params.items()}
-    return EnsembleResult(final, history, seeds, lrs, tuple(widths), activation, optimizer)
+    with torch.no_grad():
+        final = {k: v.detach().clone() for k, v in network().items()}
+    return EnsembleResult(
+        final,
+        history,
+        seeds,
+        lrs,
+        tuple(widths),
+        activation,
+        optimizer,
+        step_seconds=step_seconds,
+        step_cpu_seconds=step_cpu_seconds,
+        n_steps=step,
+    )
+
+
+def _check_masks(
+    masks: Mapping[str, torch.Tensor] | None, params: Params, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    """Masks as 0/1 tensors of ``dtype``, checked to name weights and broadcast to them."""
+    if not masks:
+        return {}
+    out = {}
+    for name, mask in masks.items():
+        if not name.startswith("W") or name not in params:
+            raise ValueError(
+                f"masks may only name weights {sorted(k for k in params if k[0] == 'W')}"
+            )
+        target = params[name].shape
+        if tuple(mask.shape) not in (tuple(target), tuple(target[1:])):
+            raise ValueError(
+                f"mask {name} has shape {tuple(mask.shape)}, weight has {tuple(target)}"
+            )
+        mask = mask.to(dtype)
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError(f"mask {name} must hold only 0 and 1")
+        out[name] = mask
+    return out

@@ -1,0 +1,159 @@
+"""The redundancy-experiment helpers against independent references (loops, align, sklearn)."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from ghost_optima import align, experiments, stats
+from ghost_optima.data import teacher_student
+from ghost_optima.symmetry import (
+    apply_transform,
+    init_mlp,
+    mlp_permutation_spec,
+    random_transform,
+)
+from ghost_optima.train import ensemble_forward, member, stack_params, train_ensemble
+
+
+def nets(widths, n, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [init_mlp(widths, gen, dtype=torch.float32) for _ in range(n)]
+
+
+def test_align_pair_maps_a_permuted_sign_flipped_copy_onto_the_original():
+    gen = torch.Generator().manual_seed(1)
+    widths = [5, 12, 3]
+    a = init_mlp(widths, gen)
+    copy = apply_transform(
+        a, mlp_permutation_spec(1), random_transform(mlp_permutation_spec(1), widths, "tanh", gen)
+    )
+    assert experiments.relative_distance(a, copy) > 0.1
+    a2, b2 = experiments.align_pair(a, copy, "tanh")
+    assert experiments.relative_distance(a2, b2) < 1e-12
+    x = torch.randn(20, 5, generator=gen, dtype=torch.float64)
+    for original, aligned in ((a, a2), (copy, b2)):  # alignment never changes a function
+        f = ensemble_forward(stack_params([original]), x, "tanh")
+        g = ensemble_forward(stack_params([aligned]), x, "tanh")
+        assert torch.allclose(f, g, atol=1e-12)
+
+
+def test_pairwise_alignment_matches_align_aligned_distance_for_relu():
+    members = nets([4, 9, 9, 2], 4)
+    stacked = stack_params(members)
+    dist, pairs, _, _ = experiments.pairwise_alignment(stacked, "relu")
+    assert pairs == list(itertools.combinations(range(4), 2))
+    assert np.isnan(np.diag(dist)).all()
+    for i, j in pairs:
+        expected = align.aligned_distance(members[i], members[j], normalized=True)
+        assert dist[i, j] == pytest.approx(expected, rel=1e-9)
+        assert dist[j, i] == dist[i, j]
+
+
+@pytest.mark.parametrize(
+    ("task", "activation"), [("regression", "tanh"), ("classification", "relu")]
+)
+def test_segment_barriers_equal_align_barrier(task, activation):
+    data, _ = teacher_student(60, 10, 3, (4, 3), task, seed=2)
+    members = nets([3, 7, 3], 5, seed=3)
+    firsts, seconds = members[:2] + members[2:3], members[3:5] + members[1:2]
+    got = experiments.segment_barriers(
+        firsts, seconds, data.x_train, data.y_train, activation, task, n_points=9, max_floats=200
+    )
+    for k, (a, b) in enumerate(zip(firsts, seconds, strict=True)):
+        ref = align.barrier(a, b, data.x_train, data.y_train, activation, task, n_points=9)
+        assert got[k] == pytest.approx(ref["loss_barrier"], rel=1e-5, abs=1e-7)
+
+
+def test_disagreement_matrix_equals_prediction_disagreement():
+    gen = torch.Generator().manual_seed(4)
+    out = torch.randn(4, 50, 3, generator=gen)
+    d = experiments.disagreement_matrix(out)
+    for i, j in itertools.permutations(range(4), 2):
+        assert d[i, j] == pytest.approx(align.prediction_disagreement(out[i], out[j]))
+    assert np.isnan(np.diag(d)).all()
+
+
+def test_member_disagreement_counts_disagreeing_pairs():
+    gen = torch.Generator().manual_seed(5)
+    pred = torch.randint(0, 4, (6, 30), generator=gen)
+    got = experiments.member_disagreement(pred, 4)
+    for n in range(30):
+        pairs = list(itertools.permutations(range(6), 2))
+        expected = sum(int(pred[i, n] != pred[j, n]) for i, j in pairs) / len(pairs)
+        assert got[n] == pytest.approx(expected)
+    same = torch.zeros(3, 2, dtype=torch.long)
+    assert experiments.member_disagreement(same, 2).tolist() == [0, 0]
+
+
+def test_pair_mean_against_a_loop():
+    rng = np.random.default_rng(6)
+    m = rng.normal(size=(5, 5))
+    m = (m + m.T) / 2
+    m[1, 3] = m[3, 1] = np.nan
+    idx = np.array([0, 0, 1, 3, 4, 4])
+    values = [
+        m[idx[a], idx[b]]
+        for a in range(len(idx))
+        for b in range(a + 1, len(idx))
+        if idx[a] != idx[b] and not np.isnan(m[idx[a], idx[b]])
+    ]
+    assert experiments.pair_mean(m, idx) == pytest.approx(np.mean(values))
+    assert np.isnan(experiments.pair_mean(m, np.array([2, 2, 2])))
+
+
+def test_seed_bootstrap_agrees_with_bootstrap_ci():
+    values = np.random.default_rng(7).normal(size=12)
+    ours = experiments.seed_bootstrap(12, lambda i: values[i].mean(), n_boot=500, seed=3)
+    ref = stats.bootstrap_ci(values, n_boot=500, seed=3)
+    assert (ours.value, ours.lo, ours.hi) == pytest.approx((ref.value, ref.lo, ref.hi))
+    assert ours.n == ref.n
+
+
+def test_seed_bootstrap_drops_nan_resamples():
+    m = np.ones((3, 3))
+    est = experiments.seed_bootstrap(3, lambda i: experiments.pair_mean(m, i), n_boot=200)
+    assert (est.value, est.lo, est.hi) == (1.0, 1.0, 1.0)
+
+
+def test_slope_matches_polyfit():
+    x, y = np.array([1.0, 2, 4, 7]), np.array([0.5, 0.1, 2.0, 3.3])
+    assert experiments.slope(x, y) == pytest.approx(np.polyfit(x, y, 1)[0])
+
+
+def test_auroc_matches_sklearn_with_ties():
+    rng = np.random.default_rng(8)
+    labels = rng.random(300) < 0.2
+    scores = np.round(rng.normal(size=300) + labels, 1)  # rounding makes ties
+    assert experiments.auroc(scores, labels) == pytest.approx(roc_auc_score(labels, scores))
+    assert experiments.auroc(labels.astype(float), labels) == 1.0
+
+
+def test_precision_at_k():
+    scores = np.array([0.9, 0.1, 0.8, 0.7, 0.2])
+    labels = np.array([True, False, False, True, True])
+    assert experiments.precision_at_k(scores, labels, 2) == 0.5
+    assert experiments.precision_at_k(scores, labels, 3) == pytest.approx(2 / 3)
+
+
+def test_snapshots_and_cloud_radius():
+    data, _ = teacher_student(40, 10, 3, (2, 1), "regression", seed=9)
+    steps_per_epoch = 4  # 40 examples, batches of 10
+    snaps = experiments.Snapshots([steps_per_epoch * e for e in (2, 3, 4)])
+    result = train_ensemble(
+        data, (3, 5, 1), "tanh", [0, 1], lr=0.1, epochs=4, batch_size=10, step_hook=snaps
+    )
+    stacked = snaps.stacked()
+    assert stacked["W1"].shape == (3, 2, 5, 3)
+    for k, v in result.params.items():  # the last snapshot is the final iterate
+        assert torch.equal(stacked[k][-1], v)
+    radius = experiments.cloud_radius(stacked)
+    for e in range(2):
+        flat = np.stack(
+            [np.concatenate([s[k][e].double().numpy().ravel() for k in s]) for s in snaps.kept]
+        )
+        expected = np.sqrt(((flat - flat.mean(0)) ** 2).sum(1).mean())
+        assert radius[e] == pytest.approx(expected)
+    assert member(result.params, 0)["W1"].shape == (5, 3)
