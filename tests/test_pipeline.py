@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ghost_optima import pipeline
+from ghost_optima import pipeline, provenance
 from ghost_optima.profiles import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -255,3 +255,21 @@ def test_a_second_concurrent_build_is_refused(book):
         with pytest.raises(ConfigError, match="another build of 'quick' is running"):
             build(book, "quick")
     build(book, "quick", render_book=False)  # free again once the first one is done
+
+
+def test_inputs_hash_follows_the_science_not_the_build_code(tmp_path):
+    (tmp_path / "align.py").write_text("x = 1")
+    (tmp_path / "pipeline.py").write_text("y = 1")
+    (tmp_path / "claims.yml").write_text("T1: {}")
+
+    def digest():
+        return provenance.tree_digest(tmp_path, pipeline.NOTEBOOK_INPUTS, pipeline.BUILD_MODULES)
+
+    before = digest()
+    (tmp_path / "pipeline.py").write_text("y = 2")
+    assert digest() == before
+    (tmp_path / "claims.yml").write_text("T1: {rule: null}")
+    changed = digest()
+    assert changed != before
+    (tmp_path / "align.py").write_text("x = 2")
+    assert digest() != changed

@@ -34,6 +34,22 @@ from .runner import FAILED_CELL_EXIT
 
 PUBLISHED = "full"
 PACKAGE_DIR = Path(__file__).parent
+# What a notebook's results depend on: the science modules and the rules that give verdicts.
+# The build's own modules are left out, so that changing how the book is assembled does not
+# re-run every notebook.
+NOTEBOOK_INPUTS = ("*.py", "claims.yml")
+BUILD_MODULES = (
+    "pipeline.py",
+    "runner.py",
+    "cli.py",
+    "pages.py",
+    "summary.py",
+    "verify.py",
+    "bench.py",
+    "check_notebooks.py",
+    "profiles.py",
+    "provenance.py",
+)
 
 
 class BuildError(RuntimeError):
@@ -133,7 +149,7 @@ def inputs_hash(project: Project, stem: str, params: dict) -> str:
     return provenance.digest(
         project.notebook_sources()[stem].read_bytes(),
         provenance.json_digest(params).encode(),
-        provenance.tree_digest(PACKAGE_DIR).encode(),
+        provenance.tree_digest(PACKAGE_DIR, NOTEBOOK_INPUTS, BUILD_MODULES).encode(),
         lock.read_bytes() if lock.exists() else b"",
     )
 

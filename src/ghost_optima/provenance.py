@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -31,10 +32,16 @@ def digest(*parts: bytes) -> str:
     return h.hexdigest()
 
 
-def tree_digest(folder: Path, pattern: str = "*.py*") -> str:
-    """Digest of every file matching ``pattern`` under ``folder`` (names and bytes, sorted)."""
+def tree_digest(folder: Path, names: Iterable[str] = ("*.py",), skip: Iterable[str] = ()) -> str:
+    """Digest of the files matching any of ``names`` under ``folder``, less those in ``skip``."""
+    skip = set(skip)
     files = sorted(
-        p for p in Path(folder).rglob(pattern) if p.is_file() and "__pycache__" not in p.parts
+        {
+            p
+            for pattern in names
+            for p in Path(folder).rglob(pattern)
+            if p.is_file() and "__pycache__" not in p.parts and p.name not in skip
+        }
     )
     return digest(
         *(

@@ -161,8 +161,9 @@ def _lists(rows: list[dict], lang: str) -> list[str]:
     return lines
 
 
-def summary_page(rows: list[dict], lang: str) -> str:
-    verdicts = {r["id"]: r["verdict"] for r in rows}
+def summary_page(all_rows: list[dict], lang: str) -> str:
+    verdicts = {r["id"]: r["verdict"] for r in all_rows}
+    rows = [r for r in all_rows if r["id"] not in DELIVERABLES]  # the claims, not the pages
     counts = {v: sum(1 for r in rows if r["verdict"] == v) for v in COLORS}
     en = lang == "en"
     tally = ", ".join(f"{n} {v if en else JA_VERDICT[v]}" for v, n in counts.items() if n)
