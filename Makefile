@@ -16,7 +16,7 @@ test: lint pytest quick-book
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m ghost_optima.check_notebooks notebooks
+	$(BIN)/python -m ghost_optima.book.check_notebooks notebooks
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest

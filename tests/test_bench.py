@@ -2,7 +2,7 @@
 
 import subprocess
 
-from ghost_optima import bench
+from ghost_optima.book import bench, pages
 
 REPORT = {
     "machine": {"platform": "Linux-x", "processor": "x86_64", "cpu_count": 2},
@@ -17,7 +17,7 @@ REPORT = {
 
 
 def test_page_states_machine_and_every_timing():
-    text = bench.page(REPORT)
+    text = pages.performance_page(REPORT)
     assert "2 cores" in text and "torch 2.13.0" in text and "numpy" not in text
     assert "| quick | fresh copy | 61.5 | 1.2 |" in text
     assert "| full | fresh copy | 900.0 | 2.0 |" in text
@@ -26,7 +26,7 @@ def test_page_states_machine_and_every_timing():
 
 
 def test_page_without_measurements_says_so():
-    assert "Not measured yet" in bench.page(None)
+    assert "Not measured yet" in pages.performance_page(None)
 
 
 def test_tracked_copy_takes_only_tracked_files(tmp_path):

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ghost_optima import claims
-from ghost_optima.claims import Rule, RuleError, evaluate
+from ghost_optima.book import claims
+from ghost_optima.book.claims import Rule, RuleError, evaluate
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "CLAIMS.md"
 

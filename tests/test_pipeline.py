@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ghost_optima import pipeline, provenance
-from ghost_optima.profiles import ConfigError
+from ghost_optima.book import pipeline
+from ghost_optima.book.profiles import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = """---
@@ -45,7 +45,7 @@ def book(tmp_path) -> pipeline.Project:
         notebook(
             "Second",
             "scale = 1.5  # a number",
-            "from ghost_optima.record import Recorder\nrec = Recorder('20_second')\n"
+            "from ghost_optima.book.record import Recorder\nrec = Recorder('20_second')\n"
             "rec.glue('doubled', 2 * scale)",
         ).replace("\n```{code-cell}", "\nDoubled: {glue:text}`doubled:.2f`.\n\n```{code-cell}", 1)
     )
@@ -79,7 +79,7 @@ def build(project, *args, **kwargs):
 
 def cli(project, *args):
     return subprocess.run(
-        [sys.executable, "-m", "ghost_optima.cli", "--root", str(project.root), *args],
+        [sys.executable, "-m", "ghost_optima.book.cli", "--root", str(project.root), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -183,7 +183,7 @@ def test_an_interrupted_build_leaves_nothing_trusted(book):
         [
             sys.executable,
             "-m",
-            "ghost_optima.cli",
+            "ghost_optima.book.cli",
             "--root",
             str(book.root),
             "build",
@@ -236,7 +236,7 @@ def test_cli_lists_parameters():
         [
             sys.executable,
             "-m",
-            "ghost_optima.cli",
+            "ghost_optima.book.cli",
             "--root",
             str(ROOT),
             "params",
@@ -258,18 +258,17 @@ def test_a_second_concurrent_build_is_refused(book):
 
 
 def test_inputs_hash_follows_the_science_not_the_build_code(tmp_path):
+    (tmp_path / "book").mkdir()
     (tmp_path / "align.py").write_text("x = 1")
-    (tmp_path / "pipeline.py").write_text("y = 1")
-    (tmp_path / "claims.yml").write_text("T1: {}")
+    (tmp_path / "book" / "pipeline.py").write_text("y = 1")
+    for name in pipeline.RESULT_MODULES:
+        (tmp_path / "book" / name).write_text("T1: {}")
 
-    def digest():
-        return provenance.tree_digest(tmp_path, pipeline.NOTEBOOK_INPUTS, pipeline.BUILD_MODULES)
-
-    before = digest()
-    (tmp_path / "pipeline.py").write_text("y = 2")
-    assert digest() == before
-    (tmp_path / "claims.yml").write_text("T1: {rule: null}")
-    changed = digest()
+    before = pipeline.science_digest(tmp_path)
+    (tmp_path / "book" / "pipeline.py").write_text("y = 2")
+    assert pipeline.science_digest(tmp_path) == before
+    (tmp_path / "book" / "claims.yml").write_text("T1: {rule: null}")
+    changed = pipeline.science_digest(tmp_path)
     assert changed != before
     (tmp_path / "align.py").write_text("x = 2")
-    assert digest() != changed
+    assert pipeline.science_digest(tmp_path) != changed

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from ghost_optima import profiles
-from ghost_optima.profiles import ConfigError
+from ghost_optima.book import profiles
+from ghost_optima.book.profiles import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

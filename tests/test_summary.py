@@ -2,7 +2,7 @@
 
 import pytest
 
-from ghost_optima import claims, summary
+from ghost_optima.book import claims, summary
 
 
 def rows_with(verdicts: dict[str, str]) -> list[dict]:

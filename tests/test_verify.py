@@ -1,6 +1,6 @@
 """Reviewer mode's robustness summary."""
 
-from ghost_optima.verify import robustness
+from ghost_optima.book.verify import robustness
 
 
 def row(cid, verdict, value):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ghost_optima import pipeline
+from ghost_optima.book import pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = pipeline.Project(ROOT)

@@ -10,8 +10,8 @@ import nbformat
 import pytest
 import yaml
 
-from ghost_optima import claims, pipeline, summary
-from ghost_optima.record import format_figure
+from ghost_optima.book import claims, pipeline, summary
+from ghost_optima.book.record import format_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = pipeline.Project(ROOT)
@@ -89,7 +89,7 @@ def test_same_profile_gives_the_same_claim_figures(profile):
         [
             sys.executable,
             "-m",
-            "ghost_optima.cli",
+            "ghost_optima.book.cli",
             "--root",
             str(ROOT),
             "build",

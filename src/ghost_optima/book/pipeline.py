@@ -33,23 +33,11 @@ from .record import RESULT_ENV
 from .runner import FAILED_CELL_EXIT
 
 PUBLISHED = "full"
-PACKAGE_DIR = Path(__file__).parent
-# What a notebook's results depend on: the science modules and the rules that give verdicts.
-# The build's own modules are left out, so that changing how the book is assembled does not
-# re-run every notebook.
-NOTEBOOK_INPUTS = ("*.py", "claims.yml")
-BUILD_MODULES = (
-    "pipeline.py",
-    "runner.py",
-    "cli.py",
-    "pages.py",
-    "summary.py",
-    "verify.py",
-    "bench.py",
-    "check_notebooks.py",
-    "profiles.py",
-    "provenance.py",
-)
+SCIENCE_DIR = Path(__file__).parent.parent
+# What a notebook's results depend on: the science modules, and the book modules that record
+# figures and turn them into verdicts by the rules. How the book is assembled is left out, so
+# that changing it does not re-run every notebook.
+RESULT_MODULES = ("claims.py", "claims.yml", "record.py")
 
 
 class BuildError(RuntimeError):
@@ -144,12 +132,21 @@ def _parameters_source(path: Path) -> str:
     return cells[0].source
 
 
+def science_digest(package: Path) -> str:
+    """Digest of what results depend on: the science modules and ``RESULT_MODULES``."""
+    book = package / "book"
+    return provenance.digest(
+        provenance.tree_digest(package, ("*.py",), skip_dirs=("book",)).encode(),
+        *((book / name).read_bytes() for name in RESULT_MODULES),
+    )
+
+
 def inputs_hash(project: Project, stem: str, params: dict) -> str:
     lock = project.root / "requirements.lock"
     return provenance.digest(
         project.notebook_sources()[stem].read_bytes(),
         provenance.json_digest(params).encode(),
-        provenance.tree_digest(PACKAGE_DIR, NOTEBOOK_INPUTS, BUILD_MODULES).encode(),
+        science_digest(SCIENCE_DIR).encode(),
         lock.read_bytes() if lock.exists() else b"",
     )
 
@@ -259,7 +256,7 @@ def run_notebook(project: Project, job: Plan, stem: str, key: str) -> float:
     started = time.perf_counter()
     with open(scratch / "kernel.log", "w", encoding="utf-8") as kernel_log:
         done = subprocess.run(
-            [sys.executable, "-m", "ghost_optima.runner", str(scratch / "job.json")],
+            [sys.executable, "-m", "ghost_optima.book.runner", str(scratch / "job.json")],
             env=env,
             stdout=kernel_log,
             stderr=subprocess.STDOUT,
@@ -359,9 +356,8 @@ def render(project: Project, profile: str, records: dict[str, dict], log=print) 
         files[Path("_generated") / name] = text.encode("utf-8")
     for name, data in summary.generated(rows).items():
         files[Path("_generated") / name] = data
-    from .bench import load, page  # bench builds books itself, so it imports this module
-
-    files[Path("_generated") / "performance.md"] = page(load(project)).encode("utf-8")
+    performance = pages.performance_page(pages.load_performance(project.root))
+    files[Path("_generated") / "performance.md"] = performance.encode("utf-8")
     config = (project.root / "_config.yml").read_bytes()
     book_hash = provenance.digest(
         config, *(b for rel in sorted(files) for b in (str(rel).encode(), files[rel]))

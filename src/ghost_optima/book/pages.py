@@ -4,7 +4,12 @@ They are written at build time from ``results/*.json`` so they can never disagre
 runs. Both are MyST markdown; verdicts use sphinx-design badges.
 """
 
+import json
+from pathlib import Path
+
 from .record import format_figure
+
+PERFORMANCE_FILE = "performance.json"
 
 BADGE = {
     "supported": "bdg-success",
@@ -109,3 +114,55 @@ def reproducibility_page(profile: str, records: dict[str, dict]) -> str:
     lines += [f"| {name} | {version} |" for name, version in versions.items()]
     lines += ["", ", ".join(f"{k}: `{v}`" for k, v in machine.items()), ""]
     return "\n".join(lines)
+
+
+def load_performance(root: Path) -> dict | None:
+    """The report ``ghost-optima bench`` left in ``root/results``, or None."""
+    path = root / "results" / PERFORMANCE_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def performance_page(report: dict | None) -> str:
+    lines = ["(performance)=", "# Performance", ""]
+    if report is None:
+        return "\n".join(lines + ["Not measured yet: run `ghost-optima bench`.", ""])
+    machine = report["machine"]
+    lines += [
+        f"Measured on `{machine['platform']}` ({machine['processor']}, {machine['cpu_count']} "
+        f"cores), commit `{(report['commit']['commit'] or 'none')[:10]}`, with "
+        + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v)
+        + ". A cold build on a fresh copy starts from the tracked files alone (no results, no "
+        "cache); in place, every notebook is forced to run but Jupyter Book keeps its own "
+        "incremental state. A cached build follows with nothing changed.",
+        "",
+        "| profile | where | cold build (s) | cached rebuild (s) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {b['profile']} | {b.get('where', 'fresh copy')} | {b['cold']} | {b['cached']} |"
+        for b in report["builds"]
+    ]
+    if report["builds"]:
+        profiles = [b["profile"] for b in report["builds"]]
+        lines += [
+            "",
+            "Seconds per notebook (cold):",
+            "",
+            "| notebook | " + " | ".join(profiles) + " |",
+            "|---|" + "---|" * len(profiles),
+        ]
+        for stem in report["builds"][0]["notebooks"]:
+            cells = [str(b["notebooks"].get(stem, "—")) for b in report["builds"]]
+            lines.append(f"| {stem} | " + " | ".join(cells) + " |")
+    for item in report["micro"]:
+        lines += [
+            "",
+            f"## `benchmarks/{item['script']}`",
+            "",
+            f"{item['seconds']} s, exit status {item['exit_status']}.",
+            "",
+            "```text",
+            item["output"],
+            "```",
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,6 +1,6 @@
 """Lint the notebook sources: one parameters cell, a kernelspec, and ruff-clean code.
 
-``python -m ghost_optima.check_notebooks notebooks`` converts each MyST notebook to a Python
+``python -m ghost_optima.book.check_notebooks notebooks`` converts each MyST notebook to a Python
 script in memory and pipes it through ``ruff check`` (allowing what is usual in notebooks: long
 lines, late imports, bare expressions that display). Exits non-zero, naming each problem.
 """

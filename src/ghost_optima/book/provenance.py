@@ -32,15 +32,17 @@ def digest(*parts: bytes) -> str:
     return h.hexdigest()
 
 
-def tree_digest(folder: Path, names: Iterable[str] = ("*.py",), skip: Iterable[str] = ()) -> str:
-    """Digest of the files matching any of ``names`` under ``folder``, less those in ``skip``."""
-    skip = set(skip)
+def tree_digest(
+    folder: Path, names: Iterable[str] = ("*.py",), skip_dirs: Iterable[str] = ()
+) -> str:
+    """Digest of the files matching any of ``names`` under ``folder``, outside ``skip_dirs``."""
+    skip = {"__pycache__", *skip_dirs}
     files = sorted(
         {
             p
             for pattern in names
             for p in Path(folder).rglob(pattern)
-            if p.is_file() and "__pycache__" not in p.parts and p.name not in skip
+            if p.is_file() and not skip.intersection(p.relative_to(folder).parts)
         }
     )
     return digest(

@@ -13,7 +13,6 @@ forced to run (the cold pass), so the timing run also produces that profile's re
 Book's own incremental state is kept, which the table says.
 """
 
-import json
 import shutil
 import subprocess
 import sys
@@ -22,8 +21,7 @@ import time
 from pathlib import Path
 
 from . import pipeline, provenance
-
-PERFORMANCE_FILE = "performance.json"
+from .pages import PERFORMANCE_FILE
 
 
 def tracked_copy(root: Path, target: Path) -> None:
@@ -112,54 +110,3 @@ def bench(
     }
     pipeline.write_json(project.root / "results" / PERFORMANCE_FILE, report)
     return report
-
-
-def load(project: pipeline.Project) -> dict | None:
-    path = project.root / "results" / PERFORMANCE_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-def page(report: dict | None) -> str:
-    lines = ["(performance)=", "# Performance", ""]
-    if report is None:
-        return "\n".join(lines + ["Not measured yet: run `ghost-optima bench`.", ""])
-    machine = report["machine"]
-    lines += [
-        f"Measured on `{machine['platform']}` ({machine['processor']}, {machine['cpu_count']} "
-        f"cores), commit `{(report['commit']['commit'] or 'none')[:10]}`, with "
-        + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v)
-        + ". A cold build on a fresh copy starts from the tracked files alone (no results, no "
-        "cache); in place, every notebook is forced to run but Jupyter Book keeps its own "
-        "incremental state. A cached build follows with nothing changed.",
-        "",
-        "| profile | where | cold build (s) | cached rebuild (s) |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        f"| {b['profile']} | {b.get('where', 'fresh copy')} | {b['cold']} | {b['cached']} |"
-        for b in report["builds"]
-    ]
-    if report["builds"]:
-        profiles = [b["profile"] for b in report["builds"]]
-        lines += [
-            "",
-            "Seconds per notebook (cold):",
-            "",
-            "| notebook | " + " | ".join(profiles) + " |",
-            "|---|" + "---|" * len(profiles),
-        ]
-        for stem in report["builds"][0]["notebooks"]:
-            cells = [str(b["notebooks"].get(stem, "—")) for b in report["builds"]]
-            lines.append(f"| {stem} | " + " | ".join(cells) + " |")
-    for item in report["micro"]:
-        lines += [
-            "",
-            f"## `benchmarks/{item['script']}`",
-            "",
-            f"{item['seconds']} s, exit status {item['exit_status']}.",
-            "",
-            "```text",
-            item["output"],
-            "```",
-        ]
-    return "\n".join(lines) + "\n"

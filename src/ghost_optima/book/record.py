@@ -18,8 +18,9 @@ import math
 import os
 from pathlib import Path
 
+from ghost_optima.stats import Estimate
+
 from . import claims as claims_registry
-from .stats import Estimate
 
 RESULT_ENV = "GHOST_OPTIMA_RESULT"
 

@@ -1,6 +1,6 @@
 """Execute one notebook with papermill, in a child process of the build.
 
-Run as ``python -m ghost_optima.runner JOB.json``. The job names the MyST-markdown source, the
+Run as ``python -m ghost_optima.book.runner JOB.json``. The job names the MyST-markdown source, the
 output notebook, the parameters and the working directory. The child keeps kernel log noise
 out of the build's output (its stderr goes to a log file), and on a failing cell writes
 ``error.json`` beside the output naming the cell, then exits with status 3.
