@@ -25,13 +25,8 @@ from torch import nn
 
 from ghost_optima.align import canonicalize, distance, permute, weight_matching
 from ghost_optima.data import Dataset, digits
-from ghost_optima.symmetry import (
-    Transform,
-    apply_transform,
-    init_mlp,
-    mlp_permutation_spec,
-    random_transform,
-)
+from ghost_optima.mlp import init_mlp
+from ghost_optima.symmetry import Transform, apply_transform, mlp_permutation_spec, random_transform
 from ghost_optima.train import member, member_generators, train_ensemble
 
 REPEATS = 3

@@ -17,14 +17,8 @@ from ghost_optima.align import (
     prediction_disagreement,
     weight_matching,
 )
-from ghost_optima.symmetry import (
-    Transform,
-    apply_transform,
-    init_mlp,
-    mlp_forward,
-    mlp_permutation_spec,
-    random_transform,
-)
+from ghost_optima.mlp import init_mlp, mlp_forward
+from ghost_optima.symmetry import Transform, apply_transform, mlp_permutation_spec, random_transform
 
 
 def _planted(widths, seed, *, activation="relu", noise=0.0):

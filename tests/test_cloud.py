@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ghost_optima import cloud, symmetry
+from ghost_optima import cloud, mlp, symmetry
 from ghost_optima.hessian import per_sample_grads
 
 DT = torch.float64
@@ -19,7 +19,7 @@ def problem():
     gen = torch.Generator().manual_seed(0)
     X = torch.randn(60, 5, generator=gen, dtype=DT)
     y = torch.randint(0, 3, (60,), generator=gen)
-    params = symmetry.init_mlp([5, 4, 3], gen)
+    params = mlp.init_mlp([5, 4, 3], gen)
     obj, theta = cloud.mlp_objective(params, X, y, weight_decay=0.05)
     return X, y, params, obj, theta
 
@@ -27,7 +27,7 @@ def problem():
 def _reference_step(obj, theta, X, y, idx, eta):
     """One SGD step by autograd on the batch ``idx`` (the independent reference)."""
     th = theta.clone().requires_grad_(True)
-    out = symmetry.mlp_forward(obj.unflatten(th), X[idx], "tanh")
+    out = mlp.mlp_forward(obj.unflatten(th), X[idx], "tanh")
     loss = F.cross_entropy(out, y[idx]) + 0.5 * obj.weight_decay * (th * th).sum()
     (g,) = torch.autograd.grad(loss, th)
     return (theta - eta * g).detach()
@@ -35,7 +35,7 @@ def _reference_step(obj, theta, X, y, idx, eta):
 
 def test_objective_matches_torch_cross_entropy(problem):
     X, y, params, obj, theta = problem
-    out = symmetry.mlp_forward(params, X, "tanh")
+    out = mlp.mlp_forward(params, X, "tanh")
     expected = F.cross_entropy(out, y) + 0.025 * (theta * theta).sum()
     assert float(obj.loss(theta)) == pytest.approx(float(expected), rel=1e-14)
     G = per_sample_grads(obj.per_sample_loss, theta, X, y)
@@ -129,7 +129,7 @@ def test_minimize_reaches_a_small_gradient(problem):
 
 
 def _brute_force_nearest(params, activation):
-    widths = symmetry.mlp_widths(params)
+    widths = mlp.mlp_widths(params)
     spec = symmetry.mlp_permutation_spec(len(widths) - 2)
     signs = (1.0, -1.0) if activation == "tanh" else (1.0,)
     best = math.inf
@@ -152,15 +152,15 @@ def _brute_force_nearest(params, activation):
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize("widths", [[3, 4, 2], [2, 3, 5, 1]])
 def test_nearest_ghost_matches_brute_force(activation, widths):
-    params = symmetry.init_mlp(widths, 3)
+    params = mlp.init_mlp(widths, 3)
     ghost = cloud.nearest_ghost(params, activation)
     assert ghost.distance == pytest.approx(_brute_force_nearest(params, activation), rel=1e-12)
     d = math.sqrt(sum(float((params[k] - ghost.params[k]).pow(2).sum()) for k in params))
     assert d == pytest.approx(ghost.distance, rel=1e-12)
     x = torch.randn(20, widths[0], dtype=DT, generator=torch.Generator().manual_seed(1))
     np.testing.assert_allclose(
-        symmetry.mlp_forward(ghost.params, x, activation),
-        symmetry.mlp_forward(params, x, activation),
+        mlp.mlp_forward(ghost.params, x, activation),
+        mlp.mlp_forward(params, x, activation),
         atol=1e-13,
     )
 
@@ -187,7 +187,7 @@ def test_ratio_summary_against_hand_computation():
 
 
 def test_unit_partner_distances_and_distinct_ghost_skip_duplicates():
-    params = symmetry.init_mlp([3, 5, 2], 4)
+    params = mlp.init_mlp([3, 5, 2], 4)
     # make unit 3 a sign-flipped duplicate of unit 1 (exact for tanh)
     params["W1"][3], params["b1"][3], params["W2"][:, 3] = (
         -params["W1"][1],

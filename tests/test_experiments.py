@@ -9,13 +9,9 @@ from sklearn.metrics import roc_auc_score
 
 from ghost_optima import align, experiments, stats
 from ghost_optima.data import teacher_student
-from ghost_optima.symmetry import (
-    apply_transform,
-    init_mlp,
-    mlp_permutation_spec,
-    random_transform,
-)
-from ghost_optima.train import ensemble_forward, member, stack_params, train_ensemble
+from ghost_optima.mlp import ensemble_forward, init_mlp
+from ghost_optima.symmetry import apply_transform, mlp_permutation_spec, random_transform
+from ghost_optima.train import member, stack_params, train_ensemble
 
 
 def nets(widths, n, seed=0):

@@ -7,6 +7,7 @@ from numpy.polynomial import chebyshev, legendre
 
 from ghost_optima.align import normalize_signs as tanh_normalize_signs
 from ghost_optima.data import teacher_student
+from ghost_optima.mlp import ensemble_forward, init_mlp
 from ghost_optima.orthopoly import (
     PolyActivation,
     basis_values,
@@ -17,8 +18,7 @@ from ghost_optima.orthopoly import (
     random_pattern,
     symmetry_classes,
 )
-from ghost_optima.symmetry import init_mlp
-from ghost_optima.train import ensemble_forward, stack_params, train_ensemble
+from ghost_optima.train import stack_params, train_ensemble
 
 NUMPY = {"legendre": legendre.legval, "chebyshev": chebyshev.chebval}
 

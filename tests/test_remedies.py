@@ -7,8 +7,9 @@ import torch
 from ghost_optima import remedies
 from ghost_optima.align import barrier
 from ghost_optima.data import Dataset, teacher_student
+from ghost_optima.mlp import ensemble_forward
 from ghost_optima.symmetry import apply_transform, mlp_permutation_spec, random_transform
-from ghost_optima.train import ensemble_forward, member, stack_params
+from ghost_optima.train import member, stack_params
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 
 from ghost_optima.align import canonicalize, permute, weight_matching
 from ghost_optima.data import teacher_student
+from ghost_optima.mlp import ensemble_forward, init_mlp, mlp_forward
 from ghost_optima.reorder import (
     CanonicalSortHook,
     SortedBiases,
@@ -14,14 +15,8 @@ from ghost_optima.reorder import (
     inverse_softplus,
     perms_between,
 )
-from ghost_optima.symmetry import (
-    apply_transform,
-    init_mlp,
-    mlp_forward,
-    mlp_permutation_spec,
-    random_transform,
-)
-from ghost_optima.train import ensemble_forward, stack_params, train_ensemble
+from ghost_optima.symmetry import apply_transform, mlp_permutation_spec, random_transform
+from ghost_optima.train import stack_params, train_ensemble
 
 
 @pytest.fixture(scope="module")

@@ -12,20 +12,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ghost_optima.mlp import ACTIVATIONS, init_mlp, mlp_forward, mlp_widths
 from ghost_optima.symmetry import (
-    ACTIVATIONS,
     PermutationSpec,
     Transform,
     apply_transform,
     architecture_table,
     compose_transforms,
     enumerate_orbit,
-    init_mlp,
     invert_transform,
     log10_orbit_size,
-    mlp_forward,
     mlp_permutation_spec,
-    mlp_widths,
     orbit_distinctness,
     random_transform,
     transformer_mlp_log10_orbit,

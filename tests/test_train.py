@@ -5,9 +5,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ghost_optima.data import flip_labels, teacher_student
-from ghost_optima.symmetry import init_mlp, mlp_forward
+from ghost_optima.mlp import ensemble_forward, init_mlp, mlp_forward
 from ghost_optima.train import (
-    ensemble_forward,
     evaluate,
     member,
     member_generators,

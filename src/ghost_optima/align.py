@@ -30,12 +30,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ghost_optima.data import Task
-from ghost_optima.symmetry import (
-    ACTIVATIONS,
-    Transform,
-    apply_transform,
-    mlp_permutation_spec,
-)
+from ghost_optima.mlp import ACTIVATIONS
+from ghost_optima.symmetry import Transform, apply_transform, mlp_permutation_spec
 from ghost_optima.train import evaluate
 
 Params = dict[str, torch.Tensor]

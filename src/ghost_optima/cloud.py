@@ -31,8 +31,8 @@ from torch import Tensor
 
 from ghost_optima.data import Dataset
 from ghost_optima.hessian import flatten_params
+from ghost_optima.mlp import ACTIVATIONS, mlp_forward
 from ghost_optima.stats import Estimate, bootstrap_ci
-from ghost_optima.symmetry import ACTIVATIONS, mlp_forward
 from ghost_optima.train import member, train_ensemble
 
 Params = dict[str, Tensor]

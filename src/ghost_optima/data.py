@@ -17,14 +17,11 @@ classification targets are ``int64`` class indices of shape ``(n,)``, regression
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 
-from ghost_optima.symmetry import mlp_forward
-
-Task = Literal["regression", "classification"]
+from ghost_optima.mlp import Task, mlp_forward
 
 
 @dataclass(frozen=True)
@@ -78,7 +75,7 @@ def teacher_student(
     * regression: ``y = f(x) + eps``, shape ``(n, n_out)``;
     * classification: ``y = argmax_k (f(x) + eps)_k``, ``n_classes = n_out``.
 
-    ``activation`` is any name known to ``ghost_optima.symmetry.ACTIVATIONS``. One
+    ``activation`` is any name known to ``ghost_optima.mlp.ACTIVATIONS``. One
     ``torch.Generator`` seeded with ``seed`` draws, in order: the teacher, the training inputs,
     the test inputs, then the noise.
     """

@@ -27,8 +27,8 @@ from scipy.stats import rankdata
 
 from ghost_optima.align import distance, normalize_signs, permute, weight_matching
 from ghost_optima.data import Task
+from ghost_optima.mlp import ACTIVATIONS
 from ghost_optima.stats import Estimate
-from ghost_optima.symmetry import ACTIVATIONS
 from ghost_optima.train import evaluate, member
 
 Params = dict[str, torch.Tensor]

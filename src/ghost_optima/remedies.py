@@ -41,10 +41,11 @@ from ghost_optima import masks as masks_mod
 from ghost_optima import orthopoly
 from ghost_optima.align import barrier, canonicalize, permute, weight_matching
 from ghost_optima.data import Dataset, digits, flip_labels, mnist1d, teacher_student
+from ghost_optima.mlp import ensemble_forward
 from ghost_optima.modular import matched_modular, windows_1d, windows_2d
 from ghost_optima.reorder import CanonicalSortHook, SortedBiases
 from ghost_optima.stats import Estimate
-from ghost_optima.train import EnsembleResult, History, ensemble_forward, member, train_ensemble
+from ghost_optima.train import EnsembleResult, History, member, train_ensemble
 
 VARIANTS = (
     "baseline",

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ghost_optima.align import sign_normalization
+from ghost_optima.mlp import ACTIVATIONS
 from ghost_optima.symmetry import (
-    ACTIVATIONS,
     Transform,
     apply_transform,
     compose_transforms,

@@ -35,124 +35,16 @@ Parameters are a dict ``{"W1": (n1, n0), "b1": (n1,), ..., "W{L+1}": (n_out, n_L
 
 import itertools
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-Symmetry = Literal["odd", "positive_homogeneous", "none"]
-Params = dict[str, Tensor]
+from ghost_optima import mlp
+from ghost_optima.mlp import Params, as_generator, check_widths
 
 LOG10_2 = math.log10(2.0)
-
-
-@dataclass(frozen=True)
-class Activation:
-    """A pointwise nonlinearity and the per-unit symmetry it admits.
-
-    ``symmetry`` is ``"odd"`` when ``f(-z) = -f(z)`` (sign flips are exact),
-    ``"positive_homogeneous"`` when ``f(c z) = c f(z)`` for ``c > 0`` (rescalings are exact),
-    and ``"none"`` when only permutations are exact.
-    """
-
-    name: str
-    fn: Callable[[Tensor], Tensor]
-    symmetry: Symmetry
-
-
-ACTIVATIONS: dict[str, Activation] = {
-    activation.name: activation
-    for activation in (
-        Activation("tanh", torch.tanh, "odd"),
-        Activation("sin", torch.sin, "odd"),
-        Activation("relu", torch.relu, "positive_homogeneous"),
-        Activation("leaky_relu", F.leaky_relu, "positive_homogeneous"),
-        Activation("gelu", F.gelu, "none"),
-        # sigmoid(-z) = 1 - sigmoid(z): a flip is exact only if the next layer's bias absorbs
-        # the constant (b' = b + W[:, i]), an affine move this module does not model.
-        Activation("sigmoid", torch.sigmoid, "none"),
-        Activation("softplus", F.softplus, "none"),
-    )
-}
-"""Known activations. Orbit counts are of the declared group only: ``sin`` has further
-symmetries (bias shifts by ``2 pi``, ``z -> pi - z``) that are not counted."""
-
-
-def _activation(name: str) -> Activation:
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; known: {sorted(ACTIVATIONS)}")
-    return ACTIVATIONS[name]
-
-
-def _as_generator(generator: torch.Generator | int) -> torch.Generator:
-    if isinstance(generator, torch.Generator):
-        return generator
-    return torch.Generator().manual_seed(generator)
-
-
-def _check_widths(widths: Iterable[int], *, min_len: int) -> tuple[int, ...]:
-    widths = tuple(widths)
-    if len(widths) < min_len or any(not isinstance(n, int) or n < 1 for n in widths):
-        raise ValueError(f"widths must be at least {min_len} positive ints, got {widths}")
-    return widths
-
-
-def mlp_widths(params: Params) -> tuple[int, ...]:
-    """``(n0, n1, ..., n_out)`` of an MLP parameter dict, checking that the shapes chain."""
-    n_layers = len(params) // 2
-    expected = {f"{kind}{layer}" for layer in range(1, n_layers + 1) for kind in "Wb"}
-    if n_layers == 0 or set(params) != expected:
-        raise ValueError(
-            f"MLP params must be W1, b1, ..., W{{L+1}}, b{{L+1}}; got {sorted(params)}"
-        )
-    widths: list[int] = []
-    for layer in range(1, n_layers + 1):
-        weight, bias = params[f"W{layer}"], params[f"b{layer}"]
-        fan_in = widths[-1] if widths else None
-        if (
-            weight.dim() != 2
-            or bias.shape != weight.shape[:1]
-            or fan_in not in (None, weight.shape[1])
-        ):
-            raise ValueError(
-                f"layer {layer}: W{layer} {tuple(weight.shape)} and b{layer} "
-                f"{tuple(bias.shape)} do not chain with widths {tuple(widths)}"
-            )
-        widths += [weight.shape[0]] if widths else [weight.shape[1], weight.shape[0]]
-    return tuple(widths)
-
-
-def mlp_forward(params: Params, x: Tensor, activation: str) -> Tensor:
-    """``(batch, n0) -> (batch, n_out)``: affine layers with ``activation`` between them."""
-    fn = _activation(activation).fn
-    widths = mlp_widths(params)
-    if x.dim() != 2 or x.shape[1] != widths[0]:
-        raise ValueError(f"x must have shape (batch, {widths[0]}), got {tuple(x.shape)}")
-    n_layers = len(widths) - 1
-    hidden = x
-    for layer in range(1, n_layers):
-        hidden = fn(hidden @ params[f"W{layer}"].T + params[f"b{layer}"])
-    return hidden @ params[f"W{n_layers}"].T + params[f"b{n_layers}"]
-
-
-def init_mlp(
-    widths: Iterable[int], generator: torch.Generator | int, dtype: torch.dtype = torch.float64
-) -> Params:
-    """PyTorch's ``nn.Linear`` default: ``W_l, b_l ~ U(-1/sqrt(n_{l-1}), 1/sqrt(n_{l-1}))``.
-
-    Continuous i.i.d. draws make the weights generic (T2's copies distinct) with probability 1.
-    """
-    widths = _check_widths(widths, min_len=2)
-    generator = _as_generator(generator)
-    params: Params = {}
-    for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(widths), start=1):
-        bound = fan_in**-0.5
-        for name, shape in ((f"W{layer}", (fan_out, fan_in)), (f"b{layer}", (fan_out,))):
-            params[name] = (2 * torch.rand(shape, generator=generator, dtype=dtype) - 1) * bound
-    return params
 
 
 @dataclass(frozen=True)
@@ -225,9 +117,9 @@ def random_transform(
     The scaling group of positively homogeneous activations is non-compact, so it has no
     uniform law: scales are log-uniform on ``[1/max_scale, max_scale]``.
     """
-    symmetry = _activation(activation).symmetry
-    generator = _as_generator(generator)
-    sizes = _perm_sizes(spec, _mlp_shapes(_check_widths(widths, min_len=2)))
+    symmetry = mlp.activation(activation).symmetry
+    generator = as_generator(generator)
+    sizes = _perm_sizes(spec, _mlp_shapes(check_widths(widths, min_len=2)))
     perms = {p: torch.randperm(n, generator=generator) for p, n in sizes.items()}
     signs = scales = None
     if symmetry == "odd":
@@ -328,8 +220,8 @@ def log10_orbit_size(hidden_widths: Iterable[int], activation: str) -> float:
     point lies on a manifold of equivalent points, not in a finite orbit), so only the
     permutations are counted.
     """
-    symmetry = _activation(activation).symmetry
-    widths = _check_widths(hidden_widths, min_len=0)
+    symmetry = mlp.activation(activation).symmetry
+    widths = check_widths(hidden_widths, min_len=0)
     log10_perms = sum(math.lgamma(n + 1) for n in widths) / math.log(10)
     return log10_perms + (sum(widths) * LOG10_2 if symmetry == "odd" else 0.0)
 
@@ -442,7 +334,7 @@ def enumerate_orbit(
     rescalings are continuous and not enumerated. The first copy is ``theta`` itself.
     Raises ``ValueError`` (before yielding) if the group has more than ``max_size`` elements.
     """
-    odd = _activation(activation).symmetry == "odd"
+    odd = mlp.activation(activation).symmetry == "odd"
     sizes = _perm_sizes(spec, {name: tuple(value.shape) for name, value in params.items()})
     order = math.prod(math.factorial(n) * (2**n if odd else 1) for n in sizes.values())
     if order > max_size:

@@ -13,7 +13,7 @@ over outputs of the squared error for regression); the sum over members is diffe
 once, which gives each member exactly its own gradient because members share nothing.
 
 Member ``e`` with seed ``s_e`` is an ordinary single-model run: ``member_generators(s_e)``
-gives one generator for its initialisation (``ghost_optima.symmetry.init_mlp``, PyTorch's
+gives one generator for its initialisation (``ghost_optima.mlp.init_mlp``, PyTorch's
 ``nn.Linear`` default) and one for its minibatch order (a fresh
 ``torch.randperm`` of the training set every epoch, consumed in batches of ``batch_size``, the
 last one possibly short). SGD (optionally with heavy-ball momentum) and Adam follow the update
@@ -45,20 +45,13 @@ import numpy as np
 import torch
 
 from ghost_optima.data import Dataset, Task
-from ghost_optima.symmetry import ACTIVATIONS, init_mlp
-
-Params = dict[str, torch.Tensor]
-LayerActivation = Callable[[torch.Tensor, int], torch.Tensor]
-"""A hidden layer's nonlinearity: ``act(z, layer)``, ``z`` of shape ``(..., n_layer)``."""
-ActivationLike = str | LayerActivation
-
-
-def layer_activation(activation: ActivationLike) -> LayerActivation:
-    """``act(z, layer)`` for an activation name (the same function for every layer) or callable."""
-    if callable(activation):
-        return activation
-    fn = ACTIVATIONS[activation].fn
-    return lambda z, layer: fn(z)
+from ghost_optima.mlp import (
+    ActivationLike,
+    Params,
+    ensemble_forward,
+    init_mlp,
+    loss_per_example,
+)
 
 
 class Reparameterization(Protocol):
@@ -101,34 +94,6 @@ def member(stacked: Params, i: int) -> Params:
     return {k: v[i].detach().clone() for k, v in stacked.items()}
 
 
-def ensemble_forward(stacked: Params, x: torch.Tensor, activation: ActivationLike) -> torch.Tensor:
-    """Outputs ``(E, N, n_out)`` of all members on ``x``: ``(N, n_0)`` or ``(E, N, n_0)``."""
-    act = layer_activation(activation)
-    n_layers = len(stacked) // 2
-    n_members = stacked["W1"].shape[0]
-    h = x.expand(n_members, *x.shape) if x.dim() == 2 else x
-    for layer in range(1, n_layers + 1):
-        w, b = stacked[f"W{layer}"], stacked[f"b{layer}"]
-        h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
-        if layer < n_layers:
-            h = act(h, layer)
-    return h
-
-
-def _loss_per_example(out: torch.Tensor, y: torch.Tensor, task: Task) -> torch.Tensor:
-    """``(E, N)`` losses from outputs ``(E, N, C)`` and targets shared or per member.
-
-    Classification (targets ``(N,)`` or ``(E, N)``): the cross-entropy
-    ``logsumexp_k f_k - f_y`` (written out: several times faster on CPU than
-    ``F.cross_entropy`` for few classes). Regression (targets ``(N, C)`` or ``(E, N, C)``):
-    ``mean_k (f_k - y_k)^2``.
-    """
-    if task == "classification":
-        target = y.expand(out.shape[:2]) if y.dim() == 1 else y
-        return torch.logsumexp(out, -1) - out.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    return (out - y).pow(2).mean(-1)
-
-
 _CHUNK = 4096  # examples per forward pass when evaluating, to bound activation memory
 
 
@@ -141,7 +106,7 @@ def _scan(
         for start in range(0, len(x), _CHUNK):
             xs, ys = x[start : start + _CHUNK], y[start : start + _CHUNK]
             out = ensemble_forward(stacked, xs, activation)
-            losses.append(_loss_per_example(out, ys, task))
+            losses.append(loss_per_example(out, ys, task))
             if task == "classification":
                 correct.append(out.argmax(-1) == ys)
     return torch.cat(losses, 1), torch.cat(correct, 1) if correct else None
@@ -326,7 +291,7 @@ def train_ensemble(
         for start in range(0, n, batch_size):
             idx = order[:, start : start + batch_size]
             out = ensemble_forward(network(), x_train[idx], activation)
-            loss = _loss_per_example(out, y_train[idx], data.task).mean(1).sum()
+            loss = loss_per_example(out, y_train[idx], data.task).mean(1).sum()
             grads = dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True))
             for k, m in mask_t.items():
                 grads[k] = grads[k] * m

@@ -1,0 +1,206 @@
+"""The multilayer perceptron every chapter trains: parameters, initialisation, forward, losses.
+
+Parameters are a dict ``{"W1": (n_1, n_0), "b1": (n_1,), ..., "W{L+1}": (n_out, n_L),
+"b{L+1}": (n_out,)}`` (the layout of ``torch.nn.Linear``); ``widths = (n_0, n_1, ..., n_L,
+n_out)`` includes the input and output sizes. An ensemble of ``E`` networks stacks the same
+dict along a leading axis, ``W_l: (E, n_l, n_{l-1})``, ``b_l: (E, n_l)``. The network computes
+
+    h_0 = x,   h_l = f(h_{l-1} W_l^T + b_l)  (l = 1..L),   out = h_L W_{L+1}^T + b_{L+1}.
+
+``f`` is a named :class:`Activation` (which also declares the per-unit symmetry it admits, read
+by ``ghost_optima.symmetry``) or a callable ``act(z, layer)`` of the pre-activations of hidden
+layer ``layer`` (1-based), for per-unit activations such as ``ghost_optima.orthopoly``.
+"""
+
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Params = dict[str, Tensor]
+Task = Literal["classification", "regression"]
+Symmetry = Literal["odd", "positive_homogeneous", "none"]
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A pointwise nonlinearity and the per-unit symmetry it admits.
+
+    ``symmetry`` is ``"odd"`` when ``f(-z) = -f(z)`` (sign flips are exact),
+    ``"positive_homogeneous"`` when ``f(c z) = c f(z)`` for ``c > 0`` (rescalings are exact),
+    and ``"none"`` when only permutations are exact.
+    """
+
+    name: str
+    fn: Callable[[Tensor], Tensor]
+    symmetry: Symmetry
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    activation.name: activation
+    for activation in (
+        Activation("tanh", torch.tanh, "odd"),
+        Activation("sin", torch.sin, "odd"),
+        Activation("relu", torch.relu, "positive_homogeneous"),
+        Activation("leaky_relu", F.leaky_relu, "positive_homogeneous"),
+        Activation("gelu", F.gelu, "none"),
+        # sigmoid(-z) = 1 - sigmoid(z): a flip is exact only if the next layer's bias absorbs
+        # the constant (b' = b + W[:, i]), an affine move ghost_optima.symmetry does not model.
+        Activation("sigmoid", torch.sigmoid, "none"),
+        Activation("softplus", F.softplus, "none"),
+    )
+}
+"""Known activations. Orbit counts are of the declared group only: ``sin`` has further
+symmetries (bias shifts by ``2 pi``, ``z -> pi - z``) that are not counted."""
+
+LayerActivation = Callable[[Tensor, int], Tensor]
+"""A hidden layer's nonlinearity: ``act(z, layer)``, ``z`` of shape ``(..., n_layer)``."""
+ActivationLike = str | LayerActivation
+
+
+def activation(name: str) -> Activation:
+    """The registered activation called ``name``; a clear error for an unknown one."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; known: {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def layer_activation(act: ActivationLike) -> LayerActivation:
+    """``act(z, layer)`` for an activation name (the same function for every layer) or callable."""
+    if callable(act):
+        return act
+    fn = activation(act).fn
+    return lambda z, layer: fn(z)
+
+
+def as_generator(generator: torch.Generator | int) -> torch.Generator:
+    """A generator as given, or a fresh one seeded with the int."""
+    if isinstance(generator, torch.Generator):
+        return generator
+    return torch.Generator().manual_seed(generator)
+
+
+def check_widths(widths: Iterable[int], *, min_len: int) -> tuple[int, ...]:
+    widths = tuple(widths)
+    if len(widths) < min_len or any(not isinstance(n, int) or n < 1 for n in widths):
+        raise ValueError(f"widths must be at least {min_len} positive ints, got {widths}")
+    return widths
+
+
+def mlp_widths(params: Params) -> tuple[int, ...]:
+    """``(n0, n1, ..., n_out)`` of a single-network dict, checking that the shapes chain."""
+    n_layers = len(params) // 2
+    expected = {f"{kind}{layer}" for layer in range(1, n_layers + 1) for kind in "Wb"}
+    if n_layers == 0 or set(params) != expected:
+        raise ValueError(
+            f"MLP params must be W1, b1, ..., W{{L+1}}, b{{L+1}}; got {sorted(params)}"
+        )
+    widths: list[int] = []
+    for layer in range(1, n_layers + 1):
+        weight, bias = params[f"W{layer}"], params[f"b{layer}"]
+        fan_in = widths[-1] if widths else None
+        if (
+            weight.dim() != 2
+            or bias.shape != weight.shape[:1]
+            or fan_in not in (None, weight.shape[1])
+        ):
+            raise ValueError(
+                f"layer {layer}: W{layer} {tuple(weight.shape)} and b{layer} "
+                f"{tuple(bias.shape)} do not chain with widths {tuple(widths)}"
+            )
+        widths += [weight.shape[0]] if widths else [weight.shape[1], weight.shape[0]]
+    return tuple(widths)
+
+
+def init_mlp(
+    widths: Iterable[int],
+    generator: torch.Generator | int,
+    dtype: torch.dtype = torch.float64,
+    masks: Mapping[str, Tensor] | None = None,
+) -> Params:
+    """PyTorch's ``nn.Linear`` default: ``W_l, b_l ~ U(-1/sqrt(k), 1/sqrt(k))``, ``k = n_{l-1}``.
+
+    With ``masks`` (``{"W_l": (n_l, n_{l-1}) of 0/1}``, any subset of layers), unit ``i`` of a
+    masked layer takes ``k = sum_j M_l[i, j]``, the inputs it really reads, and its masked
+    weights are zero: the pre-activation variance ``k * bound^2 / 3 * E[h^2]`` is then that of
+    the dense layer, whatever the density (a unit that reads nothing keeps ``k = 1``). The
+    random draws are the same with and without masks. Continuous i.i.d. draws make the weights
+    generic (T2's copies distinct) with probability 1.
+    """
+    widths = check_widths(widths, min_len=2)
+    generator = as_generator(generator)
+    masks = dict(masks or {})
+    params: Params = {}
+    for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(widths), start=1):
+        mask = masks.pop(f"W{layer}", None)
+        if mask is None:
+            bound = torch.tensor(fan_in**-0.5, dtype=dtype)
+        else:
+            if tuple(mask.shape) != (fan_out, fan_in):
+                raise ValueError(f"mask of W{layer} must be {(fan_out, fan_in)}, got {mask.shape}")
+            bound = mask.to(dtype).sum(1).clamp(min=1.0).rsqrt()
+        for name, shape in ((f"W{layer}", (fan_out, fan_in)), (f"b{layer}", (fan_out,))):
+            draw = 2 * torch.rand(shape, generator=generator, dtype=dtype) - 1
+            params[name] = draw * (bound.unsqueeze(-1) if draw.dim() == 2 else bound)
+        if mask is not None:
+            params[f"W{layer}"] = params[f"W{layer}"] * mask.to(dtype)
+    if masks:
+        raise ValueError(f"masks name no layer of widths {widths}: {sorted(masks)}")
+    return params
+
+
+def mlp_forward(params: Params, x: Tensor, activation: str) -> Tensor:
+    """``(batch, n0) -> (batch, n_out)`` of one network (checks shapes)."""
+    widths = mlp_widths(params)
+    if x.dim() != 2 or x.shape[1] != widths[0]:
+        raise ValueError(f"x must have shape (batch, {widths[0]}), got {tuple(x.shape)}")
+    return hidden_and_output(params, x, activation)[1]
+
+
+def ensemble_forward(stacked: Params, x: Tensor, activation: ActivationLike) -> Tensor:
+    """Outputs ``(E, N, n_out)`` of all members on ``x``: ``(N, n_0)`` or ``(E, N, n_0)``.
+
+    One batched matmul (``torch.baddbmm``) per layer for all members at once.
+    """
+    return hidden_and_output(stacked, x, activation)[1]
+
+
+def hidden_and_output(
+    params: Params, x: Tensor, activation: ActivationLike
+) -> tuple[list[Tensor], Tensor]:
+    """Post-activations ``[h_1, ..., h_L]`` and the output of one network or an ensemble.
+
+    One network (``W_l`` of rank 2): ``x`` is ``(N, n_0)``. An ensemble (rank 3): ``x`` is
+    ``(N, n_0)``, shared, or ``(E, N, n_0)``, per member.
+    """
+    act = layer_activation(activation)
+    n_layers = len(params) // 2
+    stacked = params["W1"].dim() == 3
+    if stacked and x.dim() == 2:
+        x = x.expand(params["W1"].shape[0], *x.shape)
+    hidden, h = [], x
+    for layer in range(1, n_layers + 1):
+        w, b = params[f"W{layer}"], params[f"b{layer}"]
+        h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)) if stacked else h @ w.T + b
+        if layer < n_layers:
+            h = act(h, layer)
+            hidden.append(h)
+    return hidden, h
+
+
+def loss_per_example(out: Tensor, y: Tensor, task: Task) -> Tensor:
+    """Per-example losses of outputs ``(..., N, C)``: shape ``(..., N)``.
+
+    Classification (targets ``(N,)``, or ``(E, N)`` per member): the cross-entropy
+    ``logsumexp_k f_k - f_y`` (written out: several times faster on CPU than
+    ``F.cross_entropy`` for few classes). Regression (targets ``(N, C)`` or ``(E, N, C)``):
+    ``mean_k (f_k - y_k)^2``.
+    """
+    if task == "classification":
+        target = y.expand(out.shape[:-1]) if y.dim() < out.dim() - 1 else y
+        return torch.logsumexp(out, -1) - out.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    return (out - y).pow(2).mean(-1)
