@@ -15,6 +15,7 @@ expressions are false the verdict is the rule's ``otherwise`` (``mixed`` or ``in
 """
 
 import ast
+import itertools
 import math
 import operator
 import re
@@ -22,10 +23,14 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+import numpy as np
 import yaml
 
 VERDICTS = ("supported", "not supported", "mixed", "inconclusive")
 NOT_TESTED = "not yet tested"
+CLASSES = ("identity", "empirical", "deliverable")
+"""What a verdict is evidence of: a mathematical fact checked numerically, a measurement that
+could have come out either way (the only kind the scoreboard counts), or a property of the book."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class Claim:
     id: str
     title: str
     source: str
+    kind: str  # one of CLASSES; ``class`` in the registry
     notebook: str
     statement_en: str
     statement_ja: str
@@ -70,6 +76,9 @@ _CJK_GAP = re.compile(f"(?<=[{_CJK}]) (?=[{_CJK}])")
 
 def _parse_claim(cid: str, entry: dict) -> Claim:
     entry["statement_ja"] = join_cjk(entry["statement_ja"])
+    entry["kind"] = entry.pop("class")
+    if entry["kind"] not in CLASSES:
+        raise ValueError(f"claim {cid}: class must be one of {CLASSES}, got {entry['kind']!r}")
     rule = entry.pop("rule")
     if rule is not None:
         if rule["otherwise"] not in ("mixed", "inconclusive"):
@@ -121,8 +130,13 @@ def _check_syntax(expr: str) -> None:
         raise ValueError(f"rule expression {expr!r} is not valid: {err.msg}") from None
 
 
+@cache
+def _parse(expr: str) -> ast.AST:
+    return ast.parse(" ".join(expr.split()), mode="eval").body
+
+
 def _eval(expr: str, figures: dict):
-    return _node(ast.parse(" ".join(expr.split()), mode="eval").body, figures)
+    return _node(_parse(expr), figures)
 
 
 def _node(node: ast.AST, figures: dict):
@@ -174,6 +188,7 @@ def ledger(recorded: dict[str, dict]) -> list[dict]:
                 "statement_en": claim.statement_en,
                 "statement_ja": claim.statement_ja,
                 "source": claim.source,
+                "class": claim.kind,
                 "notebook": entry["notebook"] if entry else claim.notebook,
                 "rule": claim.rule.text if claim.rule else None,
                 "verdict": entry["verdict"] if entry else NOT_TESTED,
@@ -182,3 +197,74 @@ def ledger(recorded: dict[str, dict]) -> list[dict]:
             }
         )
     return rows
+
+
+def scoreboard(rows: list[dict]) -> dict:
+    """What every page that states a count says: verdict counts of the empirical claims only.
+
+    Returns ``{"empirical": {verdict: n, ...}`` (in the order of ``VERDICTS``, then
+    ``not yet tested``, zero counts left out), ``"identities": [ids]``, ``"identities_hold"``
+    (True when every identity is supported, False when one has another verdict, None while
+    one is untested and the rest hold) and ``"deliverables": [ids]``.
+    """
+    empirical = [r["verdict"] for r in rows if r["class"] == "empirical"]
+    identities = [r for r in rows if r["class"] == "identity"]
+    counts = {v: empirical.count(v) for v in (*VERDICTS, NOT_TESTED)}
+    return {
+        "empirical": {v: n for v, n in counts.items() if n},
+        "identities": [r["id"] for r in identities],
+        "identities_hold": _all_hold([r["verdict"] for r in identities]),
+        "deliverables": [r["id"] for r in rows if r["class"] == "deliverable"],
+    }
+
+
+def branch_witnesses(rule: Rule, *, tries: int = 20000, seed: int = 0) -> dict[str, dict | None]:
+    """For each branch of ``rule`` (supported, not supported, its ``otherwise``), figures that
+    reach it, or ``None`` when a random search over ``tries`` assignments found none.
+
+    A rule that can never say "not supported" cannot fail, so a test asks every rule for all
+    three. Candidate values of each figure are the rule's own constants, nudged to either side,
+    their negatives, a few round numbers and the midpoints between neighbours; a figure read as
+    ``x.lo``/``x.hi`` gets an interval around its value with half-widths from 0 to 1e3. The
+    search is seeded, so it is deterministic.
+    """
+    names, interval_names, constants = set(), set(), {0.0, 1.0, -1.0, 1e6, -1e6}
+    for expr in (rule.supported, rule.not_supported):
+        for node in ast.walk(_parse(expr)):
+            if isinstance(node, ast.Name) and node.id not in _FUNCTIONS:
+                names.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                interval_names.add(node.value.id)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+                constants.add(float(node.value))
+    names = sorted(names | interval_names | {rule.key})
+    nudged = {c + d for c in constants for d in (0.0, -1e-3 * abs(c) - 1e-9, 1e-3 * abs(c) + 1e-9)}
+    points = sorted(nudged | {-c for c in nudged})
+    candidates = np.array(points + [(a + b) / 2 for a, b in itertools.pairwise(points)])
+    half_widths = np.array([0.0, 1e-9, 1e-3, 0.1, 1.0, 1e3])
+    rng = np.random.default_rng(seed)
+    found: dict[str, dict | None] = {"supported": None, "not supported": None, rule.otherwise: None}
+    for _ in range(tries):
+        figures = {}
+        for name in names:
+            value = float(rng.choice(candidates))
+            if name in interval_names:
+                below, above = rng.choice(half_widths, 2)
+                figures[name] = {"value": value, "lo": value - below, "hi": value + above}
+            else:
+                figures[name] = value
+        try:
+            verdict = evaluate(rule, figures)
+        except (ArithmeticError, ValueError):
+            continue
+        if found[verdict] is None:
+            found[verdict] = figures
+            if all(v is not None for v in found.values()):
+                break
+    return found
+
+
+def _all_hold(verdicts: list[str]) -> bool | None:
+    if any(v not in ("supported", NOT_TESTED) for v in verdicts):
+        return False
+    return True if all(v == "supported" for v in verdicts) else None
