@@ -92,3 +92,52 @@ def test_ledger_marks_untested_claims():
     verdicts = {row["id"]: row["verdict"] for row in rows}
     assert verdicts["T1"] == "supported"
     assert all(v == claims.NOT_TESTED for cid, v in verdicts.items() if cid != "T1")
+
+
+def test_every_claim_has_a_class_and_the_ledger_carries_it():
+    registry = claims.registry()
+    assert {c.kind for c in registry.values()} == set(claims.CLASSES)
+    assert [cid for cid, c in registry.items() if c.kind == "deliverable"] == ["X1", "X2"]
+    assert all(row["class"] == registry[row["id"]].kind for row in claims.ledger({}))
+
+
+def test_scoreboard_counts_empirical_claims_only():
+    recorded = {
+        cid: {"verdict": "supported", "key": None, "figures": {}, "notebook": "n"}
+        for cid in claims.registry()
+    }
+    recorded["E1"]["verdict"] = "mixed"
+    board = claims.scoreboard(claims.ledger(recorded))
+    empirical = [c for c in claims.registry().values() if c.kind == "empirical"]
+    assert board["empirical"] == {"supported": len(empirical) - 1, "mixed": 1}
+    assert board["identities"] == ["T1", "T2", "T3"] and board["identities_hold"]
+    recorded["T2"]["verdict"] = "not supported"
+    assert claims.scoreboard(claims.ledger(recorded))["identities_hold"] is False
+    del recorded["T2"]
+    assert claims.scoreboard(claims.ledger(recorded))["identities_hold"] is None
+
+
+@pytest.mark.parametrize("cid", list(claims.registry()))
+def test_every_rule_can_reach_each_of_its_branches(cid):
+    """A rule that cannot say "not supported" cannot fail; one that cannot fall through to its
+    ``otherwise`` hides the borderline cases. Deliverables (properties of the book, judged on
+    counts) need only the two verdicts."""
+    claim = claims.registry()[cid]
+    found = claims.branch_witnesses(claim.rule)
+    needed = ["supported", "not supported"]
+    if claim.kind != "deliverable":
+        needed.append(claim.rule.otherwise)
+    for branch in needed:
+        assert found[branch] is not None, f"{cid}: no figures reach '{branch}'"
+        assert evaluate(claim.rule, found[branch]) == branch
+
+
+def test_an_unreachable_branch_is_reported():
+    never_refuted = Rule("text", "x > 1", "x > 1 and x < 0", "inconclusive", "x")
+    found = claims.branch_witnesses(never_refuted)
+    assert found["supported"] is not None and found["inconclusive"] is not None
+    assert found["not supported"] is None
+    never_borderline = Rule("text", "x >= 0", "x < 0", "mixed", "x")
+    assert claims.branch_witnesses(never_borderline)["mixed"] is None
+    interval_only = Rule("text", "x.lo > 0.5 and x.hi < 0.6", "x.hi < 0.1", "mixed", "x")
+    assert all(v is not None for v in claims.branch_witnesses(interval_only).values())

@@ -50,8 +50,11 @@ def test_summary_groups_claims_by_verdict_with_their_figures():
     assert held < page.index("**T1**") < failed < page.index("**E4**")
     assert "0.5 [0.25, 0.75] (n=16)" in page
     assert "T3" in page[page.index("## Not yet tested") :]
+    # T1 is an identity: listed, not counted; E4 is the one empirical verdict
+    assert "Empirical findings: 1 not supported, " in page
+    assert "T1, T2, T3 (not all checked yet)" in page
     japanese = summary.summary_page(rows, "ja")
-    assert "## 成り立ったこと" in japanese and "1 支持" in japanese
+    assert "## 成り立ったこと" in japanese and "実証的な主張: 1 不支持、" in japanese
 
 
 def test_checklist_switches_to_the_corrected_phrasing():
@@ -72,7 +75,7 @@ def test_figure_is_a_png():
 
 
 def test_deliverables_judge_coverage():
-    ids = [cid for cid in claims.registry() if cid not in summary.DELIVERABLES]
+    ids = [cid for cid, c in claims.registry().items() if c.kind != "deliverable"]
     partial = summary.deliverables(rows_with({"T1": "supported", "T2": "supported"}))
     assert partial["X1"]["verdict"] == "inconclusive"
     assert partial["X1"]["figures"]["untested"] == len(ids) - 2

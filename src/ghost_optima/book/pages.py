@@ -7,6 +7,7 @@ runs. Both are MyST markdown; verdicts use sphinx-design badges.
 import json
 from pathlib import Path
 
+from .claims import scoreboard
 from .record import format_figure
 
 PERFORMANCE_FILE = "performance.json"
@@ -52,22 +53,23 @@ def robustness_cell(row: dict, robustness: dict) -> str:
 
 
 def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict) -> str:
-    counts = {}
-    for row in rows:
-        counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
-    tally = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+    board = scoreboard(rows)
+    tally = ", ".join(f"{n} {verdict}" for verdict, n in board["empirical"].items())
+    identities, deliverables = ", ".join(board["identities"]), ", ".join(board["deliverables"])
     lines = [
         "(ledger)=",
         "# Claims ledger",
         "",
         f"Every claim the book tests, with the verdict its pre-registered rule gave on the "
-        f"`{profile}` profile ({tally}). Rules live in the registry (`claims.yml`) and were fixed "
+        f"`{profile}` profile. Empirical findings: {tally}; the identities ({identities}) "
+        f"and the book's own deliverables ({deliverables}) are listed but not counted. "
+        "Rules live in the registry (`claims.yml`) and were fixed "
         "before the runs; intervals are percentile bootstrap intervals over seeds where seeds "
         "vary. *Robustness* is filled in by `ghost-optima verify --seeds K`: how many re-runs "
         "with other base seeds give the same verdict, and the range of the key figure.",
         "",
-        "| id | claim | source | verdict | key figure | robustness | notebook |",
-        "|---|---|---|---|---|---|---|",
+        "| id | claim | class | source | verdict | key figure | robustness | notebook |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         key = row["key"]
@@ -77,7 +79,8 @@ def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict)
         link = f"{{doc}}`{notebook}`" if linked else _cell(notebook)
         lines.append(
             f"| {row['id']} | **{_cell(row['title'])}**. {_cell(row['statement_en'])} "
-            f"<br>{_cell(row['statement_ja'])} | {_cell(row['source'])} | {badge(row['verdict'])} "
+            f"<br>{_cell(row['statement_ja'])} | {row['class']} | {_cell(row['source'])} "
+            f"| {badge(row['verdict'])} "
             f"| {_cell(figure)} | {_cell(robustness_cell(row, robustness))} | {link} |"
         )
     lines += ["", "## Rules", ""]

@@ -12,7 +12,7 @@ from importlib import resources
 
 import yaml
 
-from .claims import NOT_TESTED, evaluate, join_cjk
+from .claims import NOT_TESTED, evaluate, join_cjk, scoreboard
 from .claims import registry as claims_registry
 from .pages import badge
 from .record import format_figure
@@ -58,7 +58,7 @@ def deliverables(rows: list[dict]) -> dict[str, dict]:
     X1 counts the claims T1-M5 without a verdict; X2 counts the meeting phrases that still rest
     on an untested claim, and reports the share the evidence corrected.
     """
-    verdicts = {r["id"]: r["verdict"] for r in rows if r["id"] not in DELIVERABLES}
+    verdicts = {r["id"]: r["verdict"] for r in rows if r["class"] != "deliverable"}
     statuses = [phrase_status(p["claims"], verdicts) for p in wording()["phrases"]]
     figures = {
         "X1": {
@@ -161,22 +161,39 @@ def _lists(rows: list[dict], lang: str) -> list[str]:
     return lines
 
 
+def scoreboard_line(rows: list[dict], lang: str) -> str:
+    """The scoreboard sentence: empirical findings counted, identities listed as checked."""
+    board = scoreboard(rows)
+    en = lang == "en"
+    tally = (", " if en else "、").join(
+        f"{n} {v if en else JA_VERDICT[v]}" for v, n in board["empirical"].items()
+    )
+    ids = ", ".join(board["identities"])
+    hold = {True: 0, False: 1, None: 2}[board["identities_hold"]]
+    if en:
+        held = ("all hold", "not all hold: see the ledger", "not all checked yet")[hold]
+        return (
+            f"**Scoreboard.** Empirical findings: {tally}. Mathematical identities checked "
+            f"numerically, not counted as findings: {ids} ({held})."
+        )
+    held = ("すべて成立", "一部不成立、台帳を参照", "一部未確認")[hold]
+    return (
+        f"**判定の内訳。** 実証的な主張: {tally}。"
+        f"数値で確認した数学的恒等式(内訳に含めない): {ids}({held})。"
+    )
+
+
 def summary_page(all_rows: list[dict], lang: str) -> str:
     verdicts = {r["id"]: r["verdict"] for r in all_rows}
-    rows = [r for r in all_rows if r["id"] not in DELIVERABLES]  # the claims, not the pages
-    counts = {v: sum(1 for r in rows if r["verdict"] == v) for v in COLORS}
+    rows = [r for r in all_rows if r["class"] != "deliverable"]  # the claims, not the pages
     en = lang == "en"
-    tally = ", ".join(f"{n} {v if en else JA_VERDICT[v]}" for v, n in counts.items() if n)
     lines = [
         f"(summary-{lang})=",
         "# Summary for decision makers" if en else "# 経営層向け要約",
         "",
     ]
     lines += [INTRO_EN if en else join_cjk(INTRO_JA), ""]
-    lines += [
-        ("**Scoreboard.** " if en else "**判定の内訳。** ") + tally + ("." if en else "。"),
-        "",
-    ]
+    lines += [scoreboard_line(all_rows, lang), ""]
     lines += [
         f"```{{figure}} summary.png\n:name: summary-figure-{lang}\n:alt: verdict of every claim\n\n"
         + (
