@@ -46,6 +46,9 @@ class Rule:
 class Claim:
     id: str
     title: str
+    title_ja: str
+    key_label_en: str  # what the key figure measures, in plain words, and its scale
+    key_label_ja: str
     source: str
     kind: str  # one of CLASSES; ``class`` in the registry
     notebook: str
@@ -77,6 +80,8 @@ _CJK_GAP = re.compile(f"(?<=[{_CJK}]) (?=[{_CJK}])")
 def _parse_claim(cid: str, entry: dict) -> Claim:
     entry["statement_ja"] = join_cjk(entry["statement_ja"])
     entry["kind"] = entry.pop("class")
+    label = entry.pop("key_label")
+    entry["key_label_en"], entry["key_label_ja"] = label["en"], join_cjk(label["ja"])
     if entry["kind"] not in CLASSES:
         raise ValueError(f"claim {cid}: class must be one of {CLASSES}, got {entry['kind']!r}")
     rule = entry.pop("rule")
@@ -185,6 +190,9 @@ def ledger(recorded: dict[str, dict]) -> list[dict]:
             {
                 "id": claim.id,
                 "title": claim.title,
+                "title_ja": claim.title_ja,
+                "key_label_en": claim.key_label_en,
+                "key_label_ja": claim.key_label_ja,
                 "statement_en": claim.statement_en,
                 "statement_ja": claim.statement_ja,
                 "source": claim.source,
