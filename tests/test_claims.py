@@ -141,3 +141,18 @@ def test_an_unreachable_branch_is_reported():
     assert claims.branch_witnesses(never_borderline)["mixed"] is None
     interval_only = Rule("text", "x.lo > 0.5 and x.hi < 0.6", "x.hi < 0.1", "mixed", "x")
     assert all(v is not None for v in claims.branch_witnesses(interval_only).values())
+
+
+def test_plain_figures_round_to_what_the_interval_supports():
+    from ghost_optima.book.record import plain_figure
+
+    assert plain_figure({"value": 0.5012, "lo": 0.25, "hi": 0.75}) == (
+        "0.50 (95% interval 0.25 to 0.75)"
+    )
+    assert plain_figure({"value": -0.0613, "lo": -0.0712, "hi": -0.0514}) == (
+        "-0.061 (95% interval -0.071 to -0.051)"
+    )
+    assert plain_figure({"value": 12.3, "lo": 3.0, "hi": 40.0}, "ja") == "12(95% 区間 3〜40)"
+    assert plain_figure(3.06e-15) == "$3.1 \\times 10^{-15}$"
+    assert plain_figure(2333.4) == "2,333" and plain_figure(28700.0) == "28,700"
+    assert plain_figure(7) == "7" and plain_figure({"value": 0.12345}) == "0.123"

@@ -48,7 +48,7 @@ def test_summary_groups_claims_by_verdict_with_their_figures():
     held = page.index("## What held")
     failed = page.index("## What did not hold")
     assert held < page.index("**T1**") < failed < page.index("**E4**")
-    assert "0.5 [0.25, 0.75] (n=16)" in page
+    assert "0.50 (95% interval 0.25 to 0.75)" in page and "`x`" not in page
     assert "T3" in page[page.index("## Not yet tested") :]
     # T1 is an identity: listed, not counted; E4 is the one empirical verdict
     assert "Empirical findings: 1 not supported, " in page
@@ -70,8 +70,27 @@ def test_join_cjk_removes_only_gaps_between_japanese_characters():
     assert claims.join_cjk("付け替え\n られる ReLU では") == "付け替えられる ReLU では"
 
 
-def test_figure_is_a_png():
-    assert summary.draw_figure(rows_with({"T1": "supported"})).startswith(b"\x89PNG")
+def test_verdict_figure_is_drawn_in_each_language_with_japanese_glyphs():
+    import warnings
+
+    rows = rows_with({"T1": "supported", "E4": "not supported"})
+    english = summary.draw_figure(rows, "en")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*missing from font")  # tofu boxes fail
+        japanese = summary.draw_figure(rows, "ja")
+    assert english.startswith(b"\x89PNG") and japanese.startswith(b"\x89PNG")
+    assert english != japanese
+
+
+def test_the_japanese_font_has_japanese_glyphs():
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    from ghost_optima.book.plotting import japanese_font
+
+    path = font_manager.findfont(japanese_font(), fallback_to_default=False)
+    font = FT2Font(path)
+    assert all(font.get_char_index(ord(c)) for c in "支持不判定置換不変性")
 
 
 def test_deliverables_judge_coverage():

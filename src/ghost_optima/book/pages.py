@@ -7,8 +7,8 @@ runs. Both are MyST markdown; verdicts use sphinx-design badges.
 import json
 from pathlib import Path
 
-from .claims import scoreboard
-from .record import format_figure
+from .claims import NOT_TESTED, registry, scoreboard
+from .record import format_figure, plain_figure
 
 PERFORMANCE_FILE = "performance.json"
 
@@ -35,6 +35,7 @@ def generated(
     """File name -> MyST text of every generated page."""
     return {
         "ledger.md": ledger_page(profile, rows, records, robustness),
+        "rules.md": rules_page(rows),
         "reproducibility.md": reproducibility_page(profile, records),
     }
 
@@ -53,6 +54,10 @@ def robustness_cell(row: dict, robustness: dict) -> str:
 
 
 def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict) -> str:
+    """One compact row per claim; statements and sources in a section per claim below.
+
+    The rules themselves, with the names of the figures they read, are on the rules page.
+    """
     board = scoreboard(rows)
     tally = ", ".join(f"{n} {verdict}" for verdict, n in board["empirical"].items())
     identities, deliverables = ", ".join(board["identities"]), ", ".join(board["deliverables"])
@@ -62,31 +67,78 @@ def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict)
         "",
         f"Every claim the book tests, with the verdict its pre-registered rule gave on the "
         f"`{profile}` profile. Empirical findings: {tally}; the identities ({identities}) "
-        f"and the book's own deliverables ({deliverables}) are listed but not counted. "
-        "Rules live in the registry (`claims.yml`) and were fixed "
-        "before the runs; intervals are percentile bootstrap intervals over seeds where seeds "
-        "vary. *Robustness* is filled in by `ghost-optima verify --seeds K`: how many re-runs "
-        "with other base seeds give the same verdict, and the range of the key figure.",
+        f"and the book's own deliverables ({deliverables}) are listed but not counted. The "
+        "rules were fixed before the runs and are on the {ref}`rules` page; intervals are "
+        "95% percentile bootstrap intervals over the units that vary (seeds, pairs, chains). "
+        "*Robustness* is filled in by `ghost-optima verify --seeds K`: how many re-runs with "
+        "other base seeds give the same verdict, and the range of the key figure.",
         "",
-        "| id | claim | class | source | verdict | key figure | robustness | notebook |",
-        "|---|---|---|---|---|---|---|---|",
+        "| id | claim | class | verdict | key figure | robustness |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
-        key = row["key"]
-        figure = f"`{key}` = {format_figure(row['figures'][key])}" if key else "—"
-        notebook = row["notebook"]
-        linked = notebook in records or row["verdict"] != "not yet tested"
-        link = f"{{doc}}`{notebook}`" if linked else _cell(notebook)
         lines.append(
-            f"| {row['id']} | **{_cell(row['title'])}**. {_cell(row['statement_en'])} "
-            f"<br>{_cell(row['statement_ja'])} | {row['class']} | {_cell(row['source'])} "
-            f"| {badge(row['verdict'])} "
-            f"| {_cell(figure)} | {_cell(robustness_cell(row, robustness))} | {link} |"
+            f"| {row['id']} | [{_cell(row['title'])}](#claim-{row['id'].lower()}) "
+            f"| {row['class']} | {badge(row['verdict'])} | {_cell(_key_figure(row))} "
+            f"| {_cell(robustness_cell(row, robustness))} |"
         )
-    lines += ["", "## Rules", ""]
+    lines += ["", "## The claims", ""]
     for row in rows:
-        rule = row["rule"] or "No rule fixed yet: the claim has not been tested."
-        lines += [f"**{row['id']}**: {_cell(rule)}", ""]
+        notebook = row["notebook"]
+        linked = notebook in records or row["verdict"] != NOT_TESTED
+        where = f"tested in {{doc}}`{notebook}`" if linked else "no chapter tests it yet"
+        lines += [
+            f"(claim-{row['id'].lower()})=",
+            f"### {row['id']}: {row['title']} / {row['title_ja']}",
+            "",
+            f"{badge(row['verdict'])} {row['class']}; source: {row['source']}; {where}.",
+            "",
+            f"- **EN**: {' '.join(row['statement_en'].split())}",
+            f"- **JA**: {row['statement_ja']}",
+            "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _key_figure(row: dict) -> str:
+    if not row["key"]:
+        return "—"
+    return f"{row['key_label_en']}: {plain_figure(row['figures'][row['key']])}"
+
+
+def rules_page(rows: list[dict]) -> str:
+    """Every rule as registered: its text, the expressions a verdict is computed from, and the
+    recorded figures they read (by name: this page is for reviewers)."""
+    lines = [
+        "(rules)=",
+        "# Rules",
+        "",
+        "The pre-registered rule of every claim, as the registry (`claims.yml`) holds it. A rule "
+        "is three expressions over the recorded figures: `supported` is checked first, then "
+        "`not_supported`; when both are false the verdict is the rule's `otherwise`. A test "
+        "checks that every rule can reach each of its branches.",
+        "",
+    ]
+    for row in rows:
+        lines += [f"## {row['id']}: {row['title']}", ""]
+        if row["rule"] is None:
+            lines += ["No rule fixed yet: the claim has not been tested.", ""]
+            continue
+        rule = registry()[row["id"]].rule
+        lines += [" ".join(rule.text.split()), ""]
+        lines += [
+            "```text",
+            f"supported:     {' '.join(rule.supported.split())}",
+            f"not_supported: {' '.join(rule.not_supported.split())}",
+            f"otherwise:     {rule.otherwise}",
+            f"key figure:    {rule.key}",
+            "```",
+            "",
+        ]
+        recorded = ", ".join(
+            f"`{name}` = {format_figure(value)}" for name, value in row["figures"].items()
+        )
+        lines += [f"Recorded figures: {recorded or 'none yet'}.", ""]
     return "\n".join(lines) + "\n"
 
 

@@ -19,3 +19,35 @@ def use_book_style() -> None:
             "axes.titleweight": "bold",
         }
     )
+
+
+class NoJapaneseFont(RuntimeError):
+    """No font with Japanese glyphs is available to matplotlib."""
+
+
+def japanese_font() -> str:
+    """The family name of a font with Japanese glyphs, registered with matplotlib.
+
+    IPAexGothic, shipped inside the ``matplotlib-fontja`` wheel (a pinned dependency, so every
+    machine that installs the lock has it), is found without importing that package (its import
+    restyles every figure); otherwise any installed Noto CJK or IPA font. Raises
+    :class:`NoJapaneseFont` with the remedy when there is none, rather than drawing boxes.
+    """
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    from matplotlib import font_manager
+
+    spec = find_spec("matplotlib_fontja")
+    if spec and spec.submodule_search_locations:
+        ttf = Path(spec.submodule_search_locations[0]) / "fonts" / "ipaexg.ttf"
+        if ttf.exists():
+            font_manager.fontManager.addfont(str(ttf))
+            return font_manager.FontProperties(fname=str(ttf)).get_name()
+    for font in font_manager.fontManager.ttflist:
+        if any(tag in font.name for tag in ("Noto Sans CJK", "IPAexGothic", "IPAGothic")):
+            return font.name
+    raise NoJapaneseFont(
+        "no font with Japanese glyphs for the Japanese summary figure: install the lock "
+        "(it pins matplotlib-fontja) or Debian's fonts-noto-cjk"
+    )

@@ -131,3 +131,43 @@ def format_figure(figure, digits: int = 3) -> str:
     if isinstance(figure, float):
         return f"{figure:.{digits}g}"
     return str(figure)
+
+
+def plain_number(x: float, decimals: int | None = None) -> str:
+    """``x`` for a reader: fixed point with ``decimals`` (3 significant digits when None), or
+    ``m × 10^e`` in math markup when it is very small or very large."""
+    if not math.isfinite(x):
+        return str(x)
+    if x != 0 and not 1e-3 <= abs(x) < 1e5:
+        mantissa, exponent = f"{x:.2g}".split("e") if "e" in f"{x:.2g}" else (f"{x:.2g}", "0")
+        return f"${mantissa} \\times 10^{{{int(exponent)}}}$"
+    if decimals is None:
+        return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+    return f"{x:,.{decimals}f}"
+
+
+def interval_decimals(lo: float, hi: float) -> int | None:
+    """Decimals that show the interval's width to two significant digits (None if no width)."""
+    width = hi - lo
+    if not (math.isfinite(width) and width > 0):
+        return None
+    return min(max(1 - math.floor(math.log10(width)), 0), 6)
+
+
+def plain_figure(figure, lang: str = "en") -> str:
+    """A figure for the executive pages: ``0.50 (95% interval 0.25 to 0.75)``.
+
+    The point and its interval are rounded to the same decimal place, the one that shows the
+    interval's width to two significant digits, so no digit is printed that the seeds do not
+    support; a figure without an interval gets three significant digits.
+    """
+    if isinstance(figure, dict) and "lo" in figure:
+        decimals = interval_decimals(figure["lo"], figure["hi"])
+        value, lo, hi = (plain_number(figure[k], decimals) for k in ("value", "lo", "hi"))
+        if lang == "en":
+            return f"{value} (95% interval {lo} to {hi})"
+        return f"{value}(95% 区間 {lo}〜{hi})"
+    value = figure["value"] if isinstance(figure, dict) else figure
+    if isinstance(value, bool) or isinstance(value, int):
+        return str(int(value))
+    return plain_number(float(value))

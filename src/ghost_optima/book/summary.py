@@ -15,7 +15,8 @@ import yaml
 from .claims import NOT_TESTED, evaluate, join_cjk, scoreboard
 from .claims import registry as claims_registry
 from .pages import badge
-from .record import format_figure
+from .plotting import japanese_font
+from .record import plain_figure
 
 COLORS = {
     "supported": "#1a7f37",
@@ -85,12 +86,20 @@ def deliverables(rows: list[dict]) -> dict[str, dict]:
     return entries
 
 
-def key_figure(row: dict) -> str:
-    return f"`{row['key']}` = {format_figure(row['figures'][row['key']])}" if row["key"] else "—"
+def key_figure(row: dict, lang: str = "en") -> str:
+    """The key figure in plain words with its value, e.g. ``aligned barrier ...: -0.061 (...)``."""
+    if not row["key"]:
+        return "—"
+    label = row["key_label_en"] if lang == "en" else row["key_label_ja"]
+    return f"{label}: {plain_figure(row['figures'][row['key']], lang)}"
 
 
-def draw_figure(rows: list[dict]) -> bytes:
-    """One row per claim, coloured by verdict, with its key figure: readable in ten seconds."""
+def draw_figure(rows: list[dict], lang: str) -> bytes:
+    """One bar per claim, coloured by verdict, with its key figure, in the page's language.
+
+    The Japanese figure is drawn in a font with Japanese glyphs (``plotting.japanese_font``)
+    and fails loudly when there is none.
+    """
     import io
 
     import matplotlib
@@ -99,34 +108,37 @@ def draw_figure(rows: list[dict]) -> bytes:
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    fig, ax = plt.subplots(figsize=(8.5, 0.34 * len(rows) + 1.2), facecolor="white")
-    for y, row in enumerate(reversed(rows)):
-        ax.barh(y, 1, color=COLORS[row["verdict"]], height=0.8)
-        ax.text(
-            0.02,
-            y,
-            f"{row['id']}  {row['title']}",
-            va="center",
-            fontsize=9,
-            color="white" if row["verdict"] in ("supported", "not supported") else "black",
+    en = lang == "en"
+    family = "DejaVu Sans" if en else japanese_font()
+    with plt.rc_context({"font.family": family}):
+        fig, ax = plt.subplots(figsize=(8.5, 0.34 * len(rows) + 1.2), facecolor="white")
+        for y, row in enumerate(reversed(rows)):
+            ax.barh(y, 1, color=COLORS[row["verdict"]], height=0.8)
+            ax.text(
+                0.02,
+                y,
+                f"{row['id']}  {row['title'] if en else row['title_ja']}",
+                va="center",
+                fontsize=9,
+                color="white" if row["verdict"] in ("supported", "not supported") else "black",
+            )
+            figure = plain_figure(row["figures"][row["key"]], lang) if row["key"] else ""
+            ax.text(1.02, y, figure, va="center", fontsize=8)
+        ax.set(xlim=(0, 1.75), ylim=(-0.6, len(rows) - 0.4))
+        ax.axis("off")
+        present = [v for v in COLORS if any(r["verdict"] == v for r in rows)]
+        ax.legend(
+            handles=[Patch(color=COLORS[v], label=v if en else JA_VERDICT[v]) for v in present],
+            loc="lower center",
+            bbox_to_anchor=(0.45, 1.0),
+            ncol=len(present),
+            frameon=False,
+            fontsize=8,
         )
-        figure = format_figure(row["figures"][row["key"]]) if row["key"] else ""
-        ax.text(1.02, y, figure, va="center", fontsize=8)
-    ax.set(xlim=(0, 1.6), ylim=(-0.6, len(rows) - 0.4))
-    ax.axis("off")
-    present = [v for v in COLORS if any(r["verdict"] == v for r in rows)]
-    ax.legend(
-        handles=[Patch(color=COLORS[v], label=v) for v in present],
-        loc="lower center",
-        bbox_to_anchor=(0.45, 1.0),
-        ncol=len(present),
-        frameon=False,
-        fontsize=8,
-    )
-    fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=110, facecolor="white", metadata={"Software": None})
-    plt.close(fig)
+        fig.tight_layout()
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=110, facecolor="white", metadata={"Software": None})
+        plt.close(fig)
     return png.getvalue()
 
 
@@ -146,7 +158,8 @@ def _lists(rows: list[dict], lang: str) -> list[str]:
         for r in chosen:
             statement = r["statement_en"] if lang == "en" else r["statement_ja"]
             lines.append(
-                f"- **{r['id']}** {join_cjk(statement)} ({key_figure(r)}; {{doc}}`{r['notebook']}`)"
+                f"- **{r['id']}** {join_cjk(statement)} ({key_figure(r, lang)}; "
+                f"{{doc}}`{r['notebook']}`)"
             )
         lines.append("")
     untested = [r["id"] for r in rows if r["verdict"] == NOT_TESTED]
@@ -195,7 +208,8 @@ def summary_page(all_rows: list[dict], lang: str) -> str:
     lines += [INTRO_EN if en else join_cjk(INTRO_JA), ""]
     lines += [scoreboard_line(all_rows, lang), ""]
     lines += [
-        f"```{{figure}} summary.png\n:name: summary-figure-{lang}\n:alt: verdict of every claim\n\n"
+        f"```{{figure}} summary_{lang}.png\n:name: summary-figure-{lang}\n:class: verdict-figure\n"
+        f":alt: {'verdict of every claim' if en else '各主張の判定'}\n\n"
         + (
             "Every claim and its verdict, with its key figure."
             if en
@@ -242,7 +256,10 @@ def checklist_page(rows: list[dict]) -> str:
         ]
         for cid in phrase["claims"]:
             row = by_id[cid]
-            lines.append(f"- {cid} {badge(row['verdict'])}: {key_figure(row)}")
+            lines.append(
+                f"- {cid} {badge(row['verdict'])}: {key_figure(row, 'en')}; "
+                f"{key_figure(row, 'ja')}"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -254,7 +271,8 @@ def generated(rows: list[dict]) -> dict[str, bytes]:
         "summary_ja.md": summary_page(rows, "ja"),
         "checklist.md": checklist_page(rows),
     }
-    return {"summary.png": draw_figure(rows)} | {k: v.encode("utf-8") for k, v in pages.items()}
+    figures = {f"summary_{lang}.png": draw_figure(rows, lang) for lang in ("en", "ja")}
+    return figures | {k: v.encode("utf-8") for k, v in pages.items()}
 
 
 INTRO_EN = """\
