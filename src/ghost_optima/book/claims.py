@@ -15,7 +15,9 @@ expressions are false the verdict is the rule's ``otherwise`` (``mixed`` or ``in
 """
 
 import ast
+import hashlib
 import itertools
+import json
 import math
 import operator
 import re
@@ -92,6 +94,23 @@ def _parse_claim(cid: str, entry: dict) -> Claim:
         for expr in (rule.supported, rule.not_supported):
             _check_syntax(expr)
     return Claim(id=cid, rule=rule, **entry)
+
+
+RULE_FIELDS = ("text", "supported", "not_supported", "otherwise", "key")
+
+
+def rule_digest(rule: dict | Rule | None) -> str | None:
+    """sha256 (first 16 hex digits) of a rule's fields, whitespace-normalised; None if no rule.
+
+    Recorded with every verdict and recomputed from git history by ``book.audit``, so a reader
+    can tell which version of a rule judged a result.
+    """
+    if rule is None:
+        return None
+    if isinstance(rule, Rule):
+        rule = {k: getattr(rule, k) for k in RULE_FIELDS}
+    fields = {k: " ".join(str(rule[k]).split()) for k in RULE_FIELDS}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def figure_value(figure) -> float:

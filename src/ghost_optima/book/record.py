@@ -84,6 +84,7 @@ class Recorder:
         self.claims[claim_id] = {
             "verdict": verdict,
             "key": claim.rule.key,
+            "rule_sha": claims_registry.rule_digest(claim.rule),
             "figures": plain,
             "notes": notes,
         }

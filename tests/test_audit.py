@@ -1,0 +1,68 @@
+"""Rule history from git, on a small repository made for the test."""
+
+import subprocess
+
+from ghost_optima.book.audit import rule_history
+from ghost_optima.book.claims import rule_digest
+
+RULE = {"text": "t", "supported": "x > 1", "not_supported": "x < 0", "otherwise": "mixed",
+        "key": "x"}
+
+
+def registry_text(supported_a: str, supported_b: str) -> str:
+    def claim(notebook, supported):
+        rule = dict(RULE, supported=supported)
+        lines = [f"  notebook: {notebook}", "  rule:"]
+        lines += [f"    {k}: '{v}'" for k, v in rule.items()]
+        return "\n".join(lines)
+
+    return f"A:\n{claim('10_a', supported_a)}\nB:\n{claim('20_b', supported_b)}\n"
+
+
+def commit(repo, message, files):
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message],
+        cwd=repo,
+        check=True,
+    )
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_history_follows_each_rule_across_renames_and_flags_changes_with_their_chapter(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    first = commit(tmp_path, "rules", {"old/claims.yml": registry_text("x > 1", "x > 1")})
+    subprocess.run(["git", "mv", "old/claims.yml", "claims.yml"], cwd=tmp_path, check=True)
+    commit(tmp_path, "move", {})
+    second = commit(
+        tmp_path,
+        "B's rule with its chapter",
+        {"claims.yml": registry_text("x > 1", "x > 2"), "notebooks/20_b.md": "chapter"},
+    )
+    history = rule_history(tmp_path, "claims.yml")
+    assert history["A"]["rule_commit"] == first and not history["A"]["flagged"]
+    assert [c["commit"] for c in history["B"]["changes"]] == [first, second]
+    assert history["B"]["rule_commit"] == second and history["B"]["flagged"]
+    assert history["B"]["changes"][1]["with_chapter"] and history["B"]["rule_date"]
+
+
+def test_digest_ignores_line_folding_but_not_content():
+    folded = dict(RULE, text="a  long\n text")
+    assert rule_digest(folded) == rule_digest(dict(RULE, text="a long text"))
+    assert rule_digest(dict(RULE, supported="x > 2")) != rule_digest(RULE)
+    assert rule_digest(None) is None
+
+
+def test_outside_git_there_is_no_history(tmp_path):
+    assert rule_history(tmp_path, "claims.yml") == {}
+
+
+def test_a_registered_rule_hashes_like_its_yaml():
+    from ghost_optima.book.claims import Rule
+
+    assert rule_digest(Rule(**RULE)) == rule_digest(RULE)
