@@ -95,9 +95,25 @@ def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict)
             "",
             f"- **EN**: {' '.join(row['statement_en'].split())}",
             f"- **JA**: {row['statement_ja']}",
+            f"- **When decided**: {_decided(row)}",
             "",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _decided(row: dict) -> str:
+    """The rule's commit and date from git, the results' commit, and the flag, in words."""
+    if not row.get("rule_commit"):
+        return "no git history of the rule is available in this build."
+    text = f"rule in force since commit `{row['rule_commit'][:10]}` ({row['rule_date'][:10]})"
+    if row.get("results_commit"):
+        text += f"; results from commit `{row['results_commit'][:10]}`"
+    if row.get("rule_flagged"):
+        text += (
+            ". **Flagged**: a version of this rule landed in the same commit as its chapter's "
+            "code, so git alone cannot show that it was fixed before the numbers were seen"
+        )
+    return text + "."
 
 
 def _key_figure(row: dict) -> str:
