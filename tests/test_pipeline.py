@@ -39,20 +39,20 @@ def book(tmp_path) -> pipeline.Project:
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "book").mkdir()
     (tmp_path / "notebooks" / "10_first.md").write_text(
-        notebook("First", "seed = 0  # seed", "value = seed * 2\nprint(value)")
+        notebook("First", "seed: int = 0  # seed", "value = seed * 2\nprint(value)")
     )
     (tmp_path / "notebooks" / "20_second.md").write_text(
         notebook(
             "Second",
-            "scale = 1.5  # a number",
+            "scale: float = 1.5  # a number",
             "from ghost_optima.book.record import Recorder\nrec = Recorder('20_second')\n"
             "rec.glue('doubled', 2 * scale)",
         ).replace("\n```{code-cell}", "\nDoubled: {glue:text}`doubled:.2f`.\n\n```{code-cell}", 1)
     )
     (tmp_path / "notebooks" / "profiles.yml").write_text(
         "profiles: [full, quick]\nnotebooks:\n"
-        "  10_first:\n    seed: {type: int, min: 0, value: 0}\n"
-        "  20_second:\n    scale: {type: float, min: 0.0, full: 1.5, quick: 0.5}\n"
+        "  10_first:\n    seed: {min: 0}\n"
+        "  20_second:\n    scale: {min: 0.0, quick: 0.5}\n"
     )
     (tmp_path / "book" / "intro.md").write_text("# Fixture\n\nA fixture book.\n")
     (tmp_path / "book" / "_toc.yml").write_text(
@@ -118,7 +118,9 @@ def test_a_failing_cell_is_named_and_the_book_kept(book):
     before = index.read_bytes()
     (book.notebooks / "20_second.md").write_text(
         notebook(
-            "Second", "scale = 1.5  # a number", "x = 1\n\nraise RuntimeError('planted failure')"
+            "Second",
+            "scale: float = 1.5  # a number",
+            "x = 1\n\nraise RuntimeError('planted failure')",
         )
     )
     with pytest.raises(pipeline.BuildError) as failure:
@@ -143,6 +145,8 @@ def test_a_failing_cell_is_named_and_the_book_kept(book):
         (["--set", "scale=abc"], "cannot read 'abc' as float"),
         (["--set", "seed=-3"], "below the minimum"),
         (["--only", "third"], "no such notebook"),
+        (["--set", "scale=nan"], "not a finite number"),
+        (["--set", "scale=-inf"], "not a finite number"),
     ],
 )
 def test_bad_input_is_refused_before_any_work(book, args, message):
@@ -156,10 +160,18 @@ def test_bad_input_is_refused_before_any_work(book, args, message):
     assert not (book.root / "results").exists()
 
 
-def test_parameters_cell_must_match_the_declaration(book):
-    (book.notebooks / "10_first.md").write_text(notebook("First", "seed = 0\nextra = 1", "pass"))
-    with pytest.raises(ConfigError, match="parameters cell declares"):
+def test_bounds_must_name_declared_parameters(book):
+    (book.notebooks / "10_first.md").write_text(notebook("First", "other: int = 0  # x", "pass"))
+    with pytest.raises(ConfigError, match=r"\['seed'\] not declared in the notebook's parameters"):
         pipeline.plan(book, "quick")
+
+
+def test_a_stray_bounds_entry_is_refused_by_the_cli_before_any_work(book):
+    (book.notebooks / "10_first.md").write_text(notebook("First", "other: int = 0  # x", "pass"))
+    done = cli(book, "build", "--profile", "quick")
+    assert done.returncode == 2
+    assert "not declared in the notebook's parameters cell" in done.stderr
+    assert not (book.root / "results").exists() and not (book.root / "_build").exists()
 
 
 def test_altered_result_file_is_not_trusted(book):
@@ -176,7 +188,9 @@ def test_altered_result_file_is_not_trusted(book):
 
 def test_an_interrupted_build_leaves_nothing_trusted(book):
     (book.notebooks / "10_first.md").write_text(
-        notebook("First", "seed = 0  # seed", "import time\n\ntime.sleep(60 if seed == 0 else 0)")
+        notebook(
+            "First", "seed: int = 0  # seed", "import time\n\ntime.sleep(60 if seed == 0 else 0)"
+        )
     )
     build(book, "quick", only=["second"], render_book=False)
     process = subprocess.Popen(

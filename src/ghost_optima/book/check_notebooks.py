@@ -1,4 +1,4 @@
-"""Lint the notebook sources: one parameters cell, a kernelspec, and ruff-clean code.
+"""Lint the notebook sources: a kernelspec, one well-formed parameters cell, ruff-clean code.
 
 ``python -m ghost_optima.book.check_notebooks notebooks`` converts each MyST notebook to a Python
 script in memory and pipes it through ``ruff check`` (allowing what is usual in notebooks: long
@@ -11,6 +11,8 @@ from pathlib import Path
 
 import jupytext
 
+from .profiles import ConfigError, parameters_cell
+
 RUFF_IGNORE = "E402,E501,B018"  # late imports, long lines, displayed expressions
 
 
@@ -22,6 +24,11 @@ def problems(path: Path) -> list[str]:
     tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
     if len(tagged) != 1:
         found.append(f"needs exactly one cell tagged 'parameters', has {len(tagged)}")
+    else:
+        try:  # every line 'name: type = literal  # help'
+            parameters_cell(tagged[0].source)
+        except ConfigError as err:
+            found.append(str(err))
     script = jupytext.writes(notebook, fmt="py:percent")
     ruff = Path(sys.executable).with_name("ruff")
     done = subprocess.run(

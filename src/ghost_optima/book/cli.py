@@ -104,7 +104,7 @@ def main(argv=None) -> int:
 
 
 def _list_params(project: pipeline.Project, profile: str) -> int:
-    declared = profiles.load(project.notebooks / "profiles.yml")
+    declared = profiles.load(project.notebooks)
     declared.check_profile(profile)
     for notebook, params in declared.notebooks.items():
         print(notebook)

@@ -1,28 +1,40 @@
-"""Profiles: every parameter each notebook takes, declared once, checked before anything runs.
+"""Parameters: declared once in each notebook, bounded and varied per profile, checked first.
 
-``notebooks/profiles.yml`` lists the profiles and, per notebook, each parameter with its type,
-bounds and value::
+A notebook's parameters cell (the one cell tagged ``parameters``) declares every parameter the
+notebook takes, one per line, with its type, its default and a help comment, in the form that
+papermill's ``inspect_notebook`` reads::
+
+    n_archs: int = 400  # random architectures tried for T1
+
+The default is the value of the published profile. ``notebooks/profiles.yml`` lists the
+profiles (the published one first) and, per notebook and parameter, only bounds and the values
+of the other profiles where they differ from the default::
 
     profiles: [full, quick]
     notebooks:
       10_symmetry:
-        seed: {type: int, min: 0, value: 0, help: base seed of every generator}
-        n_archs: {type: int, min: 1, full: 300, quick: 40, help: random architectures tried}
+        n_archs: {min: 2, max: 100000, quick: 40}
 
-``value`` is shared by all profiles; otherwise each profile names its own. Types are ``int``,
-``float``, ``bool``, ``str`` and ``list[int]``/``list[float]``; ``min``, ``max`` and
-``choices`` bound them. ``resolve`` applies ``--set`` overrides (``key=value`` for every
-notebook declaring ``key``, or ``notebook.key=value`` for one) and raises ``ConfigError`` with
-the problem named, before any work starts.
+Types are ``int``, ``float``, ``bool``, ``str`` and ``list[int]``/``list[float]``; ``min``,
+``max`` and ``choices`` bound them, and a float must be finite (no ``nan``, ``inf``) unless its
+entry says ``nonfinite: true``. An entry naming a parameter the cell does not declare is an
+error. ``resolve`` applies ``--set`` overrides (``key=value`` for every notebook declaring
+``key``, or ``notebook.key=value`` for one). Every problem raises ``ConfigError`` naming it,
+before any work starts.
 """
 
 import ast
-from dataclasses import dataclass
+import io
+import math
+import tokenize
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
 
 TYPES = ("int", "float", "bool", "str", "list[int]", "list[float]")
+BOUNDS = ("min", "max", "choices", "nonfinite")
+NOTEBOOK_GLOB = "[0-9][0-9]_*.md"
 
 
 class ConfigError(ValueError):
@@ -38,6 +50,7 @@ class Parameter:
     min: float | None = None
     max: float | None = None
     choices: tuple | None = None
+    nonfinite: bool = False  # whether a float may be nan or infinite
 
     def check(self, value, where: str):
         """``value`` converted to this parameter's type, or ConfigError naming the problem."""
@@ -45,7 +58,7 @@ class Parameter:
         if kind.startswith("list["):
             if not isinstance(value, list) or not value:
                 raise ConfigError(f"{where}: expected a non-empty list, got {value!r}")
-            item = Parameter(self.name, kind[5:-1], self.help, {}, self.min, self.max)
+            item = replace(self, type=kind[5:-1], values={})
             return [item.check(v, f"{where}[{i}]") for i, v in enumerate(value)]
         ok = {
             "int": isinstance(value, int) and not isinstance(value, bool),
@@ -57,6 +70,8 @@ class Parameter:
             raise ConfigError(f"{where}: expected {kind}, got {value!r}")
         if kind == "float":
             value = float(value)
+            if not (self.nonfinite or math.isfinite(value)):
+                raise ConfigError(f"{where}: {value!r} is not a finite number")
         if self.min is not None and value < self.min:
             raise ConfigError(f"{where}: {value!r} is below the minimum {self.min}")
         if self.max is not None and value > self.max:
@@ -115,9 +130,7 @@ class Profiles:
             notebook, dot, name = key.rpartition(".")
             if dot and notebook not in self.notebooks:
                 raise ConfigError(f"--set {item!r}: unknown notebook {notebook!r}")
-            targets = (
-                [notebook] if dot else [nb for nb in self.notebooks if name in self.notebooks[nb]]
-            )
+            targets = [notebook] if dot else list(self.notebooks)
             targets = [nb for nb in targets if name in self.notebooks[nb]]
             if not targets:
                 known = sorted({n for decl in self.notebooks.values() for n in decl})
@@ -127,50 +140,139 @@ class Profiles:
         return params
 
 
-def load(path: Path) -> Profiles:
-    """Read and check ``profiles.yml``: every value present for every profile and well typed."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+def parameters_cell(source: str, where: str = "parameters cell") -> dict[str, dict]:
+    """The declarations ``name: type = literal  # help`` of a parameters cell.
+
+    Returns ``{name: {"type": ..., "value": ..., "help": ...}}`` in the cell's order; anything
+    else in the cell (a statement, a missing type or help, an unknown type) is a ConfigError.
+    """
+    try:
+        tree = ast.parse(source)
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (SyntaxError, tokenize.TokenError) as err:
+        raise ConfigError(f"{where}: not valid Python: {err}") from None
+    comments = {
+        t.start[0]: t.string.lstrip("#").strip() for t in tokens if t.type == tokenize.COMMENT
+    }
+    declared = {}
+    for node in tree.body:
+        line = ast.unparse(node)
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            raise ConfigError(f"{where}: only 'name: type = literal  # help' lines, got {line!r}")
+        name, kind = node.target.id, ast.unparse(node.annotation)
+        if kind not in TYPES:
+            raise ConfigError(f"{where}: {name}: unknown type {kind!r}; use one of {TYPES}")
+        try:
+            value = ast.literal_eval(node.value)
+        except (ValueError, TypeError, SyntaxError):
+            raise ConfigError(f"{where}: {name}: the default must be a literal: {line!r}") from None
+        help_text = comments.get(node.end_lineno, "")
+        if not help_text:
+            raise ConfigError(f"{where}: {name}: no help comment ('# what it is') on its line")
+        if name in declared:
+            raise ConfigError(f"{where}: {name} is declared twice")
+        declared[name] = {"type": kind, "value": value, "help": help_text}
+    return declared
+
+
+def declare(raw, cells: dict[str, str], where: str = "profiles.yml") -> Profiles:
+    """Profiles from the parsed ``profiles.yml`` and each notebook's parameters-cell source."""
+    if not isinstance(raw, dict) or not raw.get("profiles") or set(raw) - {"profiles", "notebooks"}:
+        raise ConfigError(f"{where}: expected the keys 'profiles' (a list) and 'notebooks'")
     names = tuple(raw["profiles"])
+    entries = raw.get("notebooks") or {}
+    stray = sorted(set(entries) - set(cells))
+    if stray:
+        raise ConfigError(f"{where} names notebooks that do not exist: {stray}")
     notebooks = {}
-    for nb, decl in raw["notebooks"].items():
-        params = {}
-        for name, spec in (decl or {}).items():
-            spec = dict(spec)
-            kind = spec.pop("type")
-            if kind not in TYPES:
-                raise ConfigError(f"{path}: {nb}.{name}: unknown type {kind!r}")
-            shared = spec.pop("value", None)
-            values = {p: spec.pop(p, shared) for p in names}
-            param = Parameter(
-                name=name,
-                type=kind,
-                help=spec.pop("help", ""),
-                values={},
-                min=spec.pop("min", None),
-                max=spec.pop("max", None),
-                choices=tuple(spec.pop("choices")) if "choices" in spec else None,
+    for nb, source in cells.items():
+        declared = parameters_cell(source, f"{nb}: parameters cell")
+        bounds = entries.get(nb) or {}
+        unknown = sorted(set(bounds) - set(declared))
+        if unknown:
+            raise ConfigError(
+                f"{where}: {nb}: {unknown} not declared in the notebook's parameters cell "
+                f"(it declares {list(declared)})"
             )
-            if spec:
-                raise ConfigError(f"{path}: {nb}.{name}: unknown keys {sorted(spec)}")
-            for profile, value in values.items():
-                if value is None:
-                    raise ConfigError(f"{path}: {nb}.{name}: no value for profile {profile!r}")
-                values[profile] = param.check(value, f"{path}: {nb}.{name} ({profile})")
-            params[name] = Parameter(**{**param.__dict__, "values": values})
-        notebooks[nb] = params
+        notebooks[nb] = {
+            name: _parameter(name, spec, bounds.get(name), names, f"{where}: {nb}.{name}")
+            for name, spec in declared.items()
+        }
     return Profiles(names=names, notebooks=notebooks)
 
 
-def parameters_cell(source: str) -> dict:
-    """The literal assignments ``name = value`` of a notebook's parameters cell."""
-    values = {}
-    for node in ast.parse(source).body:
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
-            raise ConfigError(
-                f"parameters cell: only 'name = literal' lines, got {ast.unparse(node)}"
+def _parameter(name: str, spec: dict, entry, names: tuple, where: str) -> Parameter:
+    """One declared parameter with its bounds and a checked value for every profile."""
+    entry = {} if entry is None else entry
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: expected a mapping of bounds and profile values")
+    published, others = names[0], names[1:]
+    if published in entry:
+        raise ConfigError(
+            f"{where}: the {published!r} value is the default in the parameters cell; "
+            "change it there"
+        )
+    unknown = sorted(set(entry) - set(BOUNDS) - set(others))
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; allowed: {[*BOUNDS, *others]}")
+    choices = entry.get("choices")
+    param = Parameter(
+        name=name,
+        type=spec["type"],
+        help=spec["help"],
+        values={},
+        min=entry.get("min"),
+        max=entry.get("max"),
+        choices=tuple(choices) if choices is not None else None,
+        nonfinite=bool(entry.get("nonfinite", False)),
+    )
+    values = {published: param.check(spec["value"], f"{where} (default in the cell)")}
+    for profile in others:
+        values[profile] = param.check(entry.get(profile, spec["value"]), f"{where} ({profile})")
+    return replace(param, values=values)
+
+
+def notebook_paths(folder: Path) -> dict[str, Path]:
+    """The notebooks of a book, ``NN_name.md``, by name in build order."""
+    return {p.stem: p for p in sorted(Path(folder).glob(NOTEBOOK_GLOB))}
+
+
+def parameters_source(path: Path) -> str:
+    """The source of a notebook's one cell tagged ``parameters``."""
+    import jupytext
+
+    cells = [c for c in jupytext.read(path).cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ConfigError(
+            f"{path.name}: needs exactly one cell tagged 'parameters', has {len(cells)}"
+        )
+    return cells[0].source
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice is an error, not a silent override."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if twice:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{twice} given twice", node.start_mark
             )
-        target = node.targets[0]
-        if not isinstance(target, ast.Name):
-            raise ConfigError(f"parameters cell: cannot assign to {ast.unparse(target)}")
-        values[target.id] = ast.literal_eval(node.value)
-    return values
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str):
+    """Parse YAML safely, refusing duplicate keys."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def load(folder: Path) -> Profiles:
+    """The parameters of every notebook in ``folder``: the cells, then ``profiles.yml``."""
+    path = Path(folder) / "profiles.yml"
+    try:
+        raw = read_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read: {err}") from None
+    cells = {stem: parameters_source(p) for stem, p in notebook_paths(folder).items()}
+    return declare(raw, cells, where=path.name)

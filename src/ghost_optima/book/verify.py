@@ -25,7 +25,7 @@ def claim_notebooks(project: pipeline.Project) -> list[str]:
 def verify(project: pipeline.Project, profile: str, n_seeds: int, *, log=print) -> dict:
     if n_seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {n_seeds}")
-    declared = profiles.load(project.notebooks / "profiles.yml")
+    declared = profiles.load(project.notebooks)
     declared.check_profile(profile)
     stems = claim_notebooks(project)
     unseeded = [stem for stem in stems if "seed" not in declared.notebooks[stem]]
