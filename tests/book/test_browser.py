@@ -1,7 +1,9 @@
 """A real browser over the built book: headless Debian Chromium driven by Selenium.
 
-Pages load without console errors, every image loads, math is typeset by the bundled MathJax,
-and Japanese text is drawn with real glyphs (not the empty boxes of a missing font).
+Every page of the table of contents, on a 1280 px screen and on a 390 px phone, loads without
+console errors, loads every image and fits its viewport (no horizontal scrolling of the page);
+math is typeset by the bundled MathJax, Japanese text is drawn with real glyphs (not the empty
+boxes of a missing font), and chapter code stays folded until its toggle is clicked.
 Screenshots are kept under ``_build/<profile>/screenshots/``. Without a browser the tests skip
 and say why, except under CI (``CI=true``), where a missing browser is a failure.
 """
@@ -16,17 +18,23 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ghost_optima.book import pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = pipeline.Project(ROOT)
-PAGES = {
-    "index": "intro.html",
-    "summary_en": "_generated/summary_en.html",
-    "summary_ja": "_generated/summary_ja.html",
-    "symmetry": "_generated/10_symmetry.html",
-}
+
+
+def toc_pages() -> dict[str, str]:
+    """Page name -> path in the built site, for every file of ``book/_toc.yml``."""
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text(encoding="utf-8"))
+    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    return {Path(f).name: f"{f}.html" for f in files}
+
+
+PAGES = toc_pages()
+WIDTHS = {"desktop": 1280, "phone": 390}
 
 # Draw a character and a private-use code point (always a missing-glyph box) on a canvas:
 # identical pixels mean the browser has no font for the character.
@@ -84,8 +92,12 @@ def driver():
     browser.quit()
 
 
-def visit(driver, site, name: str):
+def visit(driver, site, name: str, width: int = WIDTHS["desktop"]):
     base, folder = site
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": 1600, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
     driver.get(f"{base}/{PAGES[name]}")
     deadline = time.time() + 30
     while time.time() < deadline:  # MathJax typesets asynchronously
@@ -98,13 +110,16 @@ def visit(driver, site, name: str):
         time.sleep(0.25)
     shots = folder / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(shots / f"{name}.png"))
+    suffix = "" if width == WIDTHS["desktop"] else f"-{width}"
+    driver.save_screenshot(str(shots / f"{name}{suffix}.png"))
     return state
 
 
+@pytest.mark.parametrize("screen", list(WIDTHS))
 @pytest.mark.parametrize("name", list(PAGES))
-def test_page_loads_cleanly(driver, site, name):
-    visit(driver, site, name)
+def test_page_loads_cleanly_and_fits_the_screen(driver, site, name, screen):
+    driver.get_log("browser")  # drop what earlier pages logged
+    visit(driver, site, name, WIDTHS[screen])
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
     broken = driver.execute_script(
@@ -112,15 +127,33 @@ def test_page_loads_cleanly(driver, site, name):
         ".map(i => i.src)"
     )
     assert not broken, broken
+    page_width, viewport = driver.execute_script(
+        "return [document.documentElement.scrollWidth, window.innerWidth]"
+    )
+    assert page_width <= viewport, f"{name} is {page_width} px wide on a {viewport} px screen"
+
+
+def test_chapter_code_is_folded_until_its_toggle_is_clicked(driver, site):
+    visit(driver, site, "10_symmetry")
+    hidden = driver.find_elements("css selector", ".cell.tag_hide-input")
+    assert hidden, "no collapsed code cell on the chapter page"
+    source = hidden[0].find_element("css selector", ".cell_input")
+    assert not source.is_displayed()
+    toggle = hidden[0].find_element("css selector", "summary, button.toggle-button")
+    driver.execute_script("arguments[0].click()", toggle)
+    time.sleep(0.5)
+    assert source.is_displayed()
+    shown = driver.find_elements("css selector", ".cell.tag_parameters .cell_input")
+    assert shown and shown[0].is_displayed(), "the parameters cell must stay in view"
 
 
 def test_math_is_typeset(driver, site):
-    _, n_math, n_typeset = visit(driver, site, "symmetry")
+    _, n_math, n_typeset = visit(driver, site, "10_symmetry")
     assert n_math > 0 and n_typeset >= n_math
 
 
 def test_notebook_page_has_figures(driver, site):
-    visit(driver, site, "symmetry")
+    visit(driver, site, "10_symmetry")
     n_figures = driver.execute_script(
         "return Array.from(document.images).filter(i => i.naturalWidth > 200).length"
     )

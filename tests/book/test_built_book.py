@@ -1,5 +1,6 @@
 """Checks of a built book (``pytest tests/book --book-profile quick`` after a build)."""
 
+import html
 import json
 import re
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from ghost_optima.book import claims, pipeline
-from ghost_optima.book.record import format_figure
+from ghost_optima.book.record import plain_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = pipeline.Project(ROOT)
@@ -116,17 +117,44 @@ def test_executive_pages_show_the_recorded_numbers(profile):
     rows = json.loads((PROJECT.results(profile) / "claims.json").read_text())["claims"]
     rows = [row for row in rows if row["class"] != "deliverable"]  # the pages themselves
     folder = PROJECT.html(profile) / "_generated"
-    english, japanese = text(folder / "summary_en.html"), text(folder / "summary_ja.html")
-    assert re.search(r"[\u3040-\u30ff]", japanese)
+    pages = {lang: without_math_delimiters(text(folder / f"summary_{lang}.html")) for lang in LANGS}
+    assert re.search(r"[\u3040-\u30ff]", pages["ja"])
     for row in rows:
         if row["verdict"] == claims.NOT_TESTED:
             continue
-        figure = format_figure(row["figures"][row["key"]])
-        assert figure in english and figure in japanese, (row["id"], figure)
-    tally = sum(1 for row in rows if row["verdict"] == "supported")
-    assert f"{tally} supported" in english
+        for lang in LANGS:
+            figure = without_math_delimiters(plain_figure(row["figures"][row["key"]], lang))
+            assert figure in pages[lang], (row["id"], lang, figure)
+    board = claims.scoreboard(rows)
+    tally = ", ".join(f"{n} {verdict}" for verdict, n in board["empirical"].items())
+    assert f"Empirical findings: {tally}." in pages["en"]
     checklist = text(folder / "checklist.html")
     assert "P1" in checklist and "P4" in checklist
+
+
+LANGS = ("en", "ja")
+
+
+def without_math_delimiters(page: str) -> str:
+    return page.replace("$", "").replace("\\(", "").replace("\\)", "")
+
+
+def article_text(path: Path) -> str:
+    """The text of a page's article (no navigation), tags stripped, entities decoded."""
+    content = path.read_text(encoding="utf-8")
+    start = content.index("<article")
+    return html.unescape(text_of(content[start : content.index("</article>", start)]))
+
+
+def text_of(markup: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", markup))
+
+
+@pytest.mark.parametrize("page", ["summary_en", "summary_ja", "checklist", "ledger"])
+def test_pages_for_people_name_no_variable(profile, page):
+    words = article_text(PROJECT.html(profile) / "_generated" / f"{page}.html")
+    names = sorted(set(re.findall(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b", words)))
+    assert not names, f"{page} shows variable names: {names}"
 
 
 def test_executed_notebooks_are_downloadable(profile):
