@@ -27,7 +27,7 @@ from ghost_optima.align import canonicalize, distance, permute, weight_matching
 from ghost_optima.data import Dataset, digits
 from ghost_optima.mlp import init_mlp
 from ghost_optima.symmetry import Transform, apply_transform, mlp_permutation_spec, random_transform
-from ghost_optima.train import member, member_generators, train_ensemble
+from ghost_optima.train import TrainConfig, member, member_generators, train_ensemble
 
 REPEATS = 3
 WIDTHS = (64, 32, 10)
@@ -87,13 +87,11 @@ def main() -> None:
     rows: list[tuple[str, float, str]] = []
 
     data = digits(seed=0)
-    train_ensemble(data, WIDTHS, "tanh", SEEDS[:2], lr=LR, epochs=1, batch_size=BATCH)  # warm-up
+    train_ensemble(data, WIDTHS, "tanh", SEEDS[:2], TrainConfig(1, BATCH, lr=LR))  # warm-up
     for threads in (2, 1):  # 2 is the setting asked for; 1 shows the thread-overhead share
         torch.set_num_threads(threads)
         t_ens, result = best_time(
-            lambda: train_ensemble(
-                data, WIDTHS, "tanh", SEEDS, lr=LR, epochs=EPOCHS, batch_size=BATCH
-            )
+            lambda: train_ensemble(data, WIDTHS, "tanh", SEEDS, TrainConfig(EPOCHS, BATCH, lr=LR))
         )
         t_loop, finals = best_time(lambda: loop_over_seeds(data), repeats=1)
         max_diff = max(

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -5,20 +7,24 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from ghost_optima.align import (
-    activation_matching,
     aligned_distance,
     barrier,
     canonicalize,
     count_distinct,
     distance,
-    interpolate,
     normalize_signs,
     permute,
     prediction_disagreement,
     weight_matching,
 )
 from ghost_optima.mlp import init_mlp, mlp_forward
-from ghost_optima.symmetry import Transform, apply_transform, mlp_permutation_spec, random_transform
+from ghost_optima.symmetry import (
+    PermutationSpec,
+    Transform,
+    apply_transform,
+    mlp_permutation_spec,
+    random_transform,
+)
 
 
 def _planted(widths, seed, *, activation="relu", noise=0.0):
@@ -98,14 +104,52 @@ def test_weight_matching_ends_at_a_coordinatewise_optimum():
         assert score[rows, cols].sum() <= current + 1e-9
 
 
-def test_activation_matching_recovers_a_planted_permutation():
-    widths = (8, 32, 24, 3)
-    net, copy, transform = _planted(widths, 4, activation="tanh")
-    copy = permute(net, transform.perms)  # permutation only
-    x = torch.randn(256, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    perms = activation_matching(net, copy, x, "tanh")
-    for name, planted in transform.perms.items():
-        assert torch.equal(perms[name], torch.argsort(planted)), name
+def test_weight_matching_reads_any_spec_against_brute_force():
+    """A hand-written spec with a 3-axis parameter and free names: coordinate descent from the
+    identity finds the brute-force optimum of <a, pi(b)> over all 3! x 4! relabellings."""
+    gen = torch.Generator().manual_seed(0)
+    spec = PermutationSpec({"U": ("A", None), "c": ("A",), "T": ("B", "A", None), "V": (None, "B")})
+    a = {
+        "U": torch.randn(3, 2, generator=gen, dtype=torch.float64),
+        "c": torch.randn(3, generator=gen, dtype=torch.float64),
+        "T": torch.randn(4, 3, 2, generator=gen, dtype=torch.float64),
+        "V": torch.randn(2, 4, generator=gen, dtype=torch.float64),
+    }
+    planted = Transform({"A": torch.tensor([2, 0, 1]), "B": torch.tensor([1, 3, 0, 2])})
+    b = apply_transform(a, spec, planted)
+    b = {
+        k: v + 0.05 * torch.randn(v.shape, generator=gen, dtype=torch.float64) for k, v in b.items()
+    }
+
+    def objective(perms):
+        moved = apply_transform(b, spec, Transform(perms))
+        return sum(float((a[k] * moved[k]).sum()) for k in a)
+
+    candidates = [
+        {"A": torch.tensor(pa), "B": torch.tensor(pb)}
+        for pa in itertools.permutations(range(3))
+        for pb in itertools.permutations(range(4))
+    ]
+    best = max(candidates, key=objective)
+    found = weight_matching(a, b, spec)
+    assert set(found) == {"A", "B"}
+    assert all(torch.equal(found[p], best[p]) for p in best)
+    assert objective(found) == pytest.approx(objective(best), rel=1e-12)
+
+
+def test_weight_matching_default_spec_is_the_mlp_spec_under_any_names():
+    a, b = init_mlp((5, 8, 7, 6, 3), 0), init_mlp((5, 8, 7, 6, 3), 1)
+    default = weight_matching(a, b)
+    spec = mlp_permutation_spec(3)
+    renamed = PermutationSpec(
+        {
+            k: tuple(None if p is None else "H" + p[1:] for p in axes)
+            for k, axes in spec.axes.items()
+        }
+    )
+    named = weight_matching(a, b, renamed)
+    assert all(torch.equal(default[f"P{i}"], named[f"H{i}"]) for i in (1, 2, 3))
+    assert all(torch.equal(default[p], v) for p, v in weight_matching(a, b, spec).items())
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
@@ -209,11 +253,9 @@ def test_barrier_self_is_zero_and_swap_symmetric(two_nets):
     assert ab["loss_barrier"] >= 0.0
 
 
-def test_interpolate_endpoints_and_distance(two_nets):
+def test_distance(two_nets):
     a, b, _, _ = two_nets
-    assert all(torch.equal(interpolate(a, b, 0.0)[k], a[k]) for k in a)
-    assert all(torch.equal(interpolate(a, b, 1.0)[k], b[k]) for k in a)
-    mid = interpolate(a, b, 0.5)
+    mid = {k: (a[k] + b[k]) / 2 for k in a}
     flat = torch.cat([(a[k] - b[k]).reshape(-1) for k in a])
     assert distance(a, b) == pytest.approx(flat.norm().item(), rel=1e-12)
     assert distance(a, mid) == pytest.approx(0.5 * distance(a, b), rel=1e-12)

@@ -11,7 +11,7 @@ from ghost_optima import align, experiments, stats
 from ghost_optima.data import teacher_student
 from ghost_optima.mlp import ensemble_forward, init_mlp
 from ghost_optima.symmetry import apply_transform, mlp_permutation_spec, random_transform
-from ghost_optima.train import member, stack_params, train_ensemble
+from ghost_optima.train import TrainConfig, TrainHooks, member, stack_params, train_ensemble
 
 
 def nets(widths, n, seed=0):
@@ -100,23 +100,12 @@ def test_pair_mean_against_a_loop():
     assert np.isnan(experiments.pair_mean(m, np.array([2, 2, 2])))
 
 
-def test_seed_bootstrap_agrees_with_bootstrap_ci():
-    values = np.random.default_rng(7).normal(size=12)
-    ours = experiments.seed_bootstrap(12, lambda i: values[i].mean(), n_boot=500, seed=3)
-    ref = stats.bootstrap_ci(values, n_boot=500, seed=3)
-    assert (ours.value, ours.lo, ours.hi) == pytest.approx((ref.value, ref.lo, ref.hi))
-    assert ours.n == ref.n
-
-
-def test_seed_bootstrap_drops_nan_resamples():
+def test_pair_mean_under_the_bootstrap_drops_resamples_without_a_pair():
+    """All pairs equal 1: every resample with two distinct seeds gives exactly 1, and those with
+    one distinct seed (NaN) are dropped, so the interval is the closed form [1, 1]."""
     m = np.ones((3, 3))
-    est = experiments.seed_bootstrap(3, lambda i: experiments.pair_mean(m, i), n_boot=200)
+    est = stats.bootstrap(lambda i: experiments.pair_mean(m, i), 3, n_boot=200)
     assert (est.value, est.lo, est.hi) == (1.0, 1.0, 1.0)
-
-
-def test_slope_matches_polyfit():
-    x, y = np.array([1.0, 2, 4, 7]), np.array([0.5, 0.1, 2.0, 3.3])
-    assert experiments.slope(x, y) == pytest.approx(np.polyfit(x, y, 1)[0])
 
 
 def test_auroc_matches_sklearn_with_ties():
@@ -139,7 +128,7 @@ def test_snapshots_and_cloud_radius():
     steps_per_epoch = 4  # 40 examples, batches of 10
     snaps = experiments.Snapshots([steps_per_epoch * e for e in (2, 3, 4)])
     result = train_ensemble(
-        data, (3, 5, 1), "tanh", [0, 1], lr=0.1, epochs=4, batch_size=10, step_hook=snaps
+        data, (3, 5, 1), "tanh", [0, 1], TrainConfig(4, 10, lr=0.1), TrainHooks(step_hook=snaps)
     )
     stacked = snaps.stacked()
     assert stacked["W1"].shape == (3, 2, 5, 3)

@@ -15,7 +15,7 @@ from ghost_optima.masks import (
     random_fanin_mask,
     surviving_group,
 )
-from ghost_optima.train import member, train_ensemble
+from ghost_optima.train import TrainConfig, TrainHooks, member, train_ensemble
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -147,18 +147,8 @@ def test_masked_weights_stay_exactly_zero_during_training():
     widths = (8, 12, 10, 3)
     masks = layer_masks(widths, "random", 0.3, generator=_gen(5))
     for optimizer, extra in (("adam", {"weight_decay": 1e-3}), ("sgd", {"momentum": 0.9})):
-        result = train_ensemble(
-            data,
-            widths,
-            "tanh",
-            range(3),
-            optimizer=optimizer,
-            lr=0.05,
-            epochs=3,
-            batch_size=16,
-            masks=masks,
-            **extra,
-        )
+        config = TrainConfig(3, 16, optimizer, 0.05, **extra)
+        result = train_ensemble(data, widths, "tanh", range(3), config, TrainHooks(masks=masks))
         for name, mask in masks.items():
             weights = result.params[name]
             assert (weights[:, mask == 0] == 0).all()
@@ -171,11 +161,12 @@ def test_masked_weights_stay_exactly_zero_during_training():
 
 def test_train_rejects_bad_masks():
     data, _ = teacher_student(40, 10, 4, (3, 2), "classification", seed=0)
+    config = TrainConfig(1, 8)
     with pytest.raises(ValueError):
-        train_ensemble(data, (4, 5, 2), "tanh", [0], epochs=1, batch_size=8, masks={"b1": None})
+        train_ensemble(data, (4, 5, 2), "tanh", [0], config, TrainHooks(masks={"b1": None}))
     with pytest.raises(ValueError):
         bad = {"W1": torch.ones(4, 5)}
-        train_ensemble(data, (4, 5, 2), "tanh", [0], epochs=1, batch_size=8, masks=bad)
+        train_ensemble(data, (4, 5, 2), "tanh", [0], config, TrainHooks(masks=bad))
     with pytest.raises(ValueError):
         bad = {"W1": torch.full((5, 4), 0.5)}
-        train_ensemble(data, (4, 5, 2), "tanh", [0], epochs=1, batch_size=8, masks=bad)
+        train_ensemble(data, (4, 5, 2), "tanh", [0], config, TrainHooks(masks=bad))

@@ -18,7 +18,7 @@ from ghost_optima.orthopoly import (
     random_pattern,
     symmetry_classes,
 )
-from ghost_optima.train import stack_params, train_ensemble
+from ghost_optima.train import TrainConfig, stack_params, train_ensemble
 
 NUMPY = {"legendre": legendre.legval, "chebyshev": chebyshev.chebval}
 
@@ -145,8 +145,6 @@ def test_normalize_signs_by_parity():
 def test_training_with_per_unit_activations():
     data, _ = teacher_student(200, 50, 5, (6, 3), "classification", seed=1)
     act = PolyActivation((degree_pattern(10, [1, 2, 3]),), "chebyshev")
-    result = train_ensemble(
-        data, (5, 10, 3), act, range(3), optimizer="adam", lr=0.02, epochs=5, batch_size=20
-    )
+    result = train_ensemble(data, (5, 10, 3), act, range(3), TrainConfig(5, 20, "adam", 0.02))
     assert result.activation is act
     assert (result.history.train_loss[-1] < result.history.train_loss[0]).all()

@@ -2,12 +2,14 @@ import math
 
 import numpy as np
 import pytest
+import scipy.stats as sps
 import torch
+import torch.nn.functional as F
 
 from ghost_optima import remedies
 from ghost_optima.align import barrier
-from ghost_optima.data import Dataset, teacher_student
-from ghost_optima.mlp import ensemble_forward
+from ghost_optima.data import Dataset, teacher_student, with_label_noise
+from ghost_optima.mlp import ensemble_forward, mlp_forward
 from ghost_optima.symmetry import apply_transform, mlp_permutation_spec, random_transform
 from ghost_optima.train import member, stack_params
 
@@ -30,8 +32,8 @@ def image_data():
 def test_every_variant_matches_the_parameter_count(data, image_data, variant):
     cfg = remedies.RemedyConfig(width=16)
     for d in (data, image_data):
-        arch = remedies.build(variant, d, cfg)
-        base = remedies.build("baseline", d, cfg)
+        arch = remedies.architecture(variant, d, cfg)
+        base = remedies.architecture("baseline", d, cfg)
         assert arch.widths[0] == d.n_in and arch.widths[-1] == d.n_out
         assert abs(arch.n_params / base.n_params - 1) <= 0.10
         assert [len(p) for p in arch.parities] == list(arch.widths[1:3])
@@ -39,25 +41,25 @@ def test_every_variant_matches_the_parameter_count(data, image_data, variant):
 
 def test_symmetry_counts_of_the_variants(data):
     cfg = remedies.RemedyConfig(width=16)
-    base = remedies.build("baseline", data, cfg)
+    base = remedies.architecture("baseline", data, cfg)
     assert base.log10_perm == pytest.approx(2 * math.log10(math.factorial(16)))
     assert base.log10_sign == pytest.approx(32 * math.log10(2))
     for variant in ("sorted biases", "random masks", "banded masks", "poly distinct"):
-        assert remedies.build(variant, data, cfg).log10_perm == 0.0
-    assert remedies.build("poly distinct", data, cfg).log10_sign == 0.0
-    degrees = remedies.build("poly degrees", data, cfg)  # 16 units, 4 degrees: classes of 4
+        assert remedies.architecture(variant, data, cfg).log10_perm == 0.0
+    assert remedies.architecture("poly distinct", data, cfg).log10_sign == 0.0
+    degrees = remedies.architecture("poly degrees", data, cfg)  # 16 units, 4 degrees: classes of 4
     assert degrees.log10_perm == pytest.approx(2 * 4 * math.log10(24))
-    modules = remedies.build("modules", data, cfg)
+    modules = remedies.architecture("modules", data, cfg)
     u = modules.widths[1] // cfg.n_modules
     assert modules.log10_perm == pytest.approx(2 * cfg.n_modules * math.log10(math.factorial(u)))
     with pytest.raises(ValueError):
-        remedies.build("dropout", data, cfg)
+        remedies.architecture("dropout", data, cfg)
 
 
 @pytest.mark.parametrize("variant", ["baseline", "modules", "poly degrees", "sorted biases"])
 def test_alignment_within_the_group_recovers_a_hidden_copy(data, variant):
     """Move a net by an element of the variant's own group: aligning finds the copy again."""
-    arch = remedies.build(variant, data, remedies.RemedyConfig(width=8))
+    arch = remedies.architecture(variant, data, remedies.RemedyConfig(width=8))
     result = remedies.train(arch, data, [0], epochs=2, batch_size=32, lr=0.01, dtype=torch.float64)
     net = member(result.params, 0)
     spec = mlp_permutation_spec(2)
@@ -82,38 +84,93 @@ def test_alignment_within_the_group_recovers_a_hidden_copy(data, variant):
     assert barrier(a, b, x, data.y_test, arch.activation, data.task)["loss_barrier"] < 1e-9
 
 
-def test_measure_and_summary(data):
-    arch = remedies.build("baseline", data, remedies.RemedyConfig(width=8))
+def test_measure_against_per_member_references(data):
+    """Every field of ``measure`` against an independent computation from the members."""
+    arch = remedies.architecture("baseline", data, remedies.RemedyConfig(width=8))
     result = remedies.train(arch, data, range(4), epochs=2, batch_size=32, lr=0.01)
     m = remedies.measure(arch, result, data, "ts")
-    assert m.disagreement.shape == (4, 4) and np.allclose(np.diag(m.disagreement), 0)
-    assert np.allclose(m.disagreement, m.disagreement.T)
-    assert m.barrier_raw.shape == (2,) and (m.barrier_raw >= 0).all()
-    assert m.ms_per_step > 0
-    row = remedies.summary(m, n_boot=200)
-    assert row["test_acc"].lo <= row["test_acc"].value <= row["test_acc"].hi
-    table = remedies.table([row])
-    assert list(table["variant"]) == ["baseline"]
-    same = remedies.change([(m, m)], "disagreement", relative=True, n_boot=100)
-    assert same.value == same.lo == same.hi == 0.0
+    x, y = data.x_test, data.y_test
+    nets = [member(result.params, e) for e in range(4)]
+    preds = [mlp_forward(net, x, "tanh").argmax(-1).numpy() for net in nets]
+    for i in range(4):
+        for j in range(4):
+            assert m.disagreement[i, j] == pytest.approx(np.mean(preds[i] != preds[j]), abs=1e-12)
+        ref = F.cross_entropy(mlp_forward(nets[i], x, "tanh"), y).item()
+        assert m.test_loss[i] == pytest.approx(ref, rel=1e-5)
+        assert m.test_acc[i] == pytest.approx(np.mean(preds[i] == y.numpy()))
+    for p in range(2):
+        a, b = nets[2 * p], nets[2 * p + 1]
+        t = np.linspace(0, 1, 17)
+        loss = [F.cross_entropy(mlp_forward(_lerp(a, b, s), x, "tanh"), y).item() for s in t]
+        chord = (1 - t) * loss[0] + t * loss[-1]
+        assert m.barrier_raw[p] == pytest.approx(np.max(np.array(loss) - chord), abs=1e-5)
+    assert m.ms_per_step == pytest.approx(1000 * result.step_cpu_seconds / result.n_steps)
 
 
-def test_mean_pairwise_and_seed_bootstrap():
-    matrix = np.array([[0, 1, 2], [1, 0, 3], [2, 3, 0]], dtype=float)
-    assert remedies.mean_pairwise(matrix, np.arange(3)) == pytest.approx(2.0)
-    assert remedies.mean_pairwise(matrix, np.array([0, 0, 1])) == pytest.approx(1.0)
-    est = remedies.seed_bootstrap(
-        lambda draw: remedies.mean_pairwise(matrix, draw[0]), [3], n_boot=300, min_distinct=2
+def _lerp(a, b, t):
+    return {k: (1 - t) * a[k] + t * b[k] for k in a}
+
+
+def _measured(variant, acc, disagreement, dataset="ts"):
+    arch = remedies.architecture("baseline", _tiny_data(), remedies.RemedyConfig(width=4))
+    zeros = np.zeros(len(acc) // 2)
+    return remedies.Measured(
+        variant,
+        dataset,
+        arch,
+        np.asarray(acc),
+        np.zeros(len(acc)),
+        disagreement,
+        zeros,
+        zeros,
+        1.0,
+        None,
     )
-    assert est.lo <= est.value <= est.hi and 1.0 <= est.lo and est.hi <= 3.0
-    values = np.arange(10.0)
-    mean = remedies.seed_bootstrap(lambda draw: values[draw[0]].mean(), [10], n_boot=500)
-    assert mean.value == 4.5 and mean.lo < 4.5 < mean.hi
+
+
+def _tiny_data():
+    d, _ = teacher_student(20, 10, 3, (2, 2), "classification", seed=0)
+    return d
+
+
+def _disagreements(n, seed):
+    rng = np.random.default_rng(seed)
+    upper = np.triu(rng.uniform(0.05, 0.5, (n, n)), 1)
+    return upper + upper.T
+
+
+def test_estimates_and_changes_against_scipy_and_closed_forms():
+    acc = np.array([0.8, 0.9, 0.85, 0.7, 0.95, 0.75])
+    base = _measured("baseline", acc, _disagreements(6, 0))
+    other = _measured("other", acc - 0.1, _disagreements(6, 1))
+    row = remedies.estimate_row(base, n_boot=4000)
+    ref = sps.bootstrap((acc,), np.mean, n_resamples=4000, method="percentile", random_state=0)
+    assert row["test_acc"].value == pytest.approx(acc.mean())
+    assert row["test_acc"].lo == pytest.approx(ref.confidence_interval.low, abs=0.01)
+    assert row["test_acc"].hi == pytest.approx(ref.confidence_interval.high, abs=0.01)
+    off = ~np.eye(6, dtype=bool)
+    assert row["disagreement"].value == pytest.approx(base.disagreement[off].mean())
+    assert row["disagreement"].n == 6
+    # closed forms of the point values: a shift of 0.1 in every accuracy, a ratio of means
+    shift = remedies.change([(base, other)], "test_acc", relative=False, n_boot=500)
+    assert shift.value == pytest.approx(-0.1) and shift.lo == pytest.approx(-0.1)
+    assert shift.hi == pytest.approx(-0.1)
+    rel = remedies.change([(base, other)], "disagreement", relative=True, n_boot=500)
+    ratio = other.disagreement[off].mean() / base.disagreement[off].mean() - 1
+    assert rel.value == pytest.approx(ratio) and rel.lo <= rel.value <= rel.hi
+
+
+def test_mean_pairwise_against_brute_force():
+    matrix = _disagreements(5, 2)
+    for idx in ([0, 1, 2, 3, 4], [0, 0, 1, 3, 3], [4, 4, 2, 2, 2]):
+        pairs = [matrix[i, j] for i in idx for j in idx if i != j]
+        assert remedies.mean_pairwise(matrix, np.array(idx)) == pytest.approx(np.mean(pairs))
+    assert np.isnan(remedies.mean_pairwise(matrix, np.array([3, 3, 3, 3, 3])))
 
 
 def test_label_noise_halving_undoes_a_subset_of_flips(data):
-    noisy, flips = remedies.with_label_noise(data, 0.3, seed=5)
-    half, flips_half = remedies.with_label_noise(data, 0.15, seed=5)
+    noisy, flips = with_label_noise(data, 0.3, seed=5)
+    half, flips_half = with_label_noise(data, 0.15, seed=5)
     assert bool((flips_half <= flips).all()) and flips_half.sum() < flips.sum()
     assert torch.equal(half.y_train[flips_half], noisy.y_train[flips_half])
     assert torch.equal(noisy.y_test, data.y_test)

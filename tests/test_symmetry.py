@@ -20,7 +20,6 @@ from ghost_optima.symmetry import (
     architecture_table,
     compose_transforms,
     enumerate_orbit,
-    invert_transform,
     log10_orbit_size,
     mlp_permutation_spec,
     orbit_distinctness,
@@ -142,7 +141,13 @@ def test_transformer_orbit_parts() -> None:
 
 def test_architecture_table() -> None:
     rows = {row["name"]: row for row in architecture_table()}
-    assert len(rows) == 7
+    for row in rows.values():  # exact integer arithmetic against lgamma
+        if row["name"].startswith("GPT-2"):
+            continue
+        order = math.prod(math.factorial(n) for n in row["hidden_widths"])
+        assert row["log10_orbit_perm"] == pytest.approx(math.log10(order), rel=1e-12)
+        with_signs = order * 2 ** sum(row["hidden_widths"])
+        assert row["log10_orbit_with_signs"] == pytest.approx(math.log10(with_signs), rel=1e-12)
     rebasin = rows["784-512-512-512-10 (Git Re-Basin MNIST)"]
     assert rebasin["n_params"] == 785 * 512 + 2 * 513 * 512 + 513 * 10
     assert round(rebasin["log10_orbit_perm"], 1) == 3499.6
@@ -268,17 +273,14 @@ def test_apply_transform_composes_and_inverts(hidden: tuple[int, ...], seed: int
     # Permutations and signs are exact in floating point; scales are not.
     two_steps = apply_transform(apply_transform(params, spec, t1), spec, t2)
     _assert_params_equal(two_steps, apply_transform(params, spec, compose_transforms(t1, t2)))
-    roundtrip = apply_transform(
-        apply_transform(params, spec, permutation), spec, invert_transform(permutation)
-    )
+    inverse = Transform({p: torch.argsort(perm) for p, perm in permutation.perms.items()})
+    roundtrip = apply_transform(apply_transform(params, spec, permutation), spec, inverse)
     for name in params:
         assert torch.equal(roundtrip[name], params[name])
 
     s1, s2 = (random_transform(spec, widths, "relu", seed + k) for k in (3, 4))
     scaled = apply_transform(apply_transform(params, spec, s1), spec, s2)
     _assert_params_equal(scaled, apply_transform(params, spec, compose_transforms(s1, s2)), 1e-12)
-    back = apply_transform(apply_transform(params, spec, s1), spec, invert_transform(s1))
-    _assert_params_equal(back, params, 1e-12)
 
 
 def test_apply_transform_works_for_a_hand_written_spec() -> None:

@@ -7,6 +7,7 @@ from torch import nn
 from ghost_optima.data import flip_labels, teacher_student
 from ghost_optima.mlp import ensemble_forward, init_mlp, mlp_forward
 from ghost_optima.train import (
+    TrainConfig,
     evaluate,
     member,
     member_generators,
@@ -66,13 +67,7 @@ def test_member_equals_a_plain_torch_training_loop(cls_data, optimizer, lr, mome
         widths,
         "tanh",
         seeds,
-        optimizer=optimizer,
-        lr=lr,
-        epochs=3,
-        batch_size=16,
-        momentum=momentum,
-        weight_decay=wd,
-        dtype=torch.float64,
+        TrainConfig(3, 16, optimizer, lr, momentum, wd, torch.float64),
     )
     for i, seed in enumerate(seeds):
         ref, ref_loss = _reference_run(
@@ -99,10 +94,7 @@ def test_per_member_learning_rates(cls_data):
         widths,
         "tanh",
         [5, 5],
-        lr=[0.05, 0.5],
-        epochs=2,
-        batch_size=32,
-        dtype=torch.float64,
+        TrainConfig(2, 32, lr=[0.05, 0.5], dtype=torch.float64),
     )
     np.testing.assert_array_equal(result.lrs, [0.05, 0.5])
     for i, lr in enumerate([0.05, 0.5]):
@@ -121,9 +113,9 @@ def test_per_member_learning_rates(cls_data):
 
 
 def test_bitwise_deterministic(cls_data):
-    kwargs = dict(optimizer="adam", lr=0.01, epochs=2, batch_size=10)
-    a = train_ensemble(cls_data, (6, 16, 3), "relu", range(5), **kwargs)
-    b = train_ensemble(cls_data, (6, 16, 3), "relu", range(5), **kwargs)
+    config = TrainConfig(2, 10, "adam", 0.01)
+    a = train_ensemble(cls_data, (6, 16, 3), "relu", range(5), config)
+    b = train_ensemble(cls_data, (6, 16, 3), "relu", range(5), config)
     assert all(torch.equal(a.params[k], b.params[k]) for k in a.params)
     assert a.params["W1"].dtype == torch.float32
     np.testing.assert_array_equal(a.history.train_loss, b.history.train_loss)
@@ -135,7 +127,7 @@ def test_bitwise_deterministic(cls_data):
 def test_loss_decreases_on_teacher_student_regression():
     data, _ = teacher_student(256, 128, 4, (6, 1), "regression", seed=3)
     result = train_ensemble(
-        data, (4, 16, 1), "tanh", range(4), lr=0.05, momentum=0.9, epochs=15, batch_size=32
+        data, (4, 16, 1), "tanh", range(4), TrainConfig(15, 32, lr=0.05, momentum=0.9)
     )
     h = result.history
     assert h.train_loss.shape == (16, 4) and np.isnan(h.test_acc).all()
@@ -153,9 +145,7 @@ def test_label_noise_history_splits_the_training_loss(cls_data):
         (6, 8, 3),
         "tanh",
         range(3),
-        lr=0.2,
-        epochs=2,
-        batch_size=16,
+        TrainConfig(2, 16, lr=0.2),
         label_noise_mask=mask,
     )
     h = result.history
@@ -188,13 +178,12 @@ def test_progress_callback_and_width_check(cls_data):
         (6, 4, 3),
         "tanh",
         [0],
-        epochs=2,
-        batch_size=30,
+        TrainConfig(2, 30),
         progress=lambda epoch, history: seen.append((epoch, history.train_loss.shape)),
     )
     assert seen == [(1, (2, 1)), (2, (3, 1))]
     with pytest.raises(ValueError):
-        train_ensemble(cls_data, (5, 4, 3), "tanh", [0], epochs=1, batch_size=30)
+        train_ensemble(cls_data, (5, 4, 3), "tanh", [0], TrainConfig(1, 30))
 
 
 def test_evaluation_in_chunks_covers_every_example():

@@ -3,12 +3,9 @@
 Two MLPs that differ only by a relabelling of hidden units compute the same function, so their
 raw weight distance says little. This module removes the permutation before comparing:
 
-* ``weight_matching``: the permutations ``pi`` maximising ``sum_l <W_l^a, pi(W^b)_l>_F +
-  <b_l^a, pi(b^b)_l>`` by permutation coordinate descent, one linear assignment problem per
-  hidden layer with the others fixed (Ainsworth, Hayase & Srinivasa 2023, "Git Re-Basin:
-  merging models modulo permutation symmetries", ICLR, Algorithm 1);
-* ``activation_matching``: per layer, the assignment maximising the summed correlation of
-  hidden activations on data (Git Re-Basin, Sec. 3.1);
+* ``weight_matching``: the permutations ``pi`` of a ``PermutationSpec`` maximising
+  ``<theta^a, pi(theta^b)>`` by coordinate descent, one assignment problem per permutation
+  (Ainsworth, Hayase & Srinivasa 2023, "Git Re-Basin", ICLR, Algorithm 1);
 * ``canonicalize``: a representative of the orbit picked by sorting units (and fixing signs
   for odd activations), so equal orbits give bitwise equal parameters;
 * ``barrier``: the loss barrier on the straight line between two solutions (linear mode
@@ -31,7 +28,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ghost_optima.data import Task
 from ghost_optima.mlp import ACTIVATIONS
-from ghost_optima.symmetry import Transform, apply_transform, mlp_permutation_spec
+from ghost_optima.symmetry import PermutationSpec, Transform, apply_transform, mlp_permutation_spec
 from ghost_optima.train import evaluate
 
 Params = dict[str, torch.Tensor]
@@ -52,9 +49,8 @@ def permute(params: Params, perms: Perms) -> Params:
 class _CrossTerm:
     """``lhs @ rhs[:, p].T`` for a permutation ``p``, updated in place when ``p`` changes.
 
-    If ``p`` differs from the last one in the positions ``K``, the product changes by
-    ``lhs[:, K] @ (rhs[:, p_new[K]] - rhs[:, p_old[K]]).T``, which costs ``|K| / n`` of a full
-    product; it is recomputed from scratch when more than half of the positions changed.
+    If ``p`` changed in the positions ``K``, the product changes by ``lhs[:, K] @ (rhs[:,
+    p_new[K]] - rhs[:, p_old[K]]).T`` (``|K| / n`` of a product; recomputed if ``|K| > n / 2``).
     """
 
     def __init__(self, lhs: np.ndarray, rhs: np.ndarray, perm: np.ndarray) -> None:
@@ -72,74 +68,125 @@ class _CrossTerm:
         return self.value
 
 
+def _perm_names(spec: PermutationSpec) -> list[str]:
+    """The permutations ``spec`` names, in order of first appearance (``P1, ..., PL``)."""
+    return list(dict.fromkeys(p for axes in spec.axes.values() for p in axes if p is not None))
+
+
+def _axis_terms(spec: PermutationSpec, a: dict, b: dict, perm: str, perms: dict) -> list:
+    """Per axis ``perm`` acts on, its part of the score and the other permutations it reads: a
+    constant (none), a ``_CrossTerm`` (one, of a matrix) or the arrays to recompute from."""
+    terms = []
+    for name, axes in spec.axes.items():
+        for axis, p in enumerate(axes):
+            if p != perm:
+                continue
+            lhs, rhs = np.moveaxis(a[name], axis, 0), np.moveaxis(b[name], axis, 0)
+            others = [(k, q) for k, q in enumerate(np.delete(np.array(axes, object), axis)) if q]
+            if not others:
+                n = lhs.shape[0]
+                terms.append((lhs.ndim, None, lhs.reshape(n, -1) @ rhs.reshape(n, -1).T))
+            elif len(others) == 1 and lhs.ndim == 2:
+                other = others[0][1]
+                terms.append((2, other, _CrossTerm(lhs, rhs, perms[other])))
+            else:
+                terms.append((lhs.ndim, tuple(q for _, q in others), (lhs, rhs, others)))
+    # matrices before vectors: the order in which the MLP score was always summed
+    return [(other, term) for _, other, term in sorted(terms, key=lambda t: t[0] < 2)]
+
+
+def _term_value(other, term, perms: dict) -> np.ndarray:
+    if other is None:
+        return term
+    if isinstance(term, _CrossTerm):
+        return term.at(perms[other])
+    lhs, rhs, others = term
+    for k, q in others:  # axis k + 1 of the moved array carries permutation q
+        rhs = np.take(rhs, perms[q], axis=k + 1)
+    n = lhs.shape[0]
+    return lhs.reshape(n, -1) @ rhs.reshape(n, -1).T
+
+
 def weight_matching(
     params_a: Params,
     params_b: Params,
+    spec: PermutationSpec | None = None,
     *,
     max_iter: int = 100,
     seed: int = 0,
     classes: dict[str, np.ndarray] | None = None,
 ) -> Perms:
-    """Permutations of ``b``'s hidden units that best align its weights with ``a``'s.
+    """Permutations of ``b``'s units that best align its weights with ``a``'s.
 
-    Maximises ``sum_params <theta^a, pi(theta^b)>`` by coordinate descent (Git Re-Basin,
-    Algorithm 1). Starting from the identity, each sweep visits the hidden layers in a random
-    order drawn from ``np.random.default_rng(seed)``; for layer ``l`` with the other
-    permutations fixed the objective is ``sum_i S[i, p_l(i)]`` with the ``(n_l, n_l)`` score
+    ``spec`` declares which permutation acts on which axis of which parameter
+    (``symmetry.PermutationSpec``; default the MLP's, ``mlp_permutation_spec``). Maximises
+    ``sum_params <theta^a, pi(theta^b)>`` by permutation coordinate descent (Git Re-Basin,
+    Algorithm 1). Starting from the identity, each sweep visits the permutations in a random
+    order drawn from ``np.random.default_rng(seed)``; for permutation ``p`` with the others
+    fixed the objective is ``sum_i S[i, p(i)]`` with the ``(n, n)`` score
 
-        S = W_l^a (W_l^b[:, p_{l-1}])^T + b_l^a (b_l^b)^T + (W_{l+1}^a)^T W_{l+1}^b[p_{l+1}, :]
+        S = sum over (parameter w, axis k) carrying p of  w^a_(k) (pi_{-k}(w^b)_(k))^T,
 
-    (``p_0``, ``p_{L+1}`` the identity), solved exactly by
-    ``scipy.optimize.linear_sum_assignment(S, maximize=True)``. Stops after a sweep in which no
-    layer improved its score by more than ``1e-12``, or after ``max_iter`` sweeps. Scores are
-    float64; the two cross terms are updated incrementally as ``p_{l-1}``, ``p_{l+1}`` change,
-    and a layer whose neighbours did not change since it was last solved is not solved again
-    (its optimum is the same). Returns ``{"P1": ..., "PL": ...}`` such that
-    ``permute(params_b, perms)`` is ``b`` aligned to ``a``.
+    ``w_(k)`` the parameter with axis ``k`` moved first and the rest flattened, ``pi_{-k}`` the
+    other permutations applied to their axes. For an MLP, ``P_l``'s score is
+    ``W_l^a (W_l^b[:, p_{l-1}])^T + (W_{l+1}^a)^T W_{l+1}^b[p_{l+1}, :] + b_l^a (b_l^b)^T``.
+    It is solved exactly by ``scipy.optimize.linear_sum_assignment(S, maximize=True)``, until a
+    sweep improves no score by more than ``1e-12`` or ``max_iter`` sweeps. Scores are float64;
+    matrix terms are updated incrementally, and a permutation whose neighbours (those sharing a
+    parameter with it) did not change since it was solved is not solved again. Returns
+    ``{name: LongTensor}`` for every permutation of ``spec``: ``apply_transform(params_b, spec,
+    Transform(perms))`` (``permute(params_b, perms)`` for an MLP) is ``b`` aligned to ``a``.
 
-    ``classes`` restricts the search to a subgroup: ``classes["P{l}"]`` labels each unit of
-    layer ``l`` (shape ``(n_l,)``, the same labelling for both nets) and ``p_l`` may only map
-    a unit to one of the same label, i.e. to the product of the symmetric groups of the
-    classes (what survives a sparsity mask or per-unit activations; ``ghost_optima.masks``).
-    Each layer's assignment problem then splits into one exact problem per class.
+    ``classes`` restricts the search to a subgroup: ``classes[p]`` labels each unit permuted by
+    ``p`` (same labels in both nets), and ``p`` maps units only within a label: the product of
+    the classes' symmetric groups (what survives a mask or per-unit activations;
+    ``ghost_optima.masks``). Each assignment then splits into one exact problem per class.
     """
-    n_hidden = _n_hidden(params_a)
+    spec = spec or mlp_permutation_spec(_n_hidden(params_a))
     a = {k: v.detach().double().cpu().numpy() for k, v in params_a.items()}
     b = {k: v.detach().double().cpu().numpy() for k, v in params_b.items()}
-    # perms[l] for l = 0..L+1; the input and output ends stay the identity.
-    perms = [np.arange(a["W1"].shape[1])]
-    perms += [np.arange(len(a[f"b{layer}"])) for layer in range(1, n_hidden + 2)]
-    incoming = {
-        layer: _CrossTerm(a[f"W{layer}"], b[f"W{layer}"], perms[layer - 1])
-        for layer in range(1, n_hidden + 1)
+    names = _perm_names(spec)
+    sizes = {
+        p: a[name].shape[axis]
+        for name, axes in spec.axes.items()
+        for axis, p in enumerate(axes)
+        if p is not None
     }
-    outgoing = {
-        layer: _CrossTerm(a[f"W{layer + 1}"].T, b[f"W{layer + 1}"].T, perms[layer + 1])
-        for layer in range(1, n_hidden + 1)
+    perms = {p: np.arange(sizes[p]) for p in names}
+    terms = {p: _axis_terms(spec, a, b, p, perms) for p in names}
+    neighbours = {
+        p: sorted({q for other, _ in terms[p] for q in _as_tuple(other)}, key=names.index)
+        for p in names
     }
-    biases = {layer: np.outer(a[f"b{layer}"], b[f"b{layer}"]) for layer in range(1, n_hidden + 1)}
-    version = [0] * (n_hidden + 2)  # bumped whenever perms[l] changes
-    solved_at: dict[int, tuple[int, int]] = {}
+    version = dict.fromkeys(names, 0)  # bumped whenever perms[p] changes
+    solved_at: dict[str, tuple[int, ...]] = {}
     rng = np.random.default_rng(seed)
     for _ in range(max_iter):
         improved = False
-        for layer in rng.permutation(np.arange(1, n_hidden + 1)):
-            neighbours = (version[layer - 1], version[layer + 1])
-            if solved_at.get(layer) == neighbours:
+        for k in rng.permutation(len(names)):
+            p = names[k]
+            seen = tuple(version[q] for q in neighbours[p])
+            if solved_at.get(p) == seen:
                 continue
-            score = incoming[layer].at(perms[layer - 1]) + outgoing[layer].at(perms[layer + 1])
-            score += biases[layer]
-            col = _assign(score, None if classes is None else classes.get(f"P{layer}"))
+            values = [_term_value(other, term, perms) for other, term in terms[p]]
+            score = values[0] + values[1] if len(values) > 1 else values[0].copy()
+            for value in values[2:]:
+                score += value
+            col = _assign(score, None if classes is None else classes.get(p))
             rows = np.arange(len(col))
-            if score[rows, col].sum() > score[rows, perms[layer]].sum() + 1e-12:
+            if score[rows, col].sum() > score[rows, perms[p]].sum() + 1e-12:
                 improved = True
-            if not np.array_equal(col, perms[layer]):
-                perms[layer] = col
-                version[layer] += 1
-            solved_at[layer] = neighbours
+            if not np.array_equal(col, perms[p]):
+                perms[p] = col
+                version[p] += 1
+            solved_at[p] = seen
         if not improved:
             break
-    return {f"P{layer}": torch.as_tensor(perms[layer]) for layer in range(1, n_hidden + 1)}
+    return {p: torch.as_tensor(perms[p]) for p in names}
+
+
+def _as_tuple(other) -> tuple:
+    return () if other is None else (other,) if isinstance(other, str) else other
 
 
 def _assign(score: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
@@ -152,47 +199,6 @@ def _assign(score: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         idx = np.flatnonzero(labels == label)
         col[idx] = idx[linear_sum_assignment(score[np.ix_(idx, idx)], maximize=True)[1]]
     return col
-
-
-def hidden_activations(params: Params, x: torch.Tensor, activation: str) -> list[torch.Tensor]:
-    """Post-activation hidden states ``[h_1, ..., h_L]``, each of shape ``(N, n_l)``."""
-    fn = ACTIVATIONS[activation].fn
-    hidden, out = x, []
-    for layer in range(1, _n_hidden(params) + 1):
-        hidden = fn(hidden @ params[f"W{layer}"].T + params[f"b{layer}"])
-        out.append(hidden)
-    return out
-
-
-def activation_matching(
-    params_a: Params, params_b: Params, x: torch.Tensor, activation: str
-) -> Perms:
-    """Match units by the correlation of their activations on ``x`` (Git Re-Basin, Sec. 3.1).
-
-    For each hidden layer ``l``, with ``z`` the activations standardised over the ``N``
-    examples (a constant unit gets zeros), ``C[i, j] = mean_n z^a_{n i} z^b_{n j}`` is the
-    Pearson correlation of unit ``i`` of ``a`` with unit ``j`` of ``b``, and ``p_l`` maximises
-    ``sum_i C[i, p_l(i)]``. Layers are independent because the activations of ``b`` do not
-    depend on how its units are labelled.
-    """
-    perms: Perms = {}
-    with torch.no_grad():
-        pairs = zip(
-            hidden_activations(params_a, x, activation),
-            hidden_activations(params_b, x, activation),
-            strict=True,
-        )
-        for layer, (h_a, h_b) in enumerate(pairs, start=1):
-            z_a, z_b = _standardize(h_a.double()), _standardize(h_b.double())
-            corr = (z_a.T @ z_b / len(x)).numpy()
-            _, col = linear_sum_assignment(corr, maximize=True)
-            perms[f"P{layer}"] = torch.as_tensor(col, dtype=torch.long)
-    return perms
-
-
-def _standardize(h: torch.Tensor) -> torch.Tensor:
-    std = h.std(0, unbiased=False)
-    return (h - h.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
 
 
 CanonicalKey = Literal["incoming_norm", "outgoing_norm", "bias"]
@@ -244,20 +250,27 @@ def canonicalize(params: Params, activation: str, key: CanonicalKey = "incoming_
     """
     if ACTIVATIONS[activation].symmetry == "odd":
         params = normalize_signs(params)
-    n_hidden = _n_hidden(params)
-    perms: Perms = {}
-    for layer in range(1, n_hidden + 1):
-        w, b = params[f"W{layer}"], params[f"b{layer}"]
-        if key == "incoming_norm":
-            values = torch.cat([w, b.unsqueeze(1)], dim=1).norm(dim=1)
-        elif key == "outgoing_norm":
-            values = params[f"W{layer + 1}"].norm(dim=0)
-        elif key == "bias":
-            values = b
-        else:
-            raise ValueError(f"unknown key {key!r}")
-        perms[f"P{layer}"] = torch.argsort(values, descending=True, stable=True)
+    perms = {
+        f"P{layer}": torch.argsort(unit_sort_key(params, layer, key), descending=True, stable=True)
+        for layer in range(1, _n_hidden(params) + 1)
+    }
     return permute(params, perms)
+
+
+def unit_sort_key(params: Params, layer: int, key: CanonicalKey) -> torch.Tensor:
+    """The value by which ``canonicalize`` sorts the units of hidden ``layer`` (``(n_l,)``).
+
+    ``"incoming_norm"``: ``||[W_l[i, :], b_l[i]]||``; ``"outgoing_norm"``: ``||W_{l+1}[:, i]||``;
+    ``"bias"``: ``b_l[i]``. Each is unchanged by permutations of the other layers.
+    """
+    w, b = params[f"W{layer}"], params[f"b{layer}"]
+    if key == "incoming_norm":
+        return torch.cat([w, b.unsqueeze(1)], dim=1).norm(dim=1)
+    if key == "outgoing_norm":
+        return params[f"W{layer + 1}"].norm(dim=0)
+    if key == "bias":
+        return b
+    raise ValueError(f"unknown key {key!r}")
 
 
 def _flat_norm(params: Params) -> float:
@@ -286,11 +299,6 @@ def aligned_distance(
     perms = weight_matching(params_a, params_b, max_iter=max_iter, seed=seed)
     d = distance(params_a, permute(params_b, perms))
     return 2 * d / (_flat_norm(params_a) + _flat_norm(params_b)) if normalized else d
-
-
-def interpolate(params_a: Params, params_b: Params, t: float) -> Params:
-    """``(1 - t) theta^a + t theta^b`` (``torch.lerp``: exact at ``t = 0`` and ``t = 1``)."""
-    return {k: torch.lerp(params_a[k], params_b[k], t) for k in params_a}
 
 
 def barrier(

@@ -11,12 +11,14 @@ classification targets are ``int64`` class indices of shape ``(n,)``, regression
 * ``digits``: the 8x8 handwritten digits bundled with scikit-learn (1797 images, 10 classes).
 * ``mnist1d``: the procedural MNIST-1D benchmark (Greydanus & Kobak, "Scaling down deep
   learning with MNIST-1D", ICML 2024), generated offline by its own package.
-* ``flip_labels``: symmetric label noise with an exact number of flipped labels.
+* ``flip_labels``: symmetric label noise with an exact number of flipped labels;
+  ``with_label_noise`` applies it to a data set's training labels.
+* ``remedy_datasets``: the three data sets of the remedy chapters.
 """
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -186,3 +188,26 @@ def flip_labels(
     mask = torch.zeros(n, dtype=torch.bool)
     mask[flipped] = True
     return y_noisy, mask
+
+
+def remedy_datasets(*, seed: int, mnist1d_samples: int, ts_train: int) -> dict[str, Dataset]:
+    """The three data sets of the remedy chapters, by display name.
+
+    Teacher-student: 16 Gaussian inputs labelled by the argmax of a random 16-8-4 tanh teacher
+    (``ts_train`` training and as many test points); digits (scikit-learn, 8x8); MNIST-1D with
+    ``mnist1d_samples`` signals (80/20 split).
+    """
+    ts, _ = teacher_student(ts_train, ts_train, 16, (8, 4), "classification", seed=seed)
+    return {
+        "teacher-student": ts,
+        "digits": digits(seed=seed),
+        "MNIST-1D": mnist1d(seed=seed, n_samples=mnist1d_samples),
+    }
+
+
+def with_label_noise(data: Dataset, rate: float, *, seed: int) -> tuple[Dataset, torch.Tensor]:
+    """``data`` with a fraction ``rate`` of its training labels flipped (``flip_labels``) and the
+    flip mask; test labels stay clean. With one ``seed``, the flips at rate ``r/2`` are the first
+    half of those at rate ``r`` (same permutation and draws), so halving the rate cleans half."""
+    y, flipped = flip_labels(data.y_train, rate, data.n_classes, seed=seed)
+    return replace(data, y_train=y), flipped

@@ -10,16 +10,16 @@ them pair by pair. This module holds what several chapters need:
   once, all interpolants of all pairs evaluated as one stacked ensemble;
 * ``disagreement_matrix`` and ``member_disagreement``: how often members predict different
   classes, per pair of members and per example;
-* ``pair_mean`` and ``seed_bootstrap``: intervals for statistics of pairs of seeds. Pairs share
-  seeds, so they are not independent; the unit resampled is the seed. A resample of seed indices
-  keeps every pair of two *different* original seeds it contains (a seed drawn twice is not
-  compared with itself), and the statistic is recomputed on those pairs;
-* ``slope``: the least-squares slope used for trends (against log2 width or a noise rate);
+* ``pair_mean``: a statistic of pairs of seeds, for intervals by ``ghost_optima.stats.bootstrap``.
+  Pairs share seeds, so they are not independent; the unit resampled is the seed. A resample of
+  seed indices keeps every pair of two *different* original seeds it contains (a seed drawn twice
+  is not compared with itself), and the statistic is recomputed on those pairs (NaN, hence
+  dropped by the bootstrap, when no such pair is left);
 * ``auroc`` and ``precision_at_k``: how well a score ranks flagged examples first;
 * ``Snapshots`` and ``cloud_radius``: the iterates of SGD over its last steps and their spread.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -28,7 +28,6 @@ from scipy.stats import rankdata
 from ghost_optima.align import distance, normalize_signs, permute, weight_matching
 from ghost_optima.data import Task
 from ghost_optima.mlp import ACTIVATIONS
-from ghost_optima.stats import Estimate
 from ghost_optima.train import evaluate, member
 
 Params = dict[str, torch.Tensor]
@@ -168,42 +167,6 @@ def pair_mean(matrix: np.ndarray, idx: np.ndarray) -> float:
     values = sub[upper]
     values = values[~np.isnan(values)]
     return float(values.mean()) if len(values) else float("nan")
-
-
-def seed_bootstrap(
-    n_seeds: int,
-    statistic: Callable[[np.ndarray], float],
-    *,
-    n_boot: int = 2000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> Estimate:
-    """Percentile bootstrap over seeds of ``statistic(idx)``, ``idx`` an array of seed indices.
-
-    The point value is ``statistic(arange(n_seeds))``; resamples draw ``n_seeds`` indices with
-    replacement from ``np.random.default_rng(seed)``, in the same way as
-    ``ghost_optima.stats.bootstrap_ci`` (so with a finite statistic the two give the same
-    interval). Resamples whose statistic is NaN (too few distinct seeds left) are dropped;
-    the interval is taken over the rest.
-    """
-    point = float(statistic(np.arange(n_seeds)))
-    if n_seeds == 1:
-        return Estimate(point, point, point, 1)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
-    boots = np.array([statistic(i) for i in idx], dtype=float)
-    boots = boots[~np.isnan(boots)]
-    if not len(boots):
-        raise ValueError("every bootstrap resample gave NaN")
-    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return Estimate(point, float(lo), float(hi), n_seeds)
-
-
-def slope(x: Sequence[float], y: Sequence[float]) -> float:
-    """Least-squares slope of ``y`` on ``x``: ``cov(x, y) / var(x)``."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    xc = x - x.mean()
-    return float((xc * (y - y.mean())).sum() / (xc**2).sum())
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:

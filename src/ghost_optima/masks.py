@@ -3,8 +3,8 @@
 A mask ``M_l`` (0/1, shape ``(n_l, n_{l-1})``, the shape of ``W_l``) fixes which weights of
 layer ``l`` exist; the network computes ``h_l = f((M_l * W_l) h_{l-1} + b_l)``. It is chosen
 once, before training (pruning at initialisation, Frankle et al. 2021, "Pruning neural networks
-at initialization: why are we missing the mark?", ICLR), and ``train_ensemble(masks=...)`` keeps
-the masked weights exactly zero. Two patterns, both *different for every unit*:
+at initialization: why are we missing the mark?", ICLR), and ``train.TrainHooks(masks=...)``
+keeps the masked weights exactly zero. Two patterns, both *different for every unit*:
 
 * ``random_fanin_mask``: unit ``i`` reads ``k`` inputs drawn uniformly without replacement,
   redrawn until no two units read the same set (possible while ``n_l <= C(n_{l-1}, k)``);

@@ -42,6 +42,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ghost_optima.symmetry import (
+    Transform,
+    apply_transform,
+    incoming_spec,
+    mlp_permutation_spec,
+)
+
 Basis = Literal["legendre", "chebyshev"]
 Parity = Literal["odd", "even", "none"]
 Params = dict[str, Tensor]
@@ -199,18 +206,25 @@ def normalize_signs(params: Params, unit_parities: Sequence[Sequence[Parity]]) -
     ``r_i = [W_l[i, :], b_l[i]]`` read after the previous layer's flips, ``s_i`` is the sign of
     ``r_i``'s largest-magnitude entry (1 for units of no parity). An odd unit multiplies its
     incoming row, bias and outgoing column by ``s_i``; an even unit only its incoming row and
-    bias (``phi(-z) = phi(z)``). With every unit odd this is ``ghost_optima.align.normalize_signs``.
+    bias (``phi(-z) = phi(z)``). Both act through ``symmetry.apply_transform``: the odd flips on
+    the MLP's spec, the even ones on its incoming side (``symmetry.incoming_spec``). With every
+    unit odd this is ``ghost_optima.align.normalize_signs``.
     """
-    out = {k: v.clone() for k, v in params.items()}
     n_hidden = len(params) // 2 - 1
+    odd: dict[str, Tensor] = {}
+    even: dict[str, Tensor] = {}
+    s_out = None  # the previous layer's flips of its outgoing columns (odd units)
     for layer in range(1, n_hidden + 1):
-        w, b = out[f"W{layer}"], out[f"b{layer}"]
-        rows = torch.cat([w, b.unsqueeze(1)], dim=1)
+        w, b = params[f"W{layer}"], params[f"b{layer}"]
+        rows = torch.cat([w if s_out is None else w * s_out, b.unsqueeze(1)], dim=1)
         peak = rows.gather(1, rows.abs().argmax(1, keepdim=True)).squeeze(1)
         kinds = list(unit_parities[layer - 1])
         has = torch.tensor([k != "none" for k in kinds])
         s_in = torch.where(has & (peak < 0), -1.0, 1.0).to(b)
-        s_out = torch.where(torch.tensor([k == "odd" for k in kinds]), s_in, torch.ones_like(s_in))
-        out[f"W{layer}"], out[f"b{layer}"] = w * s_in[:, None], b * s_in
-        out[f"W{layer + 1}"] = out[f"W{layer + 1}"] * s_out[None, :]
-    return out
+        is_odd = torch.tensor([k == "odd" for k in kinds])
+        s_out = torch.where(is_odd, s_in, torch.ones_like(s_in))
+        odd[f"P{layer}"], even[f"P{layer}"] = s_out, torch.where(is_odd, 1.0, s_in).to(b)
+    spec = mlp_permutation_spec(n_hidden)
+    identity = {p: torch.arange(len(s)) for p, s in odd.items()}
+    out = apply_transform(params, spec, Transform(identity, signs=odd))
+    return apply_transform(out, incoming_spec(spec), Transform(identity, signs=even))

@@ -26,13 +26,16 @@ differ), the test-loss barrier (``align.barrier``) on the straight line between 
 be exchanged; for sorted biases, the canonical copy inside the sorted domain), and the time per
 training step (CPU time of the process, which other jobs on the machine disturb less than wall
 time; the book runs torch on one thread). Intervals are percentile bootstraps over seeds
-(``seed_bootstrap``), resampling seeds jointly across variants of one data set, so paired
-differences keep their pairing.
+(``ghost_optima.stats.bootstrap``), resampling seeds jointly across variants of one data set, so
+paired differences keep their pairing; a pairwise statistic is NaN on a resample with fewer than
+two distinct seeds, and such resamples are dropped. Tables and figures of these numbers are
+formatted on the book side (``ghost_optima.book.tables``); the data sets come from
+``ghost_optima.data.remedy_datasets``.
 """
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -40,47 +43,21 @@ import torch
 from ghost_optima import masks as masks_mod
 from ghost_optima import orthopoly
 from ghost_optima.align import barrier, canonicalize, permute, weight_matching
-from ghost_optima.data import Dataset, digits, flip_labels, mnist1d, teacher_student
+from ghost_optima.data import Dataset
 from ghost_optima.mlp import ensemble_forward
 from ghost_optima.modular import matched_modular, windows_1d, windows_2d
 from ghost_optima.reorder import CanonicalSortHook, SortedBiases
-from ghost_optima.stats import Estimate
-from ghost_optima.train import EnsembleResult, History, member, train_ensemble
-
-VARIANTS = (
-    "baseline",
-    "canonical sort",
-    "sorted biases",
-    "random masks",
-    "banded masks",
-    "modules",
-    "poly degrees",
-    "poly distinct",
+from ghost_optima.stats import Estimate, bootstrap
+from ghost_optima.train import (
+    EnsembleResult,
+    History,
+    TrainConfig,
+    TrainHooks,
+    member,
+    train_ensemble,
 )
+
 LOG10_2 = math.log10(2.0)
-
-
-def load_datasets(*, seed: int, mnist1d_samples: int, ts_train: int) -> dict[str, Dataset]:
-    """The three data sets of the remedy chapters, by display name.
-
-    Teacher-student: 16 Gaussian inputs labelled by the argmax of a random 16-8-4 tanh teacher
-    (``ts_train`` training and as many test points); digits (scikit-learn, 8x8); MNIST-1D with
-    ``mnist1d_samples`` signals (80/20 split).
-    """
-    ts, _ = teacher_student(ts_train, ts_train, 16, (8, 4), "classification", seed=seed)
-    return {
-        "teacher-student": ts,
-        "digits": digits(seed=seed),
-        "MNIST-1D": mnist1d(seed=seed, n_samples=mnist1d_samples),
-    }
-
-
-def with_label_noise(data: Dataset, rate: float, *, seed: int) -> tuple[Dataset, torch.Tensor]:
-    """``data`` with a fraction ``rate`` of its training labels flipped (``data.flip_labels``);
-    test labels stay clean. With one ``seed``, the flips at rate ``r/2`` are the first half of
-    those at rate ``r`` (same permutation and draws), so halving the rate cleans half of them."""
-    y, flipped = flip_labels(data.y_train, rate, data.n_classes, seed=seed)
-    return replace(data, y_train=y), flipped
 
 
 @dataclass(frozen=True)
@@ -149,77 +126,107 @@ def _module_windows(data: Dataset, cfg: RemedyConfig) -> tuple[tuple[int, ...], 
     return windows_1d(data.n_in, cfg.n_modules, width)
 
 
-def build(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
-    """The architecture of ``variant`` for ``data`` (see the module docstring)."""
-    n0, c, h = data.n_in, data.n_out, cfg.width
-    dense = (n0, h, h, c)
-    odd = (("odd",) * h,) * 2
-    full_perm, full_sign = 2 * _log10_fact(h), 2 * h * LOG10_2
-    base = dict(widths=dense, activation="tanh", n_params=_dense_count(dense), parities=odd)
-    if variant in ("baseline", "canonical sort"):
-        every = cfg.sort_every if variant == "canonical sort" else 0
-        return Architecture(
-            variant, **base, log10_perm=full_perm, log10_sign=full_sign, sort_every=every
-        )
-    if variant == "sorted biases":
-        return Architecture(
-            variant,
-            **base,
-            log10_perm=0.0,
-            log10_sign=full_sign,
-            reparam=SortedBiases((1, 2)),
-            align_by_bias=True,
-        )
-    if variant in ("random masks", "banded masks", "modules"):
-        if variant == "modules":
-            net = matched_modular(n0, c, _module_windows(data, cfg), 2, _dense_count(dense))
-            widths, masks = net.widths, net.masks()
-        else:
-            hm = _masked_width(n0, c, cfg.density, _dense_count(dense))
-            widths = (n0, hm, hm, c)
-            gen = torch.Generator().manual_seed(cfg.structure_seed)
-            masks = masks_mod.layer_masks(widths, variant.split()[0], cfg.density, generator=gen)
-        group = masks_mod.surviving_group(widths, masks)
-        if not group.exact:
-            raise ValueError(f"{variant}: the surviving group is not a product of twin classes")
-        return Architecture(
-            variant,
-            widths=widths,
-            activation="tanh",
-            n_params=masks_mod.param_count(widths, masks),
-            log10_perm=group.log10_order,
-            log10_sign=sum(widths[1:-1]) * LOG10_2,
-            parities=tuple(("odd",) * n for n in widths[1:-1]),
-            classes=group.labels(),
-            masks=masks,
-        )
-    if variant in ("poly degrees", "poly distinct"):
+def _dense_widths(data: Dataset, cfg: RemedyConfig) -> tuple[int, ...]:
+    return (data.n_in, cfg.width, cfg.width, data.n_out)
+
+
+def _dense_tanh(variant: str, data: Dataset, cfg: RemedyConfig, **extra) -> Architecture:
+    """The dense tanh baseline; ``extra`` sets its training procedure (and overrides counts)."""
+    h, widths = cfg.width, _dense_widths(data, cfg)
+    fields = dict(log10_perm=2 * _log10_fact(h), log10_sign=2 * h * LOG10_2) | extra
+    return Architecture(
+        variant, widths, "tanh", _dense_count(widths), parities=(("odd",) * h,) * 2, **fields
+    )
+
+
+def _canonical_sort(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
+    return _dense_tanh(variant, data, cfg, sort_every=cfg.sort_every)
+
+
+def _sorted_biases(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
+    return _dense_tanh(
+        variant, data, cfg, log10_perm=0.0, reparam=SortedBiases((1, 2)), align_by_bias=True
+    )
+
+
+def _masked(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
+    """Random or banded masks (``masks.layer_masks``), or modules (``modular.matched_modular``),
+    sized to the dense baseline's parameter count."""
+    n0, c, dense = data.n_in, data.n_out, _dense_count(_dense_widths(data, cfg))
+    if variant == "modules":
+        net = matched_modular(n0, c, _module_windows(data, cfg), 2, dense)
+        widths, masks = net.widths, net.masks()
+    else:
+        hm = _masked_width(n0, c, cfg.density, dense)
+        widths = (n0, hm, hm, c)
         gen = torch.Generator().manual_seed(cfg.structure_seed)
-        if variant == "poly degrees":
-            coefs = tuple(orthopoly.degree_pattern(h, cfg.poly_degrees) for _ in range(2))
-        else:
-            coefs = tuple(
-                orthopoly.random_pattern(h, cfg.poly_max_degree, generator=gen) for _ in range(2)
-            )
-        act = orthopoly.PolyActivation(coefs, cfg.poly_basis)
-        order = orthopoly.log10_group_order(act)
-        classes = {f"P{k}": orthopoly.symmetry_classes(co) for k, co in enumerate(coefs, 1)}
-        for k, co in enumerate(coefs, 1):  # exchangeable units must compute the same function
-            for label in np.unique(classes[f"P{k}"]):
-                rows = co[classes[f"P{k}"] == label]
-                if not torch.equal(rows, rows[:1].expand_as(rows)):
-                    raise ValueError(f"{variant}: units related only up to sign in layer {k}")
-        return Architecture(
-            variant,
-            widths=dense,
-            activation=act,
-            n_params=_dense_count(dense),
-            log10_perm=order["perm"],
-            log10_sign=order["sign"],
-            parities=tuple(tuple(orthopoly.parities(co)) for co in coefs),
-            classes=classes,
+        masks = masks_mod.layer_masks(widths, variant.split()[0], cfg.density, generator=gen)
+    group = masks_mod.surviving_group(widths, masks)
+    if not group.exact:
+        raise ValueError(f"{variant}: the surviving group is not a product of twin classes")
+    return Architecture(
+        variant,
+        widths=widths,
+        activation="tanh",
+        n_params=masks_mod.param_count(widths, masks),
+        log10_perm=group.log10_order,
+        log10_sign=sum(widths[1:-1]) * LOG10_2,
+        parities=tuple(("odd",) * n for n in widths[1:-1]),
+        classes=group.labels(),
+        masks=masks,
+    )
+
+
+def _poly(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
+    """Per-unit Legendre (or Chebyshev) activations: degrees cycling through
+    ``cfg.poly_degrees`` ("poly degrees"), or random rows distinct for every unit."""
+    h, widths = cfg.width, _dense_widths(data, cfg)
+    gen = torch.Generator().manual_seed(cfg.structure_seed)
+    if variant == "poly degrees":
+        coefs = tuple(orthopoly.degree_pattern(h, cfg.poly_degrees) for _ in range(2))
+    else:
+        coefs = tuple(
+            orthopoly.random_pattern(h, cfg.poly_max_degree, generator=gen) for _ in range(2)
         )
-    raise ValueError(f"unknown variant {variant!r}; known: {VARIANTS}")
+    act = orthopoly.PolyActivation(coefs, cfg.poly_basis)
+    order = orthopoly.log10_group_order(act)
+    classes = {f"P{k}": orthopoly.symmetry_classes(co) for k, co in enumerate(coefs, 1)}
+    for k, co in enumerate(coefs, 1):  # exchangeable units must compute the same function
+        for label in np.unique(classes[f"P{k}"]):
+            rows = co[classes[f"P{k}"] == label]
+            if not torch.equal(rows, rows[:1].expand_as(rows)):
+                raise ValueError(f"{variant}: units related only up to sign in layer {k}")
+    return Architecture(
+        variant,
+        widths=widths,
+        activation=act,
+        n_params=_dense_count(widths),
+        log10_perm=order["perm"],
+        log10_sign=order["sign"],
+        parities=tuple(tuple(orthopoly.parities(co)) for co in coefs),
+        classes=classes,
+    )
+
+
+Builder = Callable[[str, Dataset, RemedyConfig], Architecture]
+VARIANTS: dict[str, Builder] = {
+    "baseline": _dense_tanh,
+    "canonical sort": _canonical_sort,
+    "sorted biases": _sorted_biases,
+    "random masks": _masked,
+    "banded masks": _masked,
+    "modules": _masked,
+    "poly degrees": _poly,
+    "poly distinct": _poly,
+}
+"""Each variant's builder ``(variant, data, cfg) -> Architecture``, in table order."""
+
+
+def architecture(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
+    """The architecture of ``variant`` for ``data`` (see the module docstring)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known: {tuple(VARIANTS)}")
+    return VARIANTS[variant](variant, data, cfg)
 
 
 def train(
@@ -239,14 +246,8 @@ def train(
         arch.widths,
         arch.activation,
         seeds,
-        optimizer="adam",
-        lr=lr,
-        epochs=epochs,
-        batch_size=batch_size,
-        dtype=dtype,
-        masks=arch.masks,
-        reparam=arch.reparam,
-        step_hook=hook,
+        TrainConfig(epochs, batch_size, "adam", lr, dtype=dtype),
+        TrainHooks(masks=arch.masks, reparam=arch.reparam, step_hook=hook),
     )
 
 
@@ -308,50 +309,22 @@ def measure(
 
 
 def mean_pairwise(matrix: np.ndarray, idx: np.ndarray) -> float:
-    """Mean of ``matrix[i, j]`` over pairs of resampled seeds that are distinct seeds."""
+    """Mean of ``matrix[i, j]`` over ordered pairs of resampled seeds that are distinct seeds;
+    NaN when ``idx`` holds fewer than two distinct seeds (no pair to average)."""
     idx = np.asarray(idx)
     keep = idx[:, None] != idx[None, :]
+    if not keep.any():
+        return float("nan")
     return float(matrix[np.ix_(idx, idx)][keep].mean())
 
 
-def seed_bootstrap(
-    statistic: Callable[[list[np.ndarray]], float],
-    n_units: Sequence[int],
-    *,
-    n_boot: int = 2000,
-    level: float = 0.95,
-    seed: int = 0,
-    min_distinct: int = 1,
-) -> Estimate:
-    """Percentile bootstrap of ``statistic`` over several groups of resampling units.
-
-    ``statistic`` receives one index array per group (``n_units[g]`` indices drawn with
-    replacement; a resample with fewer than ``min_distinct`` distinct indices is drawn again,
-    so that pairwise statistics, which need ``min_distinct=2``, exist); its value on the
-    identity indices is the point estimate. Groups are resampled independently (e.g. the seeds
-    of each data set).
-    """
-    point = float(statistic([np.arange(n) for n in n_units]))
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        draw = []
-        for n in n_units:
-            idx = rng.integers(0, n, n)
-            while len(np.unique(idx)) < min(min_distinct, n):
-                idx = rng.integers(0, n, n)
-            draw.append(idx)
-        boots.append(statistic(draw))
-    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return Estimate(point, float(lo), float(hi), int(min(n_units)))
-
-
-def summary(m: Measured, *, n_boot: int, seed: int = 0) -> dict:
-    """The table row of one variant on one data set (Estimates over seeds, or pairs)."""
+def estimate_row(m: Measured, *, n_boot: int, seed: int = 0) -> dict:
+    """The table row of one variant on one data set: Estimates over seeds (or seed pairs, for
+    barriers), parameter count, group sizes and step time."""
     n, pairs = len(m.test_acc), len(m.barrier_raw)
 
     def over(values: np.ndarray, count: int) -> Estimate:
-        return seed_bootstrap(lambda i: values[i[0]].mean(), [count], n_boot=n_boot, seed=seed)
+        return bootstrap(lambda i: values[i].mean(), count, n_boot=n_boot, seed=seed)
 
     return {
         "variant": m.variant,
@@ -359,12 +332,8 @@ def summary(m: Measured, *, n_boot: int, seed: int = 0) -> dict:
         "n_params": m.arch.n_params,
         "test_acc": over(m.test_acc, n),
         "test_loss": over(m.test_loss, n),
-        "disagreement": seed_bootstrap(
-            lambda i: mean_pairwise(m.disagreement, i[0]),
-            [n],
-            n_boot=n_boot,
-            seed=seed,
-            min_distinct=2,
+        "disagreement": bootstrap(
+            lambda i: mean_pairwise(m.disagreement, i), n, n_boot=n_boot, seed=seed
         ),
         "barrier_raw": over(m.barrier_raw, pairs),
         "barrier_aligned": over(m.barrier_aligned, pairs),
@@ -395,7 +364,7 @@ def change(
             return mean_pairwise(m.disagreement, idx)
         return float(getattr(m, metric)[idx].mean())
 
-    def stat(draw: list[np.ndarray]) -> float:
+    def stat(*draw: np.ndarray) -> float:
         idx = dict(zip(names, draw, strict=True))
         diffs = []
         for base, other in comparisons:
@@ -403,80 +372,4 @@ def change(
             diffs.append(o / b - 1 if relative else o - b)
         return float(np.mean(diffs))
 
-    pairwise = 2 if metric == "disagreement" else 1
-    return seed_bootstrap(
-        stat, [sizes[n] for n in names], n_boot=n_boot, seed=seed, min_distinct=pairwise
-    )
-
-
-def fmt(est: Estimate, digits: int = 3, scale: float = 1.0) -> str:
-    """``value [lo, hi]`` to ``digits`` significant digits, all multiplied by ``scale``."""
-    v, lo, hi = (scale * x + 0.0 for x in (est.value, est.lo, est.hi))  # + 0.0: no "-0"
-
-    def num(x: float) -> str:
-        return f"{x:.{digits}g}" if abs(x) < 10**digits else f"{x:.0f}"
-
-    return f"{num(v)} [{num(lo)}, {num(hi)}]"
-
-
-def glue_estimate(rec, name: str, est: Estimate, scale: float = 1.0) -> Estimate:
-    """Glue ``name``, ``name_lo`` and ``name_hi`` (times ``scale``) through a ``Recorder``."""
-    rec.glue(name, scale * est.value)
-    rec.glue(f"{name}_lo", scale * est.lo)
-    rec.glue(f"{name}_hi", scale * est.hi)
-    return est
-
-
-def table(rows: Sequence[dict]):
-    """A pandas table of ``summary`` rows: accuracies and disagreements in %, intervals shown."""
-    import pandas as pd
-
-    out = []
-    for row in rows:
-        out.append(
-            {
-                "data": row["dataset"],
-                "variant": row["variant"],
-                "parameters": row["n_params"],
-                "test accuracy %": fmt(row["test_acc"], 3, 100),
-                "test loss": fmt(row["test_loss"], 3),
-                "disagreement %": fmt(row["disagreement"], 3, 100),
-                "barrier": fmt(row["barrier_raw"], 2),
-                "barrier aligned": fmt(row["barrier_aligned"], 2),
-                "log10 perms": round(row["log10_perm"], 1),
-                "log10 group": round(row["log10_group"], 1),
-                "CPU ms/step": round(row["ms_per_step"], 2),
-            }
-        )
-    return pd.DataFrame(out)
-
-
-def plot_intervals(ax, rows: Sequence[dict], metric: str, *, scale: float = 1.0) -> None:
-    """Points with 95% intervals of ``metric`` (an Estimate in each ``summary``-like row with
-    ``dataset`` and ``variant``), data sets along x and variants side by side."""
-    import seaborn as sns
-
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    variants = list(dict.fromkeys(r["variant"] for r in rows))
-    colours = sns.color_palette("colorblind", len(variants))
-    width = 0.8 / max(len(variants), 1)
-    for j, variant in enumerate(variants):
-        for row in (r for r in rows if r["variant"] == variant):
-            est = row[metric]
-            x = datasets.index(row["dataset"]) - 0.4 + width * (j + 0.5)
-            ax.errorbar(
-                x,
-                scale * est.value,
-                yerr=[[scale * (est.value - est.lo)], [scale * (est.hi - est.value)]],
-                fmt="o",
-                color=colours[j],
-                capsize=3,
-                label=variant if row["dataset"] == datasets[0] else None,
-            )
-    ax.set_xticks(range(len(datasets)), datasets)
-    ax.legend(fontsize=8, frameon=False)
-
-
-def conditions(parts: dict[str, bool]) -> str:
-    """``"name: yes; other: no"``: which conditions of a rule held, for the prose."""
-    return "; ".join(f"{name}: **{'yes' if held else 'no'}**" for name, held in parts.items())
+    return bootstrap(stat, [sizes[n] for n in names], n_boot=n_boot, seed=seed)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ghost_optima.align import sign_normalization
+from ghost_optima.align import sign_normalization, unit_sort_key
 from ghost_optima.mlp import ACTIVATIONS
 from ghost_optima.symmetry import (
     Transform,
@@ -47,17 +47,6 @@ def _n_hidden(params: Params) -> int:
     return len(params) // 2 - 1
 
 
-def _sort_values(params: Params, layer: int, key: str) -> Tensor:
-    w, b = params[f"W{layer}"], params[f"b{layer}"]
-    if key == "incoming_norm":
-        return torch.cat([w, b.unsqueeze(1)], dim=1).norm(dim=1)
-    if key == "outgoing_norm":
-        return params[f"W{layer + 1}"].norm(dim=0)
-    if key == "bias":
-        return b
-    raise ValueError(f"unknown key {key!r}")
-
-
 def canonical_transform(params: Params, activation: str, key: str = "incoming_norm") -> Transform:
     """The group element ``g`` with ``apply_transform(params, spec, g) ==
     align.canonicalize(params, activation, key)`` (bitwise): sign flips from
@@ -71,7 +60,7 @@ def canonical_transform(params: Params, activation: str, key: str = "incoming_no
         signs = sign_normalization(params)
         params = apply_transform(params, spec, Transform(identity, signs=signs))
     perms = {
-        f"P{k}": torch.argsort(_sort_values(params, k, key), descending=True, stable=True)
+        f"P{k}": torch.argsort(unit_sort_key(params, k, key), descending=True, stable=True)
         for k in layers
     }
     return compose_transforms(Transform(identity, signs=signs), Transform(perms))

@@ -67,6 +67,17 @@ def mlp_permutation_spec(n_hidden_layers: int) -> PermutationSpec:
     return PermutationSpec(axes)
 
 
+def incoming_spec(spec: PermutationSpec) -> PermutationSpec:
+    """``spec`` acting on the produced axes only (axis 0: a unit's incoming weights and bias).
+
+    A sign flip through it changes the inputs of a unit but not its outgoing weights: exact for
+    a unit with an even activation, ``phi(-z) = phi(z)`` (``ghost_optima.orthopoly``).
+    """
+    return PermutationSpec(
+        {name: axes[:1] + (None,) * (len(axes) - 1) for name, axes in spec.axes.items()}
+    )
+
+
 def _perm_sizes(spec: PermutationSpec, shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
     """Size of each permutation, read off the axes it acts on; they must all agree."""
     if set(shapes) != set(spec.axes):
@@ -201,16 +212,6 @@ def compose_transforms(first: Transform, second: Transform) -> Transform:
 
     perms = {p: first.perms[p][second.perms[p]] for p in first.perms}
     return Transform(perms, merged("signs"), merged("scales"))
-
-
-def invert_transform(transform: Transform) -> Transform:
-    """``g^{-1}``: ``perm = argsort(pi)`` and ``factor = 1 / d[argsort(pi)]``."""
-    inverse = {p: torch.argsort(perm) for p, perm in transform.perms.items()}
-
-    def inverted(part: dict[str, Tensor] | None) -> dict[str, Tensor] | None:
-        return None if part is None else {p: 1 / part[p][inverse[p]] for p in part}
-
-    return Transform(inverse, inverted(transform.signs), inverted(transform.scales))
 
 
 def log10_orbit_size(hidden_widths: Iterable[int], activation: str) -> float:

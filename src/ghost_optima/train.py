@@ -199,38 +199,61 @@ def _adam_step(
         p.sub_(lr[k] / bias1 * m / v.sqrt().div_(bias2_sqrt).add_(eps))
 
 
+@dataclass(frozen=True)
+class TrainConfig:
+    """How an ensemble is trained: the optimizer and its settings, epochs, minibatches, precision.
+
+    ``lr`` is one learning rate for all members or one per member (repeat a seed with several
+    learning rates to sweep them from a common start). ``weight_decay`` is coupled L2, as in
+    ``torch.optim``; ``momentum`` is heavy-ball momentum of SGD (ignored by Adam).
+    """
+
+    epochs: int
+    batch_size: int
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float | Sequence[float] = 0.1
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    dtype: torch.dtype = torch.float32
+
+
+@dataclass(frozen=True)
+class TrainHooks:
+    """What turns the plain trainer into a variant of the architecture (module docstring).
+
+    ``masks`` maps weight names (``"W1"``, ...) to 0/1 tensors of shape ``(n_l, n_{l-1})``
+    (shared) or ``(E, n_l, n_{l-1})``; unnamed weights are dense. ``reparam`` trains other
+    coordinates; ``step_hook`` sees the trained coordinates (``raw``) and the optimizer state
+    keyed like them after every step.
+    """
+
+    masks: Mapping[str, torch.Tensor] | None = None
+    reparam: Reparameterization | None = None
+    step_hook: StepHook | None = None
+
+
 def train_ensemble(
     data: Dataset,
     widths: Sequence[int],
     activation: ActivationLike,
     seeds: Sequence[int],
+    config: TrainConfig,
+    hooks: TrainHooks | None = None,
     *,
-    optimizer: Literal["sgd", "adam"] = "sgd",
-    lr: float | Sequence[float] = 0.1,
-    epochs: int,
-    batch_size: int,
-    momentum: float = 0.0,
-    weight_decay: float = 0.0,
     label_noise_mask: torch.Tensor | None = None,
-    dtype: torch.dtype = torch.float32,
     progress: bool | Callable[[int, History], None] = False,
-    masks: Mapping[str, torch.Tensor] | None = None,
-    reparam: Reparameterization | None = None,
-    step_hook: StepHook | None = None,
 ) -> EnsembleResult:
     """Train one MLP of ``widths = (n_0, ..., n_out)`` per seed, all members in lockstep.
 
-    ``lr`` is one learning rate for all members or one per member (repeat a seed with several
-    learning rates to sweep them from a common start). Training runs on ``data.y_train`` as
-    given (flip labels beforehand for label-noise runs; ``label_noise_mask`` then only splits
-    the recorded training loss into noisy and clean examples). ``progress=True`` prints one
-    line per epoch; a callable receives ``(epoch, history_so_far)`` instead.
-
-    ``masks`` maps weight names (``"W1"``, ...) to 0/1 tensors of shape ``(n_l, n_{l-1})``
-    (shared) or ``(E, n_l, n_{l-1})``; unnamed weights are dense. ``reparam`` and
-    ``step_hook`` are described in the module docstring; the hook sees the trained
-    coordinates (``raw``) and the optimizer state keyed like them.
+    Training runs on ``data.y_train`` as given (flip labels beforehand for label-noise runs;
+    ``label_noise_mask`` then only splits the recorded training loss into noisy and clean
+    examples). ``progress=True`` prints one line per epoch; a callable receives
+    ``(epoch, history_so_far)`` instead. With ``hooks=None`` the run is a plain one.
     """
+    hooks = hooks or TrainHooks()
+    optimizer, dtype, batch_size = config.optimizer, config.dtype, config.batch_size
+    momentum, weight_decay = config.momentum, config.weight_decay
+    masks, reparam, step_hook = hooks.masks, hooks.reparam, hooks.step_hook
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"unknown optimizer {optimizer!r}")
     if widths[0] != data.n_in or widths[-1] != data.n_out:
@@ -239,7 +262,7 @@ def train_ensemble(
         )
     seeds = tuple(int(s) for s in seeds)
     n_members = len(seeds)
-    lrs = np.broadcast_to(np.asarray(lr, dtype=float), (n_members,)).copy()
+    lrs = np.broadcast_to(np.asarray(config.lr, dtype=float), (n_members,)).copy()
 
     gens = [member_generators(s) for s in seeds]
     params = stack_params([init_mlp(widths, g_init, dtype=dtype) for g_init, _ in gens])
@@ -285,7 +308,7 @@ def train_ensemble(
     state: dict = {}  # per parameter: momentum buffer (SGD) or moment pair (Adam)
     step = 0
     step_seconds = step_cpu_seconds = 0.0
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, config.epochs + 1):
         started, started_cpu = time.perf_counter(), time.process_time()
         order = torch.stack([torch.randperm(n, generator=g_order) for _, g_order in gens])
         for start in range(0, n, batch_size):
@@ -310,7 +333,7 @@ def train_ensemble(
             progress(epoch, history)
         elif progress:
             print(
-                f"epoch {epoch}/{epochs}: train loss {history.train_loss[-1].mean():.4g}, "
+                f"epoch {epoch}/{config.epochs}: train loss {history.train_loss[-1].mean():.4g}, "
                 f"test loss {history.test_loss[-1].mean():.4g}, "
                 f"test acc {history.test_acc[-1].mean():.4g}"
             )
