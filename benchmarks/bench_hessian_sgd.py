@@ -13,8 +13,9 @@ run at a sweep of its own stopping tolerance, loosest first, and the first setti
 eigenvalues are all within ``--target`` relative error of the reference is reported: equal
 accuracy, each method at its cheapest. Every setting tried is printed.
 
-Part 2. :func:`ghost_optima.sgd.simulate_quadratic_sgd` with 256 chains at once against the same
-function called once per chain in a Python loop (same steps, same burn-in), and likewise for
+Part 2. :func:`ghost_optima.sgd.simulate_quadratic_sgd` with 256 chains at once (one run of the
+chain engine :func:`ghost_optima.chains.run_chains`) against the same function called once per
+chain in a Python loop (same steps, same burn-in), and likewise for
 :func:`ghost_optima.sgd.simulate_linear_regression_sgd`.
 
 Timings are wall-clock seconds (``time.perf_counter``) on ``--threads`` torch threads; the
@@ -37,6 +38,7 @@ import torch  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from torch import nn  # noqa: E402
 
+from ghost_optima.chains import Schedule  # noqa: E402
 from ghost_optima.hessian import (  # noqa: E402
     hessian_matrix,
     hvp,
@@ -45,10 +47,11 @@ from ghost_optima.hessian import (  # noqa: E402
     top_eigenpairs,
 )
 from ghost_optima.sgd import (  # noqa: E402
+    NoisyQuadratic,
     simulate_linear_regression_sgd,
     simulate_quadratic_sgd,
-    stationary_variance,
 )
+from ghost_optima.stationary import stationary_variance  # noqa: E402
 
 DT = torch.float64
 
@@ -167,21 +170,14 @@ def part1(args) -> None:
     )
 
 
-def loop_quadratic(lam, C, eta, B, n_steps, n_chains, burn_in, gen):
-    vpc = [
-        simulate_quadratic_sgd(
-            lam, C, eta, B, n_steps, 1, burn_in=burn_in, generator=gen
-        ).var_per_chain
-        for _ in range(n_chains)
-    ]
+def loop_quadratic(problem, schedule, n_chains, gen):
+    vpc = [simulate_quadratic_sgd(problem, schedule, 1, gen).var_per_chain for _ in range(n_chains)]
     return torch.cat(vpc)
 
 
-def loop_regression(X, y, eta, B, n_steps, n_chains, burn_in, gen):
+def loop_regression(X, y, schedule, n_chains, gen):
     vpc = [
-        simulate_linear_regression_sgd(
-            X, y, eta, B, n_steps, 1, burn_in=burn_in, generator=gen
-        ).var_per_chain
+        simulate_linear_regression_sgd(X, y, schedule, 1, gen).var_per_chain
         for _ in range(n_chains)
     ]
     return torch.cat(vpc)
@@ -198,13 +194,14 @@ def part2(args) -> None:
     C = np.linspace(0.5, 2.0, 10)
     eta, B, steps, burn = 1.0, 8, 2000, 400
     exact = stationary_variance(eta, lam, C, B)
+    problem, schedule = NoisyQuadratic(lam, C), Schedule(eta, B, steps, burn)
     t0 = time.perf_counter()
     vec = simulate_quadratic_sgd(
-        lam, C, eta, B, steps, n_chains, burn_in=burn, generator=torch.Generator().manual_seed(0)
+        problem, schedule, n_chains, torch.Generator().manual_seed(0)
     ).var_per_chain
     t_vec = time.perf_counter() - t0
     t0 = time.perf_counter()
-    loop = loop_quadratic(lam, C, eta, B, steps, n_chains, burn, torch.Generator().manual_seed(0))
+    loop = loop_quadratic(problem, schedule, n_chains, torch.Generator().manual_seed(0))
     t_loop = time.perf_counter() - t0
     rows.append(("quadratic d=10", steps, t_vec, t_loop, vec, loop, exact))
 
@@ -213,13 +210,12 @@ def part2(args) -> None:
     X = torch.randn(200, 5, generator=g, dtype=DT) * torch.linspace(1.0, 0.4, 5, dtype=DT)
     y = X @ torch.ones(5, dtype=DT) + torch.randn(200, generator=g, dtype=DT)
     eta, B, steps, burn = 0.2, 20, 600, 200
+    schedule = Schedule(eta, B, steps, burn, replacement=False)
     t0 = time.perf_counter()
-    res = simulate_linear_regression_sgd(
-        X, y, eta, B, steps, n_chains, burn_in=burn, generator=torch.Generator().manual_seed(0)
-    )
+    res = simulate_linear_regression_sgd(X, y, schedule, n_chains, torch.Generator().manual_seed(0))
     t_vec = time.perf_counter() - t0
     t0 = time.perf_counter()
-    loop = loop_regression(X, y, eta, B, steps, n_chains, burn, torch.Generator().manual_seed(0))
+    loop = loop_regression(X, y, schedule, n_chains, torch.Generator().manual_seed(0))
     t_loop = time.perf_counter() - t0
     exact = stationary_variance(eta, res.lam, res.noise_C, B, n=200)
     rows.append(("least squares p=5", steps, t_vec, t_loop, res.var_per_chain, loop, exact))

@@ -1,4 +1,4 @@
-"""Tests of ghost_optima.sgd: closed forms, simulators against them, fits and determinism."""
+"""Tests of ghost_optima.stationary (closed forms) and ghost_optima.sgd (simulators vs them)."""
 
 import numpy as np
 import pytest
@@ -6,16 +6,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghost_optima.hessian import projected_noise_variance
-from ghost_optima.sgd import (
+from ghost_optima.chains import Schedule
+from ghost_optima.fits import loglog_slope
+from ghost_optima.gradient_noise import projected_noise_variance
+from ghost_optima.sgd import NoisyQuadratic, simulate_linear_regression_sgd, simulate_quadratic_sgd
+from ghost_optima.stationary import (
     brief_eps_power_for_agreement,
     brief_variance,
     finite_population_factor,
-    fit_log_variance,
-    loglog_slope,
-    msd_plateau,
-    simulate_linear_regression_sgd,
-    simulate_quadratic_sgd,
     stationary_variance,
 )
 
@@ -35,7 +33,9 @@ def _gen(seed: int) -> torch.Generator:
 
 @pytest.fixture(scope="module")
 def quad_run():
-    return simulate_quadratic_sgd(LAM, CQ, ETA, B, 3000, 256, burn_in=200, generator=_gen(0))
+    return simulate_quadratic_sgd(
+        NoisyQuadratic(LAM, CQ), Schedule(ETA, B, 3000, 200), 256, _gen(0)
+    )
 
 
 # ----------------------------------------------------------------------------- closed forms
@@ -137,28 +137,36 @@ def test_quadratic_simulator_full_noise_matrix_and_fpc():
     Cm = A @ A.T + 0.1 * np.eye(3)
     lam = np.array([0.2, 0.6, 1.2])
     n = 16  # B = 4 of n = 16 without replacement: factor 12/15
-    r = simulate_quadratic_sgd(lam, Cm, 1.0, 4, 3000, 256, burn_in=200, generator=_gen(1), n=n)
+    problem = NoisyQuadratic(lam, Cm, n=n)
+    r = simulate_quadratic_sgd(
+        problem, Schedule(1.0, 4, 3000, 200, replacement=False), 256, _gen(1)
+    )
     pred = stationary_variance(1.0, lam, np.diag(Cm), 4, n=n)
     np.testing.assert_allclose(r.var.numpy() / pred, 1.0, atol=0.04)
     assert np.all(r.var.numpy() / stationary_variance(1.0, lam, np.diag(Cm), 4) < 0.88)
+    # with replacement the same n is ignored: s = 1
+    r1 = simulate_quadratic_sgd(problem, Schedule(1.0, 4, 3000, 200), 256, _gen(1))
+    pred1 = stationary_variance(1.0, lam, np.diag(Cm), 4)
+    np.testing.assert_allclose(r1.var.numpy() / pred1, 1.0, atol=0.04)
 
 
 def test_quadratic_simulator_deterministic():
-    kw = {"burn_in": 10, "n_steps": 300, "n_chains": 8}
-    a = simulate_quadratic_sgd(LAM, CQ, ETA, B, generator=_gen(7), **kw)
-    b = simulate_quadratic_sgd(LAM, CQ, ETA, B, generator=_gen(7), **kw)
-    c = simulate_quadratic_sgd(LAM, CQ, ETA, B, generator=_gen(8), **kw)
+    # 300 steps: one full noise block of 256 steps and a partial one
+    problem, schedule = NoisyQuadratic(LAM, CQ), Schedule(ETA, B, 300, 10)
+    a = simulate_quadratic_sgd(problem, schedule, 8, _gen(7))
+    b = simulate_quadratic_sgd(problem, schedule, 8, _gen(7))
+    c = simulate_quadratic_sgd(problem, schedule, 8, _gen(8))
     assert torch.equal(a.var_per_chain, b.var_per_chain) and torch.equal(a.var, b.var)
     assert not torch.equal(a.var_per_chain, c.var_per_chain)
 
 
 def test_quadratic_simulator_validates():
     with pytest.raises(ValueError):
-        simulate_quadratic_sgd(LAM, CQ[:3], ETA, B, 10, 2, burn_in=0, generator=_gen(0))
-    with pytest.raises(ValueError):
-        simulate_quadratic_sgd(LAM, CQ, ETA, B, 10, 2, burn_in=10, generator=_gen(0))
+        simulate_quadratic_sgd(NoisyQuadratic(LAM, CQ[:3]), Schedule(ETA, B, 10), 2, _gen(0))
+    with pytest.raises(ValueError, match="burn_in"):
+        Schedule(ETA, B, 10, burn_in=10)
     with pytest.raises(ValueError, match="SGD diverges along direction 3"):
-        simulate_quadratic_sgd(LAM, CQ, 1.4, B, 10, 2, burn_in=0, generator=_gen(0))
+        simulate_quadratic_sgd(NoisyQuadratic(LAM, CQ), Schedule(1.4, B, 10), 2, _gen(0))
 
 
 def _regression_data(n: int, seed: int):
@@ -171,7 +179,8 @@ def _regression_data(n: int, seed: int):
 @pytest.fixture(scope="module")
 def regression_run():
     X, y = _regression_data(40, 3)
-    res = simulate_linear_regression_sgd(X, y, 0.3, 20, 3000, 128, burn_in=200, generator=_gen(4))
+    schedule = Schedule(0.3, 20, 3000, 200, replacement=False)
+    res = simulate_linear_regression_sgd(X, y, schedule, 128, _gen(4))
     return X, y, res
 
 
@@ -200,121 +209,45 @@ def test_linear_regression_sgd_matches_fpc_prediction(regression_run):
 
 def test_linear_regression_full_batch_stays_put_and_is_deterministic():
     X, y = _regression_data(12, 5)
-    r = simulate_linear_regression_sgd(X, y, 0.3, 12, 50, 4, burn_in=0, generator=_gen(0))
+    r = simulate_linear_regression_sgd(X, y, Schedule(0.3, 12, 50), 4, _gen(0))
     assert float(r.var.max()) < 1e-25  # B = n: plain gradient descent started at theta*
-    a = simulate_linear_regression_sgd(X, y, 0.3, 3, 60, 4, burn_in=5, generator=_gen(9))
+    schedule = Schedule(0.3, 3, 60, 5, replacement=False)
+    a = simulate_linear_regression_sgd(X, y, schedule, 4, _gen(9))
     # same values at another memory alignment (LAPACK/BLAS paths may depend on it)
     buf = torch.empty(X.numel() + 1, dtype=DT)
     X_shifted = buf[1:].view_as(X)
     X_shifted.copy_(X)
-    b = simulate_linear_regression_sgd(X_shifted, y, 0.3, 3, 60, 4, burn_in=5, generator=_gen(9))
+    b = simulate_linear_regression_sgd(X_shifted, y, schedule, 4, _gen(9))
     assert torch.equal(a.var_per_chain, b.var_per_chain)
-    c = simulate_linear_regression_sgd(X, y, 0.3, 3, 60, 4, burn_in=5, generator=_gen(10))
+    c = simulate_linear_regression_sgd(X, y, schedule, 4, _gen(10))
     assert not torch.equal(a.var_per_chain, c.var_per_chain)
 
 
-def test_msd_plateau_sgd_vs_gd():
-    lam = np.array([0.05, 0.2, 0.5])
-    C = np.array([1.0, 0.5, 2.0])
-    res = msd_plateau(lam, C, 1.0, 8, 1500, 128, generator=_gen(2), record_every=5)
-    assert res.steps.shape == res.msd_sgd.shape == res.msd_gd.shape == (301,)
-    assert res.msd_sgd_per_chain.shape == (128, 301)
-    assert float(res.msd_sgd[0]) == float(res.msd_gd[0]) == 3.0  # both start at ones(3)
-    assert float(res.msd_gd[-1]) < 1e-20  # GD converges
-    assert res.plateau == pytest.approx(res.predicted_plateau, rel=0.05)  # SGD does not
-    pred = stationary_variance(1.0, lam, C, 8)
-    assert res.predicted_plateau == pytest.approx(pred.sum())
+def test_linear_regression_with_replacement_has_no_fpc(regression_run):
+    X, y, _ = regression_run
+    r = simulate_linear_regression_sgd(X, y, Schedule(0.3, 20, 3000, 200), 128, _gen(6))
+    pred = stationary_variance(0.3, r.lam, r.noise_C, 20)  # s = 1
+    np.testing.assert_allclose(r.var.numpy() / pred, 1.0, atol=0.08)
 
 
-def test_msd_plateau_scales_like_eta_over_b():
+def test_plateau_scales_like_eta_over_b():
+    # the plateau sum_i Var_i ~ (eta / B) sum_i C_i / (2 lambda_i) for eta lambda << 1
     lam = np.array([0.01, 0.02, 0.05])
-    C = np.array([1.0, 1.0, 1.0])
+    problem = NoisyQuadratic(lam, np.ones(3))
     etas = np.array([0.5, 1.0, 2.0])
     batches = np.array([2, 4, 8])
-    eta_rows, b_rows = [], []
-    for seed in range(4):
-        eta_rows.append(
-            [
-                msd_plateau(
-                    lam,
-                    C,
-                    e,
-                    4,
-                    3000,
-                    32,
-                    generator=_gen(100 + seed),
-                    theta0=np.zeros(3),
-                    plateau_frac=0.7,
-                ).plateau
-                for e in etas
-            ]
-        )
-        b_rows.append(
-            [
-                msd_plateau(
-                    lam,
-                    C,
-                    1.0,
-                    int(b),
-                    3000,
-                    32,
-                    generator=_gen(200 + seed),
-                    theta0=np.zeros(3),
-                    plateau_frac=0.7,
-                ).plateau
-                for b in batches
-            ]
-        )
+
+    def plateau(eta, batch, seed):
+        run = simulate_quadratic_sgd(problem, Schedule(eta, int(batch), 3000, 900), 32, _gen(seed))
+        return float(run.var.sum())
+
+    eta_rows = [[plateau(e, 4, 100 + seed) for e in etas] for seed in range(4)]
+    b_rows = [[plateau(1.0, b, 200 + seed) for b in batches] for seed in range(4)]
     s_eta = loglog_slope(etas, eta_rows, seed=0, n_boot=500)
     s_b = loglog_slope(batches, b_rows, seed=0, n_boot=500)
     assert s_eta.n == 4 and s_eta.lo <= s_eta.value <= s_eta.hi
     assert s_eta.value == pytest.approx(1.0, abs=0.1)
     assert s_b.value == pytest.approx(-1.0, abs=0.1)
-
-
-# ----------------------------------------------------------------------------- fits
-
-
-def test_fit_log_variance_recovers_exact_plane():
-    rng = np.random.default_rng(0)
-    lam = np.exp(rng.uniform(-3, 1, 20))
-    C = np.exp(rng.uniform(-2, 2, 20))
-    var = np.exp(0.3) * lam**-1.0 * C**0.8
-    fit = fit_log_variance(var, lam, C, seed=0, n_boot=300)
-    assert fit.resampled == "directions" and fit.n_directions == 20
-    for est, truth in ((fit.a, 0.3), (fit.b, -1.0), (fit.c, 0.8)):
-        assert est.value == pytest.approx(truth, abs=1e-10)
-        assert est.hi - est.lo < 1e-8
-    with pytest.raises(ValueError, match="collinear"):
-        fit_log_variance(var, lam, 2 * lam, seed=0, n_boot=10)
-
-
-def test_fit_log_variance_per_chain_on_simulation():
-    lam = np.array([0.002, 0.005, 0.01, 0.02, 0.05, 0.01])
-    C = np.array([1.0, 0.3, 3.0, 1.0, 0.5, 0.2])
-    eta, batch = 1.0, 2
-    r = simulate_quadratic_sgd(lam, C, eta, batch, 4000, 64, burn_in=1500, generator=_gen(5))
-    fit = fit_log_variance(r.var_per_chain, lam, C, seed=0, n_boot=400)
-    assert fit.resampled == "chains" and fit.a.n == 64
-    # small-step theory: a = log(eta / (2 B)), b = -1, c = 1
-    assert fit.b.value == pytest.approx(-1.0, abs=0.1)
-    assert fit.c.value == pytest.approx(1.0, abs=0.1)
-    assert fit.a.value == pytest.approx(np.log(eta / (2 * batch)), abs=0.2)
-    for est in (fit.a, fit.b, fit.c):
-        assert est.lo <= est.value <= est.hi
-    # per-seed problems (2-D lam and C): pooled fit
-    lam2 = np.tile(lam, (64, 1))
-    fit2 = fit_log_variance(r.var_per_chain, lam2, np.tile(C, (64, 1)), seed=0, n_boot=100)
-    assert fit2.b.value == pytest.approx(-1.0, abs=0.1)
-
-
-def test_loglog_slope_exact_power_law():
-    x = np.array([1.0, 2.0, 4.0, 8.0])
-    rng = np.random.default_rng(1)
-    y = 3.0 * x**-0.7 * np.exp(rng.normal(0, 0.05, (6, 4)))
-    est = loglog_slope(x, y, seed=0, n_boot=500)
-    assert est.value == pytest.approx(-0.7, abs=0.05) and est.lo < -0.7 < est.hi
-    single = loglog_slope(x, 2 * x**1.5)
-    assert single.value == pytest.approx(1.5) and single.lo == single.hi and single.n == 1
-    with pytest.raises(ValueError):
-        loglog_slope(x, -y)
+    # and the level is the exact law's
+    exact = stationary_variance(1.0, lam, np.ones(3), 4).sum()
+    assert np.mean([row[1] for row in eta_rows]) == pytest.approx(exact, rel=0.1)

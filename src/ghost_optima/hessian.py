@@ -1,11 +1,11 @@
-"""Curvature and gradient noise of a training loss, on a flat parameter vector.
+"""Curvature of a training loss on a flat parameter vector: Hessian products and eigenpairs.
 
 Everything here works on a *flat* parameter vector ``theta`` of shape ``(d,)`` and a scalar
 loss ``loss_fn(theta)``. :func:`flatten_params` and :func:`make_flat_loss` turn an
 ``nn.Module`` into that form through :func:`torch.func.functional_call`.
 
-Pieces (claims T4, T5, T6 of the book need the Hessian's top eigenpairs and the gradient noise
-along them):
+Pieces (claims T4, T5, T6 of the book need the Hessian's top eigenpairs; the gradient noise
+along them is :mod:`ghost_optima.gradient_noise`):
 
 * :func:`hvp`: the Hessian-vector product ``H v`` with ``H = d^2 L / d theta^2`` at ``theta``,
   computed forward-over-reverse, ``jvp(grad(L))`` (Pearlmutter 1994, "Fast exact
@@ -18,10 +18,6 @@ along them):
 * :func:`power_iteration_top_k`: power iteration with projection deflation, the approach of
   PyHessian (Yao, Gholami, Keutzer and Mahoney 2020, "PyHessian: neural networks through the lens
   of the Hessian"), re-implemented here as the benchmark's baseline.
-* :func:`per_sample_grads`: the ``(n, d)`` matrix ``G`` of per-sample gradients,
-  ``vmap(grad(.))``.
-* :func:`projected_noise_variance`: ``C_i = q_i^T C q_i`` with ``C`` the covariance of the rows
-  of ``G``, computed as the variance of ``G q_i`` (no ``d x d`` matrix).
 """
 
 from __future__ import annotations
@@ -43,18 +39,12 @@ __all__ = [
     "hessian_matrix",
     "hvp",
     "make_flat_loss",
-    "make_per_sample_loss",
-    "per_sample_grads",
     "power_iteration_top_k",
-    "projected_noise_variance",
     "top_eigenpairs",
 ]
 
 LossFn = Callable[[Tensor], Tensor]
 """A scalar loss of the flat parameter vector: ``theta (d,) -> L(theta) ()``."""
-
-PerSampleLossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
-"""A one-sample loss: ``(theta (d,), x (*x_shape), y (*y_shape)) -> l(theta; x, y) ()``."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,26 +112,6 @@ def make_flat_loss(
         return criterion(functional_call(model, {**unflatten(theta), **buffers}, (X,)), y)
 
     return loss_fn, theta0, unflatten
-
-
-def make_per_sample_loss(
-    model: nn.Module,
-    criterion: Callable[[Tensor, Tensor], Tensor],
-    unflatten: Callable[[Tensor], dict[str, Tensor]],
-) -> PerSampleLossFn:
-    """One-sample loss ``l(theta; x, y) = criterion(model_theta(x[None]), y[None])``.
-
-    Suitable for :func:`per_sample_grads`: ``x`` and ``y`` are single rows (no batch axis); a
-    batch axis of one is added before the call, so ``criterion`` should average (or sum) over the
-    batch as usual.
-    """
-    buffers = dict(model.named_buffers())
-
-    def loss(theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
-        out = functional_call(model, {**unflatten(theta), **buffers}, (x.unsqueeze(0),))
-        return criterion(out, y.unsqueeze(0))
-
-    return loss
 
 
 # --------------------------------------------------------------------------------------------
@@ -410,71 +380,3 @@ def power_iteration_top_k(
     eigvals = torch.tensor([vals[j] for j in order], dtype=theta.dtype, device=theta.device)
     eigvecs = torch.stack([vecs[j] for j in order], dim=1)
     return eigvals, eigvecs, n_hvp
-
-
-# --------------------------------------------------------------------------------------------
-# gradient noise
-# --------------------------------------------------------------------------------------------
-
-
-def per_sample_grads(
-    loss_per_sample_fn: PerSampleLossFn,
-    theta: Tensor,
-    X: Tensor,
-    y: Tensor,
-    *,
-    chunk_size: int | None = None,
-) -> Tensor:
-    """Per-sample gradients ``G[j] = grad_theta l(theta; x_j, y_j)``, by ``vmap(grad(.))``.
-
-    Parameters
-    ----------
-    loss_per_sample_fn: ``(theta (d,), x, y) -> scalar`` for one sample (no batch axis), e.g.
-        from :func:`make_per_sample_loss`.
-    theta: ``(d,)``.
-    X: ``(n, ...)``; y: ``(n, ...)``: the samples along axis 0.
-    chunk_size: passed to :func:`torch.func.vmap` to bound memory.
-
-    Returns
-    -------
-    G: ``(n, d)``, detached.
-    """
-    if X.shape[0] != y.shape[0]:
-        raise ValueError(f"X and y differ in length: {X.shape[0]} vs {y.shape[0]}")
-    g = vmap(grad(loss_per_sample_fn), in_dims=(None, 0, 0), chunk_size=chunk_size)
-    return g(theta.detach(), X, y).detach()
-
-
-def projected_noise_variance(
-    per_sample_grads: Tensor, Q: Tensor, *, unbiased: bool = False
-) -> Tensor:
-    """Gradient-noise variance along each column of ``Q``: ``C_i = q_i^T C q_i``.
-
-    ``C`` is the covariance of the rows ``g_j`` of ``G`` (per-sample gradients). By default it is
-    the *population* (biased, ``1/n``) covariance of the finite data set,
-    ``C = (1/n) sum_j (g_j - gbar)(g_j - gbar)^T``: the exact covariance of the gradient of one
-    sample drawn uniformly from the ``n`` training points, which is the ``C`` in
-    ``Var(minibatch gradient) = (C / B) (n - B) / (n - 1)`` for batches of ``B`` drawn without
-    replacement (Cochran 1977, Sampling Techniques, Thm 2.2). ``unbiased=True`` uses ``1/(n-1)``
-    instead (the estimator of the covariance of a data-generating distribution).
-
-    Computed as the variance of the projections ``G q_i``, so no ``d x d`` matrix is formed:
-    ``O(n d k)`` time.
-
-    Parameters
-    ----------
-    per_sample_grads: ``G``, shape ``(n, d)``.
-    Q: ``(d, k)`` (or ``(d,)`` for one direction); columns need not be normalized, the result is
-        ``q_i^T C q_i`` for the columns as given.
-
-    Returns
-    -------
-    ``(k,)`` (or a 0-d tensor for a vector ``Q``).
-    """
-    G = per_sample_grads
-    if G.ndim != 2:
-        raise ValueError(f"per_sample_grads must be (n, d), got shape {tuple(G.shape)}")
-    if G.shape[0] < 2:
-        raise ValueError("need at least two samples for a covariance")
-    proj = G @ Q.to(G.dtype)
-    return proj.var(dim=0, correction=1 if unbiased else 0)
