@@ -57,7 +57,7 @@ def book(tmp_path) -> pipeline.Project:
     (tmp_path / "book" / "intro.md").write_text("# Fixture\n\nA fixture book.\n")
     (tmp_path / "book" / "_toc.yml").write_text(
         "format: jb-book\nroot: intro\nchapters:\n  - file: _generated/10_first\n"
-        "  - file: _generated/20_second\n  - file: _generated/ledger\n"
+        "  - file: _generated/20_second\n  - file: _generated/ledger\n  - file: _generated/rules\n"
         "  - file: _generated/reproducibility\n  - file: _generated/summary_en\n"
         "  - file: _generated/checklist\n"
     )
@@ -233,8 +233,12 @@ def test_claims_json_lists_every_registered_claim(book):
     rows = json.loads((book.results("quick") / "claims.json").read_text())["claims"]
     assert [r["id"] for r in rows][:3] == ["T1", "T2", "T3"]
     verdicts = {r["id"]: r["verdict"] for r in rows}
-    assert verdicts.pop("X1") == verdicts.pop("X2") == "inconclusive"  # the build's own checks
+    # the build's own checks: a summary that covers no tested claim is not supported
+    assert verdicts.pop("X1") == verdicts.pop("X2") == "not supported"
     assert set(verdicts.values()) == {"not yet tested"}
+    assert {r["class"] for r in rows} == {"identity", "empirical", "deliverable"}
+    history = {r["id"]: r["rule_commit"] for r in rows}
+    assert history["T1"] is None  # the fixture is no git checkout: no history, and it says so
 
 
 def test_the_real_notebooks_match_their_declarations():

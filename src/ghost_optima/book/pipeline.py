@@ -28,10 +28,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import claims, pages, profiles, provenance
+from . import audit, claims, pages, profiles, provenance
 from .profiles import ConfigError
 from .record import RESULT_ENV
-from .runner import FAILED_CELL_EXIT
+from .results import load_result, write_json
+from .runner import failure_message
+from .staging import collapse_inputs
 
 PUBLISHED = "full"
 SCIENCE_DIR = Path(__file__).parent.parent
@@ -127,26 +129,6 @@ def inputs_hash(project: Project, stem: str, params: dict) -> str:
     )
 
 
-def load_result(path: Path) -> dict | None:
-    """A result file, or None when it is missing, unreadable or altered since it was written."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    checksum = record.pop("checksum", None)
-    return record if checksum == provenance.json_digest(record) else None
-
-
-def write_json(path: Path, record: dict, *, checksum: bool = False) -> None:
-    """Write atomically (temp file, then rename), optionally sealing with a checksum."""
-    if checksum:
-        record = {**record, "checksum": provenance.json_digest(record)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False) + "\n", "utf-8")
-    os.replace(tmp, path)
-
-
 def build(
     project: Project,
     profile: str = PUBLISHED,
@@ -198,14 +180,15 @@ def _build(project: Project, job: Plan, force: bool, render_book: bool, log) -> 
         log(f"{prefix}: done in {seconds:.1f} s")
 
     records = {stem: load_result(results / f"{stem}.json") for stem in job.notebooks}
-    write_json(results / "claims.json", {"profile": profile, "claims": collect_claims(records)})
+    rows = collect_claims(project, records)
+    write_json(results / "claims.json", {"profile": profile, "claims": rows})
     missing = [stem for stem, r in records.items() if r is None]
     if not render_book:
         return
     if missing:
         log(f"book not rendered: no successful run yet of {missing} (build without --only)")
         return
-    render(project, profile, records, log)
+    render(project, profile, records, rows, log)
 
 
 def run_notebook(project: Project, job: Plan, stem: str, key: str) -> float:
@@ -239,7 +222,8 @@ def run_notebook(project: Project, job: Plan, stem: str, key: str) -> float:
         )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
-        raise BuildError(_failure_message(project, job.outputs, stem, scratch, done.returncode))
+        kept = project.failed(job.outputs)
+        raise BuildError(failure_message(kept, stem, scratch, done.returncode))
     record = json.loads(partial.read_text(encoding="utf-8")) if partial.exists() else {}
     record.update(
         notebook=stem,
@@ -263,33 +247,6 @@ def run_notebook(project: Project, job: Plan, stem: str, key: str) -> float:
     return seconds
 
 
-def _failure_message(project: Project, profile: str, stem: str, scratch: Path, code: int) -> str:
-    kept = project.failed(profile)
-    kept.mkdir(parents=True, exist_ok=True)
-    notebook = scratch / f"{stem}.ipynb"
-    if notebook.exists():
-        os.replace(notebook, kept / f"{stem}.ipynb")
-    if (scratch / "kernel.log").exists():
-        shutil.copy(scratch / "kernel.log", kept / f"{stem}.log")
-    error_file = scratch / "error.json"
-    if code == FAILED_CELL_EXIT and error_file.exists():
-        error = json.loads(error_file.read_text(encoding="utf-8"))
-        where = f"code cell {error['code_cell']}" if error["code_cell"] else "a cell"
-        text = (
-            f"notebook {stem} failed in {where} ({error['first_line']!r}): "
-            f"{error['ename']}: {error['evalue']}"
-        )
-    else:
-        log_file = kept / f"{stem}.log"
-        log_tail = (
-            log_file.read_text("utf-8").strip().splitlines()[-5:] if log_file.exists() else []
-        )
-        text = f"notebook {stem} could not run (exit status {code}):\n  " + "\n  ".join(log_tail)
-    return (
-        f"{text}\n  executed notebook kept at {kept / (stem + '.ipynb')}; the book was not changed"
-    )
-
-
 def load_claims(project: Project, profile: str) -> list[dict]:
     """The ledger rows last written for ``profile`` (ConfigError when it was never built)."""
     path = project.results(profile) / "claims.json"
@@ -303,8 +260,9 @@ def load_robustness(project: Project, profile: str) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))["claims"] if path.exists() else {}
 
 
-def collect_claims(records: dict[str, dict | None]) -> list[dict]:
-    """The ledger: what the notebooks recorded, then the build's own checks (X1, X2)."""
+def collect_claims(project: Project, records: dict[str, dict | None]) -> list[dict]:
+    """The ledger: what the notebooks recorded, then the build's own checks (X1, X2), each row
+    with its rule's history from git (``audit``) and the commit its results come from."""
     recorded = {}
     for stem, record in records.items():
         for cid, entry in (record or {}).get("claims", {}).items():
@@ -312,10 +270,24 @@ def collect_claims(records: dict[str, dict | None]) -> list[dict]:
     from . import summary  # imports the plotting stack: kept off the path that checks input
 
     recorded.update(summary.deliverables(claims.ledger(recorded)))
-    return claims.ledger(recorded)
+    rows = claims.ledger(recorded)
+    history = audit.rule_history(project.root)
+    for row in rows:
+        rule = history.get(row["id"], {})
+        record = records.get(row["notebook"]) or {}
+        row.update(
+            rule_commit=rule.get("rule_commit"),
+            rule_date=rule.get("rule_date"),
+            rule_flagged=rule.get("flagged"),
+            rule_changes=rule.get("changes", []),
+            results_commit=record.get("provenance", {}).get("commit"),
+        )
+    return rows
 
 
-def render(project: Project, profile: str, records: dict[str, dict], log=print) -> None:
+def render(
+    project: Project, profile: str, records: dict[str, dict], rows: list[dict], log=print
+) -> None:
     """Assemble the book in a work folder, build it, and swap the HTML in on success."""
     work = project.work(profile)
     source = work / "book"
@@ -325,10 +297,8 @@ def render(project: Project, profile: str, records: dict[str, dict], log=print) 
         if p.is_file() and "_generated" not in p.relative_to(project.book).parts
     }
     for stem in records:
-        files[Path("_generated") / f"{stem}.ipynb"] = (
-            project.executed(profile) / f"{stem}.ipynb"
-        ).read_bytes()
-    rows = collect_claims(records)
+        executed = (project.executed(profile) / f"{stem}.ipynb").read_bytes()
+        files[Path("_generated") / f"{stem}.ipynb"] = collapse_inputs(executed)
     robustness = load_robustness(project, profile)
     for name, text in pages.generated(profile, records, rows, robustness).items():
         files[Path("_generated") / name] = text.encode("utf-8")
