@@ -38,7 +38,7 @@ def per_sample_grads(
     Parameters
     ----------
     loss_per_sample_fn: ``(theta (d,), x, y) -> scalar`` for one sample (no batch axis), e.g.
-        from :func:`make_per_sample_loss`.
+        :attr:`ghost_optima.cloud.MLPObjective.per_sample_loss`.
     theta: ``(d,)``.
     X: ``(n, ...)``; y: ``(n, ...)``: the samples along axis 0.
     chunk_size: passed to :func:`torch.func.vmap` to bound memory.

@@ -131,8 +131,8 @@ def stationary_variance(
     eta: learning rate, > 0.
     lam: Hessian eigenvalues ``lambda_i``, shape ``(k,)`` or scalar.
     C: per-sample gradient-noise variances ``C_i = q_i^T C q_i`` (population covariance when
-        ``n`` is given; see :func:`ghost_optima.hessian.projected_noise_variance`), broadcastable
-        with ``lam``.
+        ``n`` is given; see :func:`ghost_optima.gradient_noise.projected_noise_variance`),
+        broadcastable with ``lam``.
     batch_size: ``B >= 1``.
     exact: AR(1) form (default) or the small-step limit.
     n: data-set size for the without-replacement correction, or ``None``.
