@@ -3,10 +3,13 @@
 Run as ``python -m ghost_optima.book.runner JOB.json``. The job names the MyST-markdown source, the
 output notebook, the parameters and the working directory. The child keeps kernel log noise
 out of the build's output (its stderr goes to a log file), and on a failing cell writes
-``error.json`` beside the output naming the cell, then exits with status 3.
+``error.json`` beside the output naming the cell, then exits with status 3. The build, in the
+parent, turns a failed run into a message with ``failure_message``.
 """
 
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -77,6 +80,33 @@ def hide_default_parameters(output: Path) -> None:
         if "parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
     nbformat.write(notebook, output)
+
+
+def failure_message(kept: Path, stem: str, scratch: Path, code: int) -> str:
+    """Keep a failed run's notebook and log in ``kept``; the message names the cell or the log."""
+    kept.mkdir(parents=True, exist_ok=True)
+    notebook = scratch / f"{stem}.ipynb"
+    if notebook.exists():
+        os.replace(notebook, kept / f"{stem}.ipynb")
+    if (scratch / "kernel.log").exists():
+        shutil.copy(scratch / "kernel.log", kept / f"{stem}.log")
+    error_file = scratch / "error.json"
+    if code == FAILED_CELL_EXIT and error_file.exists():
+        error = json.loads(error_file.read_text(encoding="utf-8"))
+        where = f"code cell {error['code_cell']}" if error["code_cell"] else "a cell"
+        text = (
+            f"notebook {stem} failed in {where} ({error['first_line']!r}): "
+            f"{error['ename']}: {error['evalue']}"
+        )
+    else:
+        log_file = kept / f"{stem}.log"
+        log_tail = (
+            log_file.read_text("utf-8").strip().splitlines()[-5:] if log_file.exists() else []
+        )
+        text = f"notebook {stem} could not run (exit status {code}):\n  " + "\n  ".join(log_tail)
+    return (
+        f"{text}\n  executed notebook kept at {kept / (stem + '.ipynb')}; the book was not changed"
+    )
 
 
 if __name__ == "__main__":
