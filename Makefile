@@ -14,9 +14,12 @@ book: $(STAMP)
 test: lint pytest quick-book
 	@echo "make test: lint, unit tests, quick book and its checks all passed"
 
+# ruff; the notebooks (parameters cell, ruff); the import contracts of pyproject.toml
+# (the science never imports the book, no import cycle).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m ghost_optima.book.check_notebooks notebooks
+	$(BIN)/lint-imports
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest

@@ -36,6 +36,12 @@ def test_lock_pins_exactly_and_includes_the_required_stack():
         "ruff",
         "pytest",
         "hypothesis",
+        "jsonschema",
+        "import-linter",
+        "threadpoolctl",
+        "nbformat",
+        "myst-nb",
+        "ipython",
     }
     assert required <= names
     assert pins["jupyter-book"] == "1.0.4.post1" and pins["torch"] == "2.13.0"
