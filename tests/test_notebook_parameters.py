@@ -9,7 +9,7 @@ import jupytext
 import pytest
 from papermill.translators import PythonTranslator
 
-from ghost_optima.book import profiles
+from ghost_optima.book import check_notebooks, profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = profiles.notebook_paths(ROOT / "notebooks")
@@ -124,3 +124,13 @@ def test_the_scan_finds_what_it_should():
         "z",
     ]
     assert numeric_constants("for i in range(3):\n    a = 1\n%matplotlib inline") == []
+
+
+def test_the_notebook_lint_names_a_malformed_parameters_cell(tmp_path):
+    header = "---\nkernelspec:\n  display_name: Python 3\n  language: python\n"
+    header += "  name: python3\n---\n"
+    path = tmp_path / "10_x.md"
+    path.write_text(header + "```{code-cell} ipython3\n:tags: [parameters]\nn = 3  # count\n```\n")
+    assert any("only 'name: type = literal  # help'" in p for p in check_notebooks.problems(path))
+    path.write_text(header + "```{code-cell} ipython3\n:tags: [parameters]\nn: int = 3  # n\n```\n")
+    assert check_notebooks.problems(path) == []
