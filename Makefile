@@ -18,6 +18,7 @@ test: lint pytest quick-book
 # (the science never imports the book, no import cycle).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m ghost_optima.book.check_notebooks notebooks
 	$(BIN)/lint-imports
 

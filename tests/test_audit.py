@@ -5,8 +5,13 @@ import subprocess
 from ghost_optima.book.audit import rule_history
 from ghost_optima.book.claims import rule_digest
 
-RULE = {"text": "t", "supported": "x > 1", "not_supported": "x < 0", "otherwise": "mixed",
-        "key": "x"}
+RULE = {
+    "text": "t",
+    "supported": "x > 1",
+    "not_supported": "x < 0",
+    "otherwise": "mixed",
+    "key": "x",
+}
 
 
 def registry_text(supported_a: str, supported_b: str) -> str:

@@ -13,7 +13,11 @@ def test_percentile_interval_matches_scipy():
     sample = np.random.default_rng(1).exponential(size=25)
     ours = bootstrap_ci(sample, np.median, n_boot=20000, seed=3)
     ref = sps.bootstrap(
-        (sample,), np.median, n_resamples=20000, method="percentile", vectorized=False,
+        (sample,),
+        np.median,
+        n_resamples=20000,
+        method="percentile",
+        vectorized=False,
         rng=np.random.default_rng(4),
     ).confidence_interval
     width = ref.high - ref.low

@@ -257,8 +257,7 @@ def checklist_page(rows: list[dict]) -> str:
         for cid in phrase["claims"]:
             row = by_id[cid]
             lines.append(
-                f"- {cid} {badge(row['verdict'])}: {key_figure(row, 'en')}; "
-                f"{key_figure(row, 'ja')}"
+                f"- {cid} {badge(row['verdict'])}: {key_figure(row, 'en')}; {key_figure(row, 'ja')}"
             )
         lines.append("")
     return "\n".join(lines)
