@@ -290,3 +290,23 @@ def test_inputs_hash_follows_the_science_not_the_build_code(tmp_path):
     assert changed != before
     (tmp_path / "align.py").write_text("x = 2")
     assert pipeline.science_digest(tmp_path) != changed
+
+
+def test_overrides_put_a_banner_on_every_page_until_a_plain_build(book):
+    def banners():
+        html = book.html("quick")  # every rendered page (index.html only redirects to intro)
+        pages = [
+            p for p in html.rglob("*.html") if "_static" not in p.parts and p != html / "index.html"
+        ]
+        return [("parameter overrides" in p.read_text(encoding="utf-8")) for p in pages]
+
+    build(book, "quick")
+    assert not any(banners())
+    build(book, "quick", overrides=["20_second.scale=2"])
+    assert all(banners()) and len(banners()) >= 5
+    rows = json.loads((book.results("quick") / "claims.json").read_text())["claims"]
+    ledger = (book.html("quick") / "_generated" / "ledger.html").read_text(encoding="utf-8")
+    assert "20_second: scale=2" in ledger
+    assert all(r["overrides"] == {} for r in rows)  # no claim comes from 20_second
+    build(book, "quick")  # the plain build runs 20_second again with the profile's value
+    assert not any(banners())

@@ -143,8 +143,9 @@ def test_chapter_code_is_folded_until_its_toggle_is_clicked(driver, site):
     driver.execute_script("arguments[0].click()", toggle)
     time.sleep(0.5)
     assert source.is_displayed()
-    shown = driver.find_elements("css selector", ".cell.tag_parameters .cell_input")
-    assert shown and shown[0].is_displayed(), "the parameters cell must stay in view"
+    # papermill's injected cell holds the values this run used (the defaults cell is removed)
+    shown = driver.find_elements("css selector", ".cell.tag_injected-parameters .cell_input")
+    assert shown and shown[0].is_displayed(), "the run's parameters must stay in view"
 
 
 def test_math_is_typeset(driver, site):

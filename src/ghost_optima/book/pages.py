@@ -79,7 +79,8 @@ def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict)
     for row in rows:
         lines.append(
             f"| {row['id']} | [{_cell(row['title'])}](#claim-{row['id'].lower()}) "
-            f"| {row['class']} | {badge(row['verdict'])} | {_cell(_key_figure(row))} "
+            f"| {row['class']} | {badge(row['verdict'])}{_override_mark(row)} "
+            f"| {_cell(_key_figure(row))} "
             f"| {_cell(robustness_cell(row, robustness))} |"
         )
     lines += ["", "## The claims", ""]
@@ -114,6 +115,10 @@ def _decided(row: dict) -> str:
             "code, so git alone cannot show that it was fixed before the numbers were seen"
         )
     return text + "."
+
+
+def _override_mark(row: dict) -> str:
+    return " (run with overrides)" if row.get("overrides") else ""
 
 
 def _key_figure(row: dict) -> str:
@@ -237,3 +242,18 @@ def performance_page(report: dict | None) -> str:
             "```",
         ]
     return "\n".join(lines) + "\n"
+
+
+def override_banner(overrides: dict[str, dict]) -> str | None:
+    """The banner of a book whose notebooks ran with ``--set`` overrides (None without any)."""
+    changed = {stem: values for stem, values in overrides.items() if values}
+    if not changed:
+        return None
+    listed = "; ".join(
+        f"{stem}: " + ", ".join(f"{k}={v}" for k, v in values.items())
+        for stem, values in changed.items()
+    )
+    return (
+        f"Built with parameter overrides ({listed}): these numbers are not the profile's own. "
+        "A plain build restores them."
+    )

@@ -28,7 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import audit, claims, pages, profiles, provenance
+from . import audit, claims, jupyterbook, pages, profiles, provenance
+from .jupyterbook import BuildError
 from .profiles import ConfigError
 from .record import RESULT_ENV
 from .results import load_result, write_json
@@ -41,10 +42,6 @@ SCIENCE_DIR = Path(__file__).parent.parent
 # figures and turn them into verdicts by the rules. How the book is assembled is left out, so
 # that changing it does not re-run every notebook.
 RESULT_MODULES = ("claims.py", "claims.yml", "record.py")
-
-
-class BuildError(RuntimeError):
-    """A notebook or the book failed; the message names what and where."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +86,7 @@ class Plan:
     selected: list[str]  # the ones this build may run
     parameters: dict[str, dict]
     outputs: str  # the key of the output folders: the profile, or a verify run's own
+    defaults: dict[str, dict]  # the profile's own parameters, without overrides
 
 
 def plan(project: Project, profile: str, only=(), overrides=(), outputs=None) -> Plan:
@@ -96,11 +94,12 @@ def plan(project: Project, profile: str, only=(), overrides=(), outputs=None) ->
     declared = profiles.load(project.notebooks)
     sources = project.notebook_sources()
     parameters = declared.resolve(profile, list(overrides))
+    defaults = declared.resolve(profile) if overrides else parameters
     selected = list(sources)
     if only:
         selected = [_match(name, sources) for name in only]
         selected = [stem for stem in sources if stem in selected]
-    return Plan(profile, sources, selected, parameters, outputs or profile)
+    return Plan(profile, sources, selected, parameters, outputs or profile, defaults)
 
 
 def _match(name: str, sources: dict) -> str:
@@ -181,6 +180,9 @@ def _build(project: Project, job: Plan, force: bool, render_book: bool, log) -> 
 
     records = {stem: load_result(results / f"{stem}.json") for stem in job.notebooks}
     rows = collect_claims(project, records)
+    overridden = overrides_in_force(job, records)
+    for row in rows:
+        row["overrides"] = overridden.get(row["notebook"], {})
     write_json(results / "claims.json", {"profile": profile, "claims": rows})
     missing = [stem for stem, r in records.items() if r is None]
     if not render_book:
@@ -188,7 +190,22 @@ def _build(project: Project, job: Plan, force: bool, render_book: bool, log) -> 
     if missing:
         log(f"book not rendered: no successful run yet of {missing} (build without --only)")
         return
-    render(project, profile, records, rows, log)
+    render(project, profile, records, rows, overridden, log)
+
+
+def overrides_in_force(job: Plan, records: dict[str, dict | None]) -> dict[str, dict]:
+    """Per notebook, the parameters its recorded run used that differ from the profile's own.
+
+    Read from the results, not from this command line: a notebook run with ``--set`` earlier
+    and cached since still carries its overrides, and a plain build that re-runs it clears them.
+    """
+    found = {}
+    for stem, record in records.items():
+        used = (record or {}).get("provenance", {}).get("parameters", {})
+        changed = {k: v for k, v in used.items() if job.defaults[stem].get(k) != v}
+        if changed:
+            found[stem] = changed
+    return found
 
 
 def run_notebook(project: Project, job: Plan, stem: str, key: str) -> float:
@@ -286,11 +303,14 @@ def collect_claims(project: Project, records: dict[str, dict | None]) -> list[di
 
 
 def render(
-    project: Project, profile: str, records: dict[str, dict], rows: list[dict], log=print
+    project: Project,
+    profile: str,
+    records: dict[str, dict],
+    rows: list[dict],
+    overridden: dict[str, dict],
+    log=print,
 ) -> None:
-    """Assemble the book in a work folder, build it, and swap the HTML in on success."""
-    work = project.work(profile)
-    source = work / "book"
+    """Assemble the book's sources and render them (``jupyterbook.build_html``)."""
     files = {
         p.relative_to(project.book): p.read_bytes()
         for p in project.book.rglob("*")
@@ -308,69 +328,18 @@ def render(
         files[Path("_generated") / name] = data
     performance = pages.performance_page(pages.load_performance(project.root))
     files[Path("_generated") / "performance.md"] = performance.encode("utf-8")
+    config = _config_with_banner(project, overridden)
+    jupyterbook.build_html(project.work(profile), config, files, project.html(profile), log)
+
+
+def _config_with_banner(project: Project, overrides: dict[str, dict]) -> bytes:
+    """``_config.yml``, with a banner on every page naming the overrides when there are any."""
+    import yaml
+
     config = (project.root / "_config.yml").read_bytes()
-    book_hash = provenance.digest(
-        config, *(b for rel in sorted(files) for b in (str(rel).encode(), files[rel]))
-    )
-    html = project.html(profile)
-    stamp = work / "book.sha256"
-    if html.joinpath("index.html").exists() and stamp.exists() and stamp.read_text() == book_hash:
-        log("book: unchanged, not rebuilt")
-        return
-    _sync(source, files)
-    log("book: rendering with Jupyter Book ...")
-    started = time.perf_counter()
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("jupyter-book")),
-            "build",
-            str(source),
-            "--config",
-            str(project.root / "_config.yml"),
-            "--toc",
-            str(source / "_toc.yml"),
-            "--path-output",
-            str(work),
-            "-W",
-            "-n",
-            "--keep-going",
-            "-q",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    built = work / "_build" / "html"
-    if done.returncode != 0 or not (built / "index.html").exists():
-        (work / "jupyter-book.log").write_text(done.stdout + done.stderr, encoding="utf-8")
-        tail = "\n  ".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise BuildError(f"Jupyter Book failed; the previous book was kept:\n  {tail}")
-    _swap(built, html)
-    stamp.write_text(book_hash)
-    log(f"book: rendered to {html} in {time.perf_counter() - started:.1f} s")
-
-
-def _sync(folder: Path, files: dict[Path, bytes]) -> None:
-    """Make ``folder`` hold exactly ``files``, rewriting only what changed.
-
-    Unchanged files keep their timestamps, so Sphinx rebuilds only the pages that changed.
-    """
-    for rel, data in files.items():
-        target = folder / rel
-        if not target.exists() or target.read_bytes() != data:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-    if folder.exists():
-        for p in folder.rglob("*"):
-            if p.is_file() and p.relative_to(folder) not in files:
-                p.unlink()
-
-
-def _swap(built: Path, html: Path) -> None:
-    fresh, old = html.with_name(html.name + ".new"), html.with_name(html.name + ".old")
-    for leftover in (fresh, old):
-        shutil.rmtree(leftover, ignore_errors=True)
-    shutil.copytree(built, fresh)
-    if html.exists():
-        os.replace(html, old)
-    os.replace(fresh, html)
-    shutil.rmtree(old, ignore_errors=True)
+    banner = pages.override_banner(overrides)
+    if banner is None:
+        return config
+    settings = yaml.safe_load(config)
+    settings.setdefault("html", {})["announcement"] = banner
+    return yaml.safe_dump(settings, allow_unicode=True, sort_keys=False).encode("utf-8")

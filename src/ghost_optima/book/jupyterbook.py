@@ -1,0 +1,96 @@
+"""Render a book with Jupyter Book, atomically: the last good HTML survives any failure.
+
+The sources are written into a work folder (only files that changed are rewritten, so Sphinx
+rebuilds only the pages that changed), Jupyter Book renders them with warnings as errors, and
+the result replaces the published HTML in one rename. A digest of the sources and the
+configuration skips the render when nothing changed.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import provenance
+
+
+class BuildError(RuntimeError):
+    """A notebook or the book failed; the message names what and where."""
+
+
+def build_html(work: Path, config: bytes, files: dict[Path, bytes], html: Path, log=print) -> None:
+    """Render ``files`` (paths relative to the book's source folder) with ``config`` into
+    ``html``, working in ``work``; raise :class:`BuildError` and keep ``html`` on failure."""
+    source = work / "book"
+    book_hash = provenance.digest(
+        config, *(b for rel in sorted(files) for b in (str(rel).encode(), files[rel]))
+    )
+    stamp = work / "book.sha256"
+    if html.joinpath("index.html").exists() and stamp.exists() and stamp.read_text() == book_hash:
+        log("book: unchanged, not rebuilt")
+        return
+    _sync(source, files)
+    log("book: rendering with Jupyter Book ...")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("jupyter-book")),
+            "build",
+            str(source),
+            "--config",
+            str(_write_if_changed(work / "_config.yml", config)),
+            "--toc",
+            str(source / "_toc.yml"),
+            "--path-output",
+            str(work),
+            "-W",
+            "-n",
+            "--keep-going",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    built = work / "_build" / "html"
+    if done.returncode != 0 or not (built / "index.html").exists():
+        (work / "jupyter-book.log").write_text(done.stdout + done.stderr, encoding="utf-8")
+        tail = "\n  ".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        raise BuildError(f"Jupyter Book failed; the previous book was kept:\n  {tail}")
+    _swap(built, html)
+    stamp.write_text(book_hash)
+    log(f"book: rendered to {html} in {time.perf_counter() - started:.1f} s")
+
+
+def _write_if_changed(path: Path, data: bytes) -> Path:
+    if not path.exists() or path.read_bytes() != data:
+        path.write_bytes(data)
+    return path
+
+
+def _sync(folder: Path, files: dict[Path, bytes]) -> None:
+    """Make ``folder`` hold exactly ``files``, rewriting only what changed.
+
+    Unchanged files keep their timestamps, so Sphinx rebuilds only the pages that changed.
+    """
+    for rel, data in files.items():
+        target = folder / rel
+        if not target.exists() or target.read_bytes() != data:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    if folder.exists():
+        for p in folder.rglob("*"):
+            if p.is_file() and p.relative_to(folder) not in files:
+                p.unlink()
+
+
+def _swap(built: Path, html: Path) -> None:
+    fresh, old = html.with_name(html.name + ".new"), html.with_name(html.name + ".old")
+    for leftover in (fresh, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    shutil.copytree(built, fresh)
+    if html.exists():
+        os.replace(html, old)
+    os.replace(fresh, html)
+    shutil.rmtree(old, ignore_errors=True)
