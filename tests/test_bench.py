@@ -16,8 +16,23 @@ REPORT = {
 }
 
 
+RECORDS = {
+    "10_symmetry": {
+        "provenance": {
+            "commit": "abcdef0123456",
+            "dirty": True,
+            "threads": 2,
+            "wall_seconds": 12.25,
+        }
+    },
+    "20_critical_points": {
+        "provenance": {"commit": None, "dirty": False, "threads": 1, "wall_seconds": 7.5}
+    },
+}
+
+
 def test_page_states_machine_and_every_timing():
-    text = pages.performance_page(REPORT)
+    text = pages.performance_page(REPORT, RECORDS)
     assert "2 cores" in text and "torch 2.13.0" in text and "numpy" not in text
     assert "| quick | fresh copy | 61.5 | 1.2 |" in text
     assert "| full | fresh copy | 900.0 | 2.0 |" in text
@@ -25,8 +40,12 @@ def test_page_states_machine_and_every_timing():
     assert "x 10 s" in text
 
 
-def test_page_without_measurements_says_so():
-    assert "Not measured yet" in pages.performance_page(None)
+def test_page_without_bench_still_gives_this_builds_timings():
+    text = pages.performance_page(None, RECORDS)
+    assert "| 10_symmetry | 12.2 | 2 | abcdef0123 (dirty) |" in text
+    assert "| 20_critical_points | 7.5 | 1 | none |" in text
+    assert "All notebooks together: 20 s." in text
+    assert "was not run for this build" in text and "Not measured yet" not in text
 
 
 def test_tracked_copy_takes_only_tracked_files(tmp_path):

@@ -198,10 +198,32 @@ def load_performance(root: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-def performance_page(report: dict | None) -> str:
-    lines = ["(performance)=", "# Performance", ""]
+def performance_page(report: dict | None, records: dict[str, dict]) -> str:
+    """Wall times of this build's notebooks (from their provenance), then what
+    ``ghost-optima bench`` measured, when it has been run."""
+    lines = ["(performance)=", "# Performance", "", "## This build", ""]
+    lines += [
+        "Seconds each notebook took when its recorded results were computed, with the threads "
+        "it used (from each result's provenance).",
+        "",
+        "| notebook | seconds | threads | commit |",
+        "|---|---|---|---|",
+    ]
+    for stem, record in records.items():
+        prov = record["provenance"]
+        commit = (prov["commit"] or "none")[:10] + (" (dirty)" if prov["dirty"] else "")
+        lines.append(f"| {stem} | {prov['wall_seconds']:.1f} | {prov['threads']} | {commit} |")
+    total = sum(r["provenance"]["wall_seconds"] for r in records.values())
+    lines += ["", f"All notebooks together: {total:.0f} s.", "", "## Benchmarks", ""]
     if report is None:
-        return "\n".join(lines + ["Not measured yet: run `ghost-optima bench`.", ""])
+        return "\n".join(
+            lines
+            + [
+                "Cold and cached build timings and the side-by-side micro-benchmarks come from "
+                "`ghost-optima bench`, which was not run for this build.",
+                "",
+            ]
+        )
     machine = report["machine"]
     lines += [
         f"Measured on `{machine['platform']}` ({machine['processor']}, {machine['cpu_count']} "

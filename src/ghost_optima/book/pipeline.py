@@ -326,7 +326,7 @@ def render(
 
     for name, data in summary.generated(rows).items():
         files[Path("_generated") / name] = data
-    performance = pages.performance_page(pages.load_performance(project.root))
+    performance = pages.performance_page(pages.load_performance(project.root), records)
     files[Path("_generated") / "performance.md"] = performance.encode("utf-8")
     config = _config_with_banner(project, overridden)
     jupyterbook.build_html(project.work(profile), config, files, project.html(profile), log)
