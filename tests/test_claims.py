@@ -110,10 +110,10 @@ def test_scoreboard_counts_empirical_claims_only():
     board = claims.scoreboard(claims.ledger(recorded))
     empirical = [c for c in claims.registry().values() if c.kind == "empirical"]
     assert board["empirical"] == {"supported": len(empirical) - 1, "mixed": 1}
-    assert board["identities"] == ["T1", "T2", "T3"] and board["identities_hold"]
-    recorded["T2"]["verdict"] = "not supported"
+    assert board["identities"] == ["T1"] and board["identities_hold"]
+    recorded["T1"]["verdict"] = "not supported"
     assert claims.scoreboard(claims.ledger(recorded))["identities_hold"] is False
-    del recorded["T2"]
+    del recorded["T1"]
     assert claims.scoreboard(claims.ledger(recorded))["identities_hold"] is None
 
 
