@@ -52,7 +52,7 @@ def test_summary_groups_claims_by_verdict_with_their_figures():
     assert "T3" in page[page.index("## Not yet tested") :]
     # T1 is an identity: listed, not counted; E4 is the one empirical verdict
     assert "Empirical findings: 1 not supported, " in page
-    assert "T1, T2, T3 (not all checked yet)" in page
+    assert "T1 (all hold)" in page
     japanese = summary.summary_page(rows, "ja")
     assert "## 成り立ったこと" in japanese and "実証的な主張: 1 不支持、" in japanese
 
