@@ -153,6 +153,7 @@ def text_of(markup: str) -> str:
 @pytest.mark.parametrize("page", ["summary_en", "summary_ja", "checklist", "ledger"])
 def test_pages_for_people_name_no_variable(profile, page):
     words = article_text(PROJECT.html(profile) / "_generated" / f"{page}.html")
+    words = re.sub(r"\\\(.*?\\\)|\\\[.*?\\\]", " ", words)  # math is notation, not names
     names = sorted(set(re.findall(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b", words)))
     assert not names, f"{page} shows variable names: {names}"
 
@@ -164,3 +165,19 @@ def test_executed_notebooks_are_downloadable(profile):
         served = PROJECT.html(profile) / "_sources" / "_generated" / f"{stem}.ipynb"
         notebook = nbformat.read(served, as_version=4)
         assert any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+
+
+@pytest.mark.parametrize("stem", ["10_symmetry", "20_critical_points", "30_sgd_stationary"])
+def test_theory_chapters_state_theorems_with_proofs(profile, stem):
+    page = (PROJECT.html(profile) / "_generated" / f"{stem}.html").read_text(encoding="utf-8")
+    assert re.search(r'class="[^"]*\bproof\b[^"]*\b(theorem|proposition)\b', page), stem
+    assert re.search(r'class="[^"]*\bproof\b[^"]*\bproof\b|class="proof admonition"', page), stem
+
+
+def test_every_chapter_numbers_its_figures_and_cites_each_one(profile):
+    for stem in PROJECT.notebook_sources():
+        page = (PROJECT.html(profile) / "_generated" / f"{stem}.html").read_text(encoding="utf-8")
+        numbered = re.findall(r'<figure[^>]*id="(fig-[^"]+)"', page)
+        assert numbered, f"{stem} has no numbered figure"
+        for name in numbered:
+            assert f'href="#{name}"' in page, f"{stem}: {name} is never referred to"
