@@ -1,0 +1,185 @@
+"""Spurious local minima of two-layer ReLU teacher-student nets, counted (claim T3).
+
+The setting of Safran and Shamir (2018): inputs ``x ~ N(0, I_d)``, a teacher
+``g(x) = sum_j relu(v_j . x)`` with ``k`` orthonormal ``v_j``, a student
+``f(x) = sum_i relu(w_i . x)`` with ``n`` units and output weights fixed to one, and the
+population loss ``L(W) = E[(f(x) - g(x))^2] / 2`` in closed form through the arc-cosine kernel
+
+    K(w, v) = E[relu(w.x) relu(v.x)] = |w| |v| (sin t + (pi - t) cos t) / (2 pi),
+
+``t`` the angle between ``w`` and ``v``, whose gradient in ``w`` is
+``(|v| sin t w/|w| + (pi - t) v) / (2 pi)``. Every function takes a batch of students
+``W: (R, n, d)`` (``R`` restarts at once) and one teacher ``V: (k, d)``.
+
+:func:`descend` runs plain gradient descent on all restarts together until each one's gradient
+norm falls below a tolerance; :func:`hessian` is the full Hessian of one student (central
+differences of the closed-form gradient; the loss is twice continuously differentiable away
+from ``w_i = 0``, also where two units coincide); :func:`classify` sorts the end points into
+global minima, spurious local minima, saddles and runs that did not converge.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Descent",
+    "classify",
+    "descend",
+    "hessian",
+    "orthonormal_teacher",
+    "population_gradient",
+    "population_loss",
+    "random_students",
+    "wilson_interval",
+]
+
+
+def orthonormal_teacher(k: int, d: int | None = None) -> Tensor:
+    """``(k, d)``: the first ``k`` standard basis vectors of ``R^d`` (``d = k`` by default)."""
+    d = k if d is None else d
+    if d < k:
+        raise ValueError(f"k = {k} orthonormal vectors need d >= k, got d = {d}")
+    return torch.eye(k, d, dtype=torch.float64)
+
+
+def random_students(n_restarts: int, n: int, d: int, seed: int) -> Tensor:
+    """``(R, n, d)``: i.i.d. ``N(0, 1/d)`` entries (Xavier-like scale), float64."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n_restarts, n, d, generator=gen, dtype=torch.float64) / math.sqrt(d)
+
+
+def _angles(A: Tensor, B: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    na = A.norm(dim=-1).clamp_min(1e-300)
+    nb = B.norm(dim=-1).clamp_min(1e-300)
+    cos = (A @ B.transpose(-1, -2) / (na.unsqueeze(-1) * nb.unsqueeze(-2))).clamp(-1.0, 1.0)
+    t = torch.arccos(cos)
+    return na, nb, cos, t
+
+
+def _kernel_sum(A: Tensor, B: Tensor) -> Tensor:
+    """``sum_{i, j} K(a_i, b_j)`` per batch element."""
+    na, nb, cos, t = _angles(A, B)
+    sin = (1 - cos * cos).clamp_min(0.0).sqrt()
+    k = na.unsqueeze(-1) * nb.unsqueeze(-2) * (sin + (math.pi - t) * cos) / (2 * math.pi)
+    return k.sum(dim=(-1, -2))
+
+
+def _kernel_grad(A: Tensor, B: Tensor) -> Tensor:
+    """``sum_j grad_{a_i} K(a_i, b_j)``, shape of ``A``."""
+    na, nb, cos, t = _angles(A, B)
+    sin = (1 - cos * cos).clamp_min(0.0).sqrt()
+    radial = (nb.unsqueeze(-2) * sin).sum(-1, keepdim=True) * A / na.unsqueeze(-1)
+    return (radial + (math.pi - t) @ B) / (2 * math.pi)
+
+
+def population_loss(W: Tensor, V: Tensor) -> Tensor:
+    """``(R,)``: ``E[(f_W(x) - g_V(x))^2] / 2`` for every student of the batch ``W``."""
+    V = V.to(W.dtype).expand(*W.shape[:-2], *V.shape)
+    return 0.5 * (_kernel_sum(W, W) - 2 * _kernel_sum(W, V) + _kernel_sum(V, V))
+
+
+def population_gradient(W: Tensor, V: Tensor) -> Tensor:
+    """``(R, n, d)``: the gradient of :func:`population_loss` in ``W``."""
+    V = V.to(W.dtype).expand(*W.shape[:-2], *V.shape)
+    return _kernel_grad(W, W) - _kernel_grad(W, V)
+
+
+@dataclass(frozen=True)
+class Descent:
+    """End points of :func:`descend`: students, losses, gradient norms, steps, each ``(R,)``."""
+
+    W: Tensor
+    loss: Tensor
+    grad_norm: Tensor
+    steps: Tensor
+
+
+def descend(
+    W0: Tensor, V: Tensor, *, lr: float, max_steps: int, grad_tol: float, loss_stop: float = 0.0
+) -> Descent:
+    """Plain gradient descent ``W <- W - lr grad L(W)`` on every restart at once.
+
+    A restart stops moving once its gradient norm is at most ``grad_tol`` or its loss at most
+    ``loss_stop`` (near a zero-loss minimum, where over-parameterised students converge
+    slowly); the loop ends when all have stopped or after ``max_steps`` steps.
+    """
+    W = W0.clone()
+    steps = torch.zeros(len(W), dtype=torch.long)
+    active = torch.ones(len(W), dtype=torch.bool)
+    for _ in range(max_steps):
+        idx = active.nonzero().squeeze(1)
+        if len(idx) == 0:
+            break
+        g = population_gradient(W[idx], V)
+        norms = g.flatten(1).norm(dim=1)
+        moving = norms > grad_tol
+        if loss_stop > 0:
+            moving &= population_loss(W[idx], V) > loss_stop
+        W[idx[moving]] -= lr * g[moving]
+        steps[idx[moving]] += 1
+        active[idx[~moving]] = False
+    grad_norm = population_gradient(W, V).flatten(1).norm(dim=1)
+    return Descent(W, population_loss(W, V), grad_norm, steps)
+
+
+def hessian(W: Tensor, V: Tensor, *, eps: float = 1e-5) -> Tensor:
+    """``(n d, n d)``: the Hessian of one student ``W: (n, d)`` by central differences of the
+    closed-form gradient (all ``2 n d`` gradients in one batch), symmetrised."""
+    n, d = W.shape
+    m = n * d
+    steps = eps * torch.eye(m, dtype=W.dtype).reshape(m, n, d)
+    points = torch.cat([W + steps, W - steps])
+    g = population_gradient(points, V).reshape(2, m, m)
+    H = (g[0] - g[1]) / (2 * eps)
+    return (H + H.T) / 2
+
+
+def classify(
+    descent: Descent,
+    V: Tensor,
+    *,
+    loss_tol: float,
+    grad_tol: float,
+    eig_tol: float,
+) -> list[dict]:
+    """One row per restart: ``kind`` and the figures that decided it.
+
+    ``"global"`` when the loss is at most ``loss_tol``; otherwise ``"unconverged"`` when the
+    gradient norm exceeds ``grad_tol``; otherwise, from the full Hessian's extreme eigenvalues,
+    ``"saddle"`` when ``lambda_min < -eig_tol * lambda_max`` (a clearly negative direction), and
+    ``"spurious"`` (a spurious local minimum) when not.
+    """
+    rows = []
+    for i in range(len(descent.W)):
+        loss, grad_norm = float(descent.loss[i]), float(descent.grad_norm[i])
+        row = dict(loss=loss, grad_norm=grad_norm, steps=int(descent.steps[i]),
+                   lambda_min=math.nan, lambda_max=math.nan)  # fmt: skip
+        if loss <= loss_tol:
+            row["kind"] = "global"
+        elif grad_norm > grad_tol:
+            row["kind"] = "unconverged"
+        else:
+            eig = np.linalg.eigvalsh(hessian(descent.W[i], V).numpy())
+            row.update(lambda_min=float(eig[0]), lambda_max=float(eig[-1]))
+            row["kind"] = "saddle" if eig[0] < -eig_tol * eig[-1] else "spurious"
+        rows.append(row)
+    return rows
+
+
+def wilson_interval(successes: int, n: int, *, level: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval for a proportion ``successes / n``."""
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n >= 1, got {successes}, {n}")
+    from scipy.stats import norm
+
+    z = float(norm.ppf((1 + level) / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -1,0 +1,109 @@
+"""Teacher-student ReLU population loss, its derivatives, and the spurious-minimum check."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ghost_optima import spurious as sp
+
+
+def single(W, V):
+    """A Descent of the given students, as they are (no steps)."""
+    grad = sp.population_gradient(W, V).flatten(1).norm(dim=1)
+    return sp.Descent(W, sp.population_loss(W, V), grad, torch.zeros(len(W), dtype=torch.long))
+
+
+def test_loss_matches_monte_carlo_and_closed_forms():
+    V = sp.orthonormal_teacher(3, 4)
+    W = sp.random_students(2, 3, 4, seed=0)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(400_000, 4, generator=gen, dtype=torch.float64)
+    for i in range(2):
+        mc = 0.5 * ((torch.relu(x @ W[i].T).sum(1) - torch.relu(x @ V.T).sum(1)) ** 2).mean()
+        assert sp.population_loss(W[i : i + 1], V).item() == pytest.approx(mc.item(), rel=0.02)
+    assert sp.population_loss(V.unsqueeze(0), V).item() == pytest.approx(0.0, abs=1e-14)
+    # orthogonal units: K(w, w) = |w|^2 / 2, K(w, v) = |w| |v| / (2 pi)
+    w = torch.tensor([[[3.0, 0.0]]], dtype=torch.float64)
+    v = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    expected = 0.5 * (9 / 2 - 2 * 3 / (2 * math.pi) + 1 / 2)
+    assert sp.population_loss(w, v).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_gradient_matches_finite_differences_of_the_loss():
+    V = sp.orthonormal_teacher(4)
+    W = sp.random_students(1, 5, 4, seed=3)
+    g = sp.population_gradient(W, V)
+    h = 1e-6
+    fd = torch.zeros_like(W)
+    for idx in np.ndindex(*W.shape):
+        e = torch.zeros_like(W)
+        e[idx] = h
+        fd[idx] = (sp.population_loss(W + e, V) - sp.population_loss(W - e, V)).item() / (2 * h)
+    assert (g - fd).abs().max().item() < 1e-8
+
+
+def test_hessian_gives_the_second_order_term_of_the_loss():
+    V = sp.orthonormal_teacher(4)
+    W = sp.random_students(1, 4, 4, seed=5)[0]
+    H = sp.hessian(W, V)
+    assert torch.allclose(H, H.T)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        delta = torch.randn(W.shape, generator=gen, dtype=torch.float64)
+        h = 1e-3
+        second = (
+            sp.population_loss((W + h * delta)[None], V)
+            + sp.population_loss((W - h * delta)[None], V)
+            - 2 * sp.population_loss(W[None], V)
+        ).item() / h**2
+        assert second == pytest.approx((delta.reshape(-1) @ H @ delta.reshape(-1)).item(), rel=1e-4)
+
+
+def test_planted_saddle_of_two_coinciding_units_is_called_a_saddle():
+    """Teacher e1, e2; both student units at c (e1 + e2) with c = (1 + 3 pi / 4) / (2 pi): each
+    unit's gradient w - sum_j grad K(w, e_j) vanishes there, and pulling the units apart towards
+    e1 and e2 lowers the loss (a clearly negative Hessian eigenvalue)."""
+    V = sp.orthonormal_teacher(2)
+    c = (1 + 3 * math.pi / 4) / (2 * math.pi)
+    W = torch.full((1, 2, 2), c, dtype=torch.float64)
+    descent = single(W, V)
+    assert descent.grad_norm.item() < 1e-14 and descent.loss.item() > 0.05
+    [row] = sp.classify(descent, V, loss_tol=1e-3, grad_tol=1e-6, eig_tol=1e-5)
+    assert row["kind"] == "saddle" and row["lambda_min"] < -0.5
+
+
+def test_planted_local_minimum_and_global_minimum_are_told_apart():
+    """One student unit for a two-unit teacher: at c (e1 + e2), c = (1 + 3 pi / 4) / pi, a
+    positive-loss critical point with a positive definite Hessian (spurious); the teacher
+    itself is global; a random point is not converged."""
+    V = sp.orthonormal_teacher(2)
+    c = (1 + 3 * math.pi / 4) / math.pi
+    rows = sp.classify(
+        single(torch.full((1, 1, 2), c, dtype=torch.float64), V),
+        V, loss_tol=1e-3, grad_tol=1e-6, eig_tol=1e-5,
+    )  # fmt: skip
+    assert rows[0]["kind"] == "spurious" and rows[0]["lambda_min"] > 0.1
+    assert (
+        sp.classify(single(V[None], V), V, loss_tol=1e-3, grad_tol=1e-6, eig_tol=1e-5)[0]["kind"]
+        == "global"
+    )
+    W = sp.random_students(1, 2, 2, seed=0)
+    row = sp.classify(single(W, V), V, loss_tol=1e-3, grad_tol=1e-6, eig_tol=1e-5)[0]
+    assert row["kind"] == "unconverged"
+
+
+def test_descent_reaches_the_teacher_for_a_small_net_and_stops_each_restart():
+    V = sp.orthonormal_teacher(3)
+    run = sp.descend(sp.random_students(8, 3, 3, seed=0), V, lr=0.3, max_steps=20000, grad_tol=1e-8)
+    assert (run.grad_norm <= 1e-8).all()
+    assert (run.loss < 1e-10).sum() >= 6  # k = 3: no spurious minima (Safran and Shamir)
+    assert run.steps.min() < run.steps.max()  # restarts stop on their own
+
+
+def test_wilson_interval_known_values():
+    assert sp.wilson_interval(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-5)
+    assert sp.wilson_interval(5, 10) == pytest.approx((0.23659, 0.76341), abs=1e-5)
+    with pytest.raises(ValueError):
+        sp.wilson_interval(3, 2)
