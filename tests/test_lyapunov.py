@@ -1,0 +1,152 @@
+"""The full stationary covariance (discrete Lyapunov equation), its measurement, and the
+variance-flatness protocol."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from ghost_optima import cloud, hessian, lyapunov, sgd
+from ghost_optima import variance_flatness as vf
+from ghost_optima.chains import Schedule, Watch, run_chains
+from ghost_optima.mlp import init_mlp
+
+
+def random_problem(d, seed):
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    lam = np.geomspace(1.0, 0.05, d)
+    A = rng.standard_normal((d, d))
+    C = A @ A.T / d + 0.1 * np.eye(d)  # does not commute with H
+    return Q @ np.diag(lam) @ Q.T, C, lam, Q
+
+
+@pytest.mark.parametrize("n", [None, 50])
+def test_eigenbasis_formula_solves_the_lyapunov_equation_as_scipy_does(n):
+    H, C, _, _ = random_problem(12, seed=1)
+    eta, B = 1.3, 4
+    eig = lyapunov.lyapunov_covariance(eta, H, C, B, n=n, method="eigen")
+    ref = lyapunov.lyapunov_covariance(eta, H, C, B, n=n, method="scipy")
+    np.testing.assert_allclose(eig, ref, rtol=1e-9, atol=1e-12)
+    A = np.eye(12) - eta * H
+    s = 1.0 if n is None else (n - B) / (n - 1)
+    np.testing.assert_allclose(A @ eig @ A.T + eta**2 * s * C / B, eig, rtol=1e-9, atol=1e-12)
+    direct = scipy.linalg.solve_discrete_lyapunov(A, eta**2 * s * C / B)
+    np.testing.assert_allclose(eig, direct, rtol=1e-9, atol=1e-12)
+
+
+def test_eigenbasis_diagonal_is_the_per_direction_law():
+    from ghost_optima.stationary import stationary_variance
+
+    _, C, lam, _ = random_problem(6, seed=2)
+    S = lyapunov.lyapunov_eigenbasis(0.7, lam, C, 3)
+    np.testing.assert_allclose(np.diag(S), stationary_variance(0.7, lam, np.diag(C), 3))
+    with pytest.raises(ValueError, match="diverges"):
+        lyapunov.lyapunov_eigenbasis(2.5, lam, C, 3)
+    with pytest.raises(ValueError, match="method"):
+        lyapunov.lyapunov_covariance(0.7, np.diag(lam), C, 3, method="nope")
+
+
+def test_lyapunov_solution_matches_a_long_simulation_of_a_noisy_quadratic():
+    """Off-diagonal entries included: a quadratic with known H and a C that does not commute."""
+    d, eta, B = 4, 0.5, 2
+    lam = np.array([1.0, 0.5, 0.25, 0.1])
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((d, d))
+    C = A @ A.T + 0.2 * np.eye(d)
+    schedule = Schedule(eta, B, 6000, 1000)
+    gen = torch.Generator().manual_seed(0)
+    gradient = sgd._QuadraticGradient(sgd.NoisyQuadratic(lam, C), schedule, 256, gen)
+    zero = torch.zeros(d, dtype=torch.float64)
+    _, snaps = lyapunov.run_with_snapshots(
+        gradient, None, torch.zeros(256, d, dtype=torch.float64), schedule, gen, Watch(zero), 5
+    )
+    pred = lyapunov.lyapunov_eigenbasis(eta, lam, C, B)
+    assert np.abs(pred - np.diag(np.diag(pred))).max() > 0.1 * np.diag(pred).min()
+    cmp = lyapunov.compare_covariance(snaps.numpy(), pred, n_boot=200)
+    scale = np.sqrt(np.outer(np.diag(pred), np.diag(pred)))
+    assert np.abs((cmp.measured - pred) / scale).max() < 0.05
+    assert cmp.rel_error.hi < 0.05 and cmp.diag_only_error.lo > 0.1
+    assert cmp.plug_in_error >= cmp.rel_error.value
+    assert 0.97 < cmp.ratio_median.lo and cmp.ratio_median.hi < 1.03
+
+
+def test_run_with_snapshots_equals_one_run_of_the_engine():
+    lam = torch.tensor([1.0, 0.3], dtype=torch.float64)
+
+    def gradient(u, batch):
+        return lam * u + 0.1 * (batch.double().mean(dim=1, keepdim=True) - 4.5)
+
+    schedule = Schedule(0.5, 3, 45, 5)
+    watch = Watch(torch.zeros(2, dtype=torch.float64))
+    start = torch.ones(4, 2, dtype=torch.float64)
+    one = run_chains(gradient, 10, start, schedule, torch.Generator().manual_seed(1), watch)
+    seg, snaps = lyapunov.run_with_snapshots(
+        gradient, 10, start, schedule, torch.Generator().manual_seed(1), watch, 8
+    )
+    assert snaps.shape == (5, 4, 2) and seg.n_samples == 40
+    torch.testing.assert_close(seg.final, snaps[-1])
+    full = Schedule(0.5, 3, 45, 5)
+    one = run_chains(gradient, 10, start, full, torch.Generator().manual_seed(1), watch)
+    torch.testing.assert_close(seg.proj_sq * 40, one.proj_sq * 40 - 0 * one.proj_sq, rtol=1, atol=1)
+    short = Schedule(0.5, 3, 45, 5)
+    del short
+    with pytest.raises(ValueError, match="every"):
+        lyapunov.run_with_snapshots(gradient, 10, start, schedule, torch.Generator(), watch, 0)
+
+
+def test_compare_covariance_is_unbiased_for_iid_draws_and_sees_a_wrong_scale():
+    rng = np.random.default_rng(3)
+    _, P, _, _ = random_problem(30, seed=3)
+    L = np.linalg.cholesky(P)
+    snaps = rng.standard_normal((400, 16, 30)) @ L.T
+    right = lyapunov.compare_covariance(snaps, P, n_boot=300)
+    assert right.rel_error.value < 0.03 and right.rel_error.value < right.plug_in_error
+    assert right.noise_floor > 0.5 * right.plug_in_error
+    wrong = lyapunov.compare_covariance(snaps, 2 * P, n_boot=300)
+    assert wrong.rel_error.lo < 0.5 < wrong.rel_error.hi or abs(wrong.rel_error.value - 0.5) < 0.03
+
+
+def test_full_hessian_agrees_with_hessian_vector_products():
+    torch.manual_seed(0)
+    params = init_mlp([5, 4, 3], torch.Generator().manual_seed(0))
+    X = torch.randn(40, 5, dtype=torch.float64)
+    y = torch.randint(0, 3, (40,))
+    objective, theta = cloud.mlp_objective(params, X, y, weight_decay=0.01)
+    H = hessian.hessian_matrix(objective.loss, theta)
+    V = torch.randn(theta.numel(), 3, dtype=torch.float64)
+    for j in range(3):
+        torch.testing.assert_close(H @ V[:, j], hessian.hvp(objective.loss, theta, V[:, j]))
+    lam_top, _, _ = hessian.top_eigenpairs(objective.loss, theta, 3)
+    np.testing.assert_allclose(
+        np.sort(np.linalg.eigvalsh(H.numpy()))[::-1][:3], lam_top.numpy(), rtol=1e-8
+    )
+
+
+def test_gradient_covariance_and_noisy_directions():
+    G = np.array([[1.0, 0.0, 2.0], [3.0, 0.0, 2.0], [2.0, 0.0, 2.0]])
+    C = lyapunov.gradient_covariance(G)
+    np.testing.assert_allclose(C, np.cov(G.T, bias=True))
+    assert list(lyapunov.noisy_directions(np.diag(C), 1e-10)) == [0]
+
+
+def test_loss_widths_on_a_quadratic_and_the_exponent():
+    kappa = torch.tensor([4.0, 1.0, 0.25], dtype=torch.float64)
+    L0 = 0.5
+
+    def loss(th):
+        return L0 + 0.5 * (kappa * th * th).sum()
+
+    widths = vf.loss_widths(loss, torch.zeros(3, dtype=torch.float64), np.eye(3), factor=3.0)
+    np.testing.assert_allclose(widths, 2 * np.sqrt(2 * 2 * L0 / kappa.numpy()), rtol=1e-6)
+    psi = vf.flatness_exponent(np.array([1.0, 4.0, 16.0]) ** -1, widths, n_boot=100)
+    assert psi.value == pytest.approx(2.0)
+
+
+def test_principal_directions_recover_a_known_covariance():
+    rng = np.random.default_rng(4)
+    Q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    X = rng.standard_normal((20000, 5)) * np.array([3.0, 2.0, 1.0, 0.5, 0.1]) @ Q.T
+    var, vec = vf.principal_directions(X, 2)
+    np.testing.assert_allclose(var, [9.0, 4.0], rtol=0.05)
+    assert abs(abs(vec[:, 0] @ Q[:, 0]) - 1) < 1e-3
