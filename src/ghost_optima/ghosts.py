@@ -26,7 +26,14 @@ from torch import Tensor
 from ghost_optima.mlp import Params, activation, mlp_widths
 from ghost_optima.symmetry import Transform, apply_transform, mlp_permutation_spec
 
-__all__ = ["Ghost", "nearest_ghost", "swap_transform", "unit_partner_distances", "unit_vectors"]
+__all__ = [
+    "Ghost",
+    "nearest_ghost",
+    "swap_transform",
+    "unit_pair_distances",
+    "unit_partner_distances",
+    "unit_vectors",
+]
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,18 @@ def _signs(activation_name: str) -> tuple[int, ...]:
     return (1, -1) if activation(activation_name).symmetry == "odd" else (1,)
 
 
+def unit_pair_distances(params: Params, activation: str, layer: int = 1) -> Tensor:
+    """``(n, n)``: ``min_sigma ||u_i - sigma u_j||`` for every pair of units of hidden ``layer``.
+
+    ``sigma`` ranges over ``{+1, -1}`` for odd activations, ``{+1}`` otherwise; the diagonal is
+    ``inf`` (a unit is not its own partner).
+    """
+    U = unit_vectors(params, layer).double()
+    D = torch.stack([torch.cdist(U, s * U) for s in _signs(activation)]).amin(dim=0)
+    D.fill_diagonal_(math.inf)
+    return D
+
+
 def unit_partner_distances(params: Params, activation: str, layer: int = 1) -> Tensor:
     """For each unit of hidden ``layer``: ``min_j ||u_i - sigma u_j||`` over the other units.
 
@@ -65,12 +84,9 @@ def unit_partner_distances(params: Params, activation: str, layer: int = 1) -> T
     zero means unit ``i`` has a duplicate (up to sign): swapping the two gives back (almost)
     the same point.
     """
-    U = unit_vectors(params, layer).double()
-    if U.shape[0] < 2:
+    if params[f"b{layer}"].shape[0] < 2:
         raise ValueError("the layer has fewer than two units")
-    D = torch.stack([torch.cdist(U, s * U) for s in _signs(activation)]).amin(dim=0)
-    D.fill_diagonal_(math.inf)
-    return D.min(dim=1).values
+    return unit_pair_distances(params, activation, layer).min(dim=1).values
 
 
 def swap_transform(widths: tuple[int, ...], layer: int, i: int, j: int, sign: int) -> Transform:
