@@ -105,5 +105,7 @@ def test_descent_reaches_the_teacher_for_a_small_net_and_stops_each_restart():
 def test_wilson_interval_known_values():
     assert sp.wilson_interval(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-5)
     assert sp.wilson_interval(5, 10) == pytest.approx((0.23659, 0.76341), abs=1e-5)
+    for n in (7, 60, 200):  # the interval holds the estimate, to the last bit
+        assert sp.wilson_interval(0, n)[0] == 0.0 and sp.wilson_interval(n, n)[1] == 1.0
     with pytest.raises(ValueError):
         sp.wilson_interval(3, 2)

@@ -182,4 +182,6 @@ def wilson_interval(successes: int, n: int, *, level: float = 0.95) -> tuple[flo
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends: no rounding past p
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return lo, hi
