@@ -54,6 +54,10 @@ def test_history_follows_each_rule_across_renames_and_flags_changes_with_their_c
     assert [c["commit"] for c in history["B"]["changes"]] == [first, second]
     assert history["B"]["rule_commit"] == second and history["B"]["flagged"]
     assert history["B"]["changes"][1]["with_chapter"] and history["B"]["rule_date"]
+    third = commit(tmp_path, "B's rule alone", {"claims.yml": registry_text("x > 1", "x > 3")})
+    history = rule_history(tmp_path, "claims.yml")
+    assert history["B"]["rule_commit"] == third and not history["B"]["flagged"]
+    assert len(history["B"]["changes"]) == 3  # the flagged version stays in the history
 
 
 def test_digest_ignores_line_folding_but_not_content():

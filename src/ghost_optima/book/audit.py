@@ -5,8 +5,9 @@ the record: for every commit that touched the registry (followed across renames)
 each claim is read as it stood then and hashed (:func:`rule_digest`, over its text and its three
 expressions and key). A claim's history is the list of commits at which that hash changed; the
 last one is the rule in force. A change that landed in the same commit as a change to the
-claim's chapter (``notebooks/<notebook>.*``) is flagged: from git alone nobody can tell whether
-that rule was written before or after its numbers.
+claim's chapter (``notebooks/<notebook>.*``) is marked; the rule in force is flagged when its
+own change is: from git alone nobody can tell whether that rule was written before or after its
+numbers.
 """
 
 import subprocess
@@ -42,8 +43,9 @@ def registry_commits(root: Path, path: str = REGISTRY) -> list[tuple[str, str, s
 
 def rule_history(root: Path, path: str = REGISTRY) -> dict[str, dict]:
     """Per claim id: ``rule_commit``, ``rule_date`` (the change in force), ``changes`` (every
-    change, oldest first, each ``{"commit", "date", "with_chapter"}``) and ``flagged`` (some
-    change landed with its chapter). Empty when git or the history is unavailable."""
+    change, oldest first, each ``{"commit", "date", "with_chapter"}``) and ``flagged`` (the
+    change in force landed with its chapter; earlier versions stay listed in ``changes``).
+    Empty when git or the history is unavailable."""
     history: dict[str, dict] = {}
     last: dict[str, str | None] = {}
     for commit, date, at_path in registry_commits(root, path):
@@ -63,5 +65,5 @@ def rule_history(root: Path, path: str = REGISTRY) -> dict[str, dict]:
     for record in history.values():
         record["rule_commit"] = record["changes"][-1]["commit"]
         record["rule_date"] = record["changes"][-1]["date"]
-        record["flagged"] = any(c["with_chapter"] for c in record["changes"])
+        record["flagged"] = record["changes"][-1]["with_chapter"]
     return history

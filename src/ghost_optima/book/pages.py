@@ -111,9 +111,17 @@ def _decided(row: dict) -> str:
         text += f"; results from commit `{row['results_commit'][:10]}`"
     if row.get("rule_flagged"):
         text += (
-            ". **Flagged**: a version of this rule landed in the same commit as its chapter's "
-            "code, so git alone cannot show that it was fixed before the numbers were seen"
+            ". **Flagged**: this rule landed in the same commit as its chapter's code, so git "
+            "alone cannot show that it was fixed before the numbers were seen"
         )
+    earlier = row.get("rule_changes", [])[:-1]
+    if earlier:
+        listed = ", ".join(
+            f"`{c['commit'][:10]}` ({c['date'][:10]}"
+            + (", with its chapter)" if c["with_chapter"] else ")")
+            for c in earlier
+        )
+        text += f"; earlier versions: {listed}"
     return text + "."
 
 
