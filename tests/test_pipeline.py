@@ -310,3 +310,11 @@ def test_overrides_put_a_banner_on_every_page_until_a_plain_build(book):
     assert all(r["overrides"] == {} for r in rows)  # no claim comes from 20_second
     build(book, "quick")  # the plain build runs 20_second again with the profile's value
     assert not any(banners())
+
+
+def test_a_changed_static_file_reaches_the_built_book(book):
+    build(book, "quick")
+    stylesheet = book.book / "_static" / "print.css"
+    stylesheet.write_text(stylesheet.read_text() + "\n/* changed */\n")
+    build(book, "quick")
+    assert "/* changed */" in (book.html("quick") / "_static" / "print.css").read_text()

@@ -31,7 +31,9 @@ def build_html(work: Path, config: bytes, files: dict[Path, bytes], html: Path, 
     if html.joinpath("index.html").exists() and stamp.exists() and stamp.read_text() == book_hash:
         log("book: unchanged, not rebuilt")
         return
-    _sync(source, files)
+    if any(rel.parts[0] == "_static" for rel in _sync(source, files)):
+        # An incremental Sphinx build keeps the static files it copied before: start afresh
+        shutil.rmtree(work / "_build", ignore_errors=True)
     log("book: rendering with Jupyter Book ...")
     started = time.perf_counter()
     done = subprocess.run(
@@ -69,20 +71,24 @@ def _write_if_changed(path: Path, data: bytes) -> Path:
     return path
 
 
-def _sync(folder: Path, files: dict[Path, bytes]) -> None:
-    """Make ``folder`` hold exactly ``files``, rewriting only what changed.
+def _sync(folder: Path, files: dict[Path, bytes]) -> set[Path]:
+    """Make ``folder`` hold exactly ``files``, rewriting only what changed; return what did.
 
     Unchanged files keep their timestamps, so Sphinx rebuilds only the pages that changed.
     """
+    changed = set()
     for rel, data in files.items():
         target = folder / rel
         if not target.exists() or target.read_bytes() != data:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
+            changed.add(Path(rel))
     if folder.exists():
         for p in folder.rglob("*"):
             if p.is_file() and p.relative_to(folder) not in files:
                 p.unlink()
+                changed.add(p.relative_to(folder))
+    return changed
 
 
 def _swap(built: Path, html: Path) -> None:

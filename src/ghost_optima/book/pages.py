@@ -70,19 +70,31 @@ def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict)
         f"and the book's own deliverables ({deliverables}) are listed but not counted. The "
         "rules were fixed before the runs and are on the {ref}`rules` page; intervals are "
         "95% percentile bootstrap intervals over the units that vary (seeds, pairs, chains). "
-        "*Robustness* is filled in by `ghost-optima verify --seeds K`: how many re-runs with "
+        "*Re-runs* is filled in by `ghost-optima verify --seeds K`: how many re-runs with "
         "other base seeds give the same verdict, and the range of the key figure.",
         "",
-        "| id | claim | class | verdict | key figure | robustness |",
-        "|---|---|---|---|---|---|",
+        "```{list-table}",
+        ":header-rows: 1",
+        ":class: ledger-table",
+        ":widths: 5 18 12 17 34 14",
+        "",
+        "* - id",
+        "  - claim",
+        "  - class",
+        "  - verdict",
+        "  - key figure",
+        "  - re-runs",
     ]
     for row in rows:
-        lines.append(
-            f"| {row['id']} | [{_cell(row['title'])}](#claim-{row['id'].lower()}) "
-            f"| {row['class']} | {badge(row['verdict'])}{_override_mark(row)} "
-            f"| {_cell(_key_figure(row))} "
-            f"| {_cell(robustness_cell(row, robustness))} |"
-        )
+        lines += [
+            f"* - {row['id']}",
+            f"  - [{_cell(row['title'])}](#claim-{row['id'].lower()})",
+            f"  - {row['class']}",
+            f"  - {badge(row['verdict'])}{_override_mark(row)}",
+            f"  - {_cell(_key_figure(row))}",
+            f"  - {_cell(robustness_cell(row, robustness))}",
+        ]
+    lines += ["```"]
     lines += ["", "## The claims", ""]
     for row in rows:
         notebook = row["notebook"]
