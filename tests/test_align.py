@@ -7,14 +7,12 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from ghost_optima.align import (
-    aligned_distance,
     barrier,
     canonicalize,
     count_distinct,
     distance,
     normalize_signs,
     permute,
-    prediction_disagreement,
     weight_matching,
 )
 from ghost_optima.mlp import init_mlp, mlp_forward
@@ -261,16 +259,6 @@ def test_distance(two_nets):
     assert distance(a, mid) == pytest.approx(0.5 * distance(a, b), rel=1e-12)
 
 
-def test_aligned_distance():
-    net, copy, _ = _planted((6, 20, 20, 3), 5)
-    assert distance(net, copy) > 1.0
-    assert aligned_distance(net, copy) == pytest.approx(0.0, abs=1e-12)
-    a, b = init_mlp((6, 20, 20, 3), 1), init_mlp((6, 20, 20, 3), 2)
-    rel = aligned_distance(a, b, normalized=True)
-    assert 0.1 < rel < 2**0.5 * 1.01
-    assert aligned_distance(a, b) < distance(a, b)
-
-
 def test_count_distinct():
     widths = (6, 12, 10, 3)
     net, copy, _ = _planted(widths, 8)
@@ -284,16 +272,3 @@ def test_count_distinct():
     assert transform.signs is not None
     assert count_distinct([net, signed_copy], tol=1e-6)[0] == 2
     assert count_distinct([net, signed_copy], tol=1e-6, activation="tanh")[0] == 1
-
-
-def test_prediction_disagreement():
-    a = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [0.0, 3.0]])
-    b = torch.tensor([[0.0, 1.0], [0.0, 1.0], [2.0, 1.0], [5.0, 3.0]])
-    assert prediction_disagreement(a, b) == 0.5
-    assert prediction_disagreement(a, a) == 0.0
-    gen = torch.Generator().manual_seed(0)
-    f = torch.randn(20000, 2, generator=gen)
-    g = torch.randn(20000, 2, generator=gen)
-    assert prediction_disagreement(f, f, "regression") == 0.0
-    assert prediction_disagreement(f, g, "regression") == pytest.approx(2**0.5, rel=0.02)
-    assert prediction_disagreement(f, f + 0.1, "regression") == pytest.approx(0.1, rel=0.02)

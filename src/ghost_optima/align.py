@@ -282,25 +282,6 @@ def distance(params_a: Params, params_b: Params) -> float:
     return _flat_norm({k: params_a[k].double() - params_b[k].double() for k in params_a})
 
 
-def aligned_distance(
-    params_a: Params,
-    params_b: Params,
-    *,
-    normalized: bool = False,
-    max_iter: int = 100,
-    seed: int = 0,
-) -> float:
-    """``||theta^a - pi*(theta^b)||`` with ``pi*`` from ``weight_matching``.
-
-    With ``normalized=True`` it is divided by ``(||theta^a|| + ||theta^b||) / 2``, a
-    dimensionless relative distance (0 for permuted copies, about ``sqrt(2)`` for two
-    unrelated nets of equal norm whose weights do not correlate).
-    """
-    perms = weight_matching(params_a, params_b, max_iter=max_iter, seed=seed)
-    d = distance(params_a, permute(params_b, perms))
-    return 2 * d / (_flat_norm(params_a) + _flat_norm(params_b)) if normalized else d
-
-
 def barrier(
     params_a: Params,
     params_b: Params,
@@ -379,21 +360,3 @@ def count_distinct(
             labels[k] = len(reps)
             reps.append(params)
     return len(reps), labels
-
-
-def prediction_disagreement(
-    out_a: torch.Tensor, out_b: torch.Tensor, task: Task = "classification"
-) -> float:
-    """How differently two models predict on the same inputs (outputs of shape ``(N, C)``).
-
-    Classification: the fraction of inputs whose argmax classes differ. Regression: the
-    normalised RMS difference ``sqrt(mean (f_a - f_b)^2) / sqrt((var f_a + var f_b) / 2)``,
-    variances taken per output over the inputs and averaged over outputs; 0 for identical
-    predictions, about ``sqrt(2)`` for two uncorrelated predictors of equal spread.
-    """
-    if task == "classification":
-        return float((out_a.argmax(-1) != out_b.argmax(-1)).double().mean())
-    a, b = out_a.double().reshape(len(out_a), -1), out_b.double().reshape(len(out_b), -1)
-    rms = (a - b).pow(2).mean().sqrt()
-    spread = ((a.var(0, unbiased=False) + b.var(0, unbiased=False)).mean() / 2).sqrt()
-    return float(rms / spread)

@@ -134,7 +134,7 @@ def disagreement_matrix(outputs: torch.Tensor) -> np.ndarray:
     """``D[i, j]``: fraction of inputs on which members ``i`` and ``j`` predict different classes.
 
     ``outputs`` has shape ``(E, N, C)`` (``ensemble_forward`` on shared inputs). The diagonal
-    is NaN. Equals ``align.prediction_disagreement(outputs[i], outputs[j])`` off the diagonal.
+    is NaN. Off the diagonal: the fraction of inputs whose argmax classes differ.
     """
     pred = outputs.argmax(-1)
     out = (pred.unsqueeze(1) != pred.unsqueeze(0)).double().mean(-1).numpy()
