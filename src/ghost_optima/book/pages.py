@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from .claims import NOT_TESTED, registry, scoreboard
-from .record import format_figure, plain_figure
+from .record import format_figure, key_figure
 
 PERFORMANCE_FILE = "performance.json"
 
@@ -91,7 +91,7 @@ def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict)
             f"  - [{_cell(row['title'])}](#claim-{row['id'].lower()})",
             f"  - {row['class']}",
             f"  - {badge(row['verdict'])}{_override_mark(row)}",
-            f"  - {_cell(_key_figure(row))}",
+            f"  - {_cell(key_figure(row))}",
             f"  - {_cell(robustness_cell(row, robustness))}",
         ]
     lines += ["```"]
@@ -139,12 +139,6 @@ def _decided(row: dict) -> str:
 
 def _override_mark(row: dict) -> str:
     return " (run with overrides)" if row.get("overrides") else ""
-
-
-def _key_figure(row: dict) -> str:
-    if not row["key"]:
-        return "—"
-    return f"{row['key_label_en']}: {plain_figure(row['figures'][row['key']])}"
 
 
 def rules_page(rows: list[dict]) -> str:

@@ -172,3 +172,12 @@ def plain_figure(figure, lang: str = "en") -> str:
     if isinstance(value, bool) or isinstance(value, int):
         return str(int(value))
     return plain_number(float(value))
+
+
+def key_figure(row: dict, lang: str = "en") -> str:
+    """A ledger row's key figure in plain words with its value (``—`` when it has none), as the
+    summaries, the checklist and the ledger show it."""
+    if not row["key"]:
+        return "—"
+    label = row["key_label_en"] if lang == "en" else row["key_label_ja"]
+    return f"{label}: {plain_figure(row['figures'][row['key']], lang)}"

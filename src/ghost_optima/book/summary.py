@@ -16,7 +16,7 @@ from .claims import NOT_TESTED, evaluate, join_cjk, scoreboard
 from .claims import registry as claims_registry
 from .pages import badge
 from .plotting import japanese_font
-from .record import plain_figure
+from .record import key_figure, plain_figure
 
 COLORS = {
     "supported": "#1a7f37",
@@ -84,14 +84,6 @@ def deliverables(rows: list[dict]) -> dict[str, dict]:
             "notebook": DELIVERABLES[cid],
         }
     return entries
-
-
-def key_figure(row: dict, lang: str = "en") -> str:
-    """The key figure in plain words with its value, e.g. ``aligned barrier ...: -0.061 (...)``."""
-    if not row["key"]:
-        return "—"
-    label = row["key_label_en"] if lang == "en" else row["key_label_ja"]
-    return f"{label}: {plain_figure(row['figures'][row['key']], lang)}"
 
 
 def draw_figure(rows: list[dict], lang: str) -> bytes:
