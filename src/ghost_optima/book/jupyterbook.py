@@ -31,6 +31,7 @@ def build_html(work: Path, config: bytes, files: dict[Path, bytes], html: Path, 
     if html.joinpath("index.html").exists() and stamp.exists() and stamp.read_text() == book_hash:
         log("book: unchanged, not rebuilt")
         return
+    _write_if_changed(work / "_config.yml", config)
     if any(rel.parts[0] == "_static" for rel in _sync(source, files)):
         # An incremental Sphinx build keeps the static files it copied before: start afresh
         shutil.rmtree(work / "_build", ignore_errors=True)
@@ -42,7 +43,7 @@ def build_html(work: Path, config: bytes, files: dict[Path, bytes], html: Path, 
             "build",
             str(source),
             "--config",
-            str(_write_if_changed(work / "_config.yml", config)),
+            str(work / "_config.yml"),
             "--toc",
             str(source / "_toc.yml"),
             "--path-output",
@@ -65,10 +66,13 @@ def build_html(work: Path, config: bytes, files: dict[Path, bytes], html: Path, 
     log(f"book: rendered to {html} in {time.perf_counter() - started:.1f} s")
 
 
-def _write_if_changed(path: Path, data: bytes) -> Path:
-    if not path.exists() or path.read_bytes() != data:
-        path.write_bytes(data)
-    return path
+def _write_if_changed(path: Path, data: bytes) -> bool:
+    """Write ``data`` unless ``path`` already holds it (keeping its timestamp); say if it did."""
+    if path.exists() and path.read_bytes() == data:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return True
 
 
 def _sync(folder: Path, files: dict[Path, bytes]) -> set[Path]:
@@ -78,10 +82,7 @@ def _sync(folder: Path, files: dict[Path, bytes]) -> set[Path]:
     """
     changed = set()
     for rel, data in files.items():
-        target = folder / rel
-        if not target.exists() or target.read_bytes() != data:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+        if _write_if_changed(folder / rel, data):
             changed.add(Path(rel))
     if folder.exists():
         for p in folder.rglob("*"):
