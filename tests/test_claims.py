@@ -117,6 +117,61 @@ def test_scoreboard_counts_empirical_claims_only():
     assert claims.scoreboard(claims.ledger(recorded))["identities_hold"] is None
 
 
+def replicated(verdicts: dict[str, str], again: dict[str, list[str]]) -> list[dict]:
+    """Ledger rows with ``verdicts`` recorded and, for the ids of ``again``, replications that
+    gave those verdicts (key figure 0.1 * run number)."""
+    recorded = {
+        cid: {"verdict": v, "key": None, "figures": {}, "notebook": "n"}
+        for cid, v in verdicts.items()
+    }
+    for cid, runs in again.items():
+        recorded[cid]["robustness"] = {
+            "runs": len(runs),
+            "agree": sum(v == verdicts[cid] for v in runs),
+            "verdicts": runs,
+            "key_min": 0.1,
+            "key_max": 0.1 * len(runs),
+        }
+    return claims.ledger(recorded)
+
+
+S, N = "supported", "not supported"
+
+
+def test_two_disagreeing_replications_make_an_empirical_claim_unstable():
+    rows = replicated(
+        {"T1": S, "T2": S, "T3": N, "T4": S, "E1": N},
+        {
+            "T1": [S, N, N, N],  # an identity: listed as checked, never counted
+            "T2": [S, S, N, "mixed"],  # 2 of 4 disagree: unstable
+            "T3": [N, N, N, S],  # 1 of 4: stays not supported
+            "E1": [N, N, N, N],
+        },
+    )
+    board = claims.scoreboard(rows)
+    assert board["unstable"] == ["T2"]
+    assert board["empirical"] == {S: 1, N: 2, "unstable": 1, claims.NOT_TESTED: 12}
+    assert not claims.is_unstable(next(r for r in rows if r["id"] == "T1"))
+
+
+def test_replications_made_for_another_verdict_are_stale_and_ignored():
+    rows = replicated({"T2": S}, {"T2": [N, N, N, N]})
+    rows[1]["robustness"]["recorded"] = N  # they judged an older verdict
+    assert claims.replications(rows[1]) is None and not claims.is_unstable(rows[1])
+    rows[1]["robustness"]["recorded"] = S
+    assert claims.is_unstable(rows[1])
+
+
+@given(st.lists(st.sampled_from([S, N, "mixed", "inconclusive"]), min_size=4, max_size=12))
+def test_unstable_exactly_when_two_replications_disagree(runs):
+    rows = replicated({"T2": S, "E2": N}, {"T2": runs})
+    board = claims.scoreboard(rows)
+    disagree = sum(v != S for v in runs)
+    assert (board["unstable"] == ["T2"]) == (disagree >= 2)
+    empirical = [r for r in rows if r["class"] == "empirical"]
+    assert sum(board["empirical"].values()) == len(empirical)  # counted once, somewhere
+
+
 @pytest.mark.parametrize("cid", list(claims.registry()))
 def test_every_rule_can_reach_each_of_its_branches(cid):
     """A rule that cannot say "not supported" cannot fail; one that cannot fall through to its

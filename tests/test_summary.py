@@ -102,3 +102,69 @@ def test_deliverables_judge_coverage():
     complete = summary.deliverables(rows_with({cid: "not supported" for cid in ids}))
     assert complete["X1"]["verdict"] == complete["X2"]["verdict"] == "supported"
     assert complete["X2"]["figures"]["corrected_phrases"] == len(summary.wording()["phrases"])
+
+
+def with_replications(rows: list[dict], again: dict[str, list[str]]) -> list[dict]:
+    for row in rows:
+        if row["id"] in again:
+            runs = again[row["id"]]
+            row["robustness"] = {
+                "runs": len(runs),
+                "agree": sum(v == row["verdict"] for v in runs),
+                "verdicts": runs,
+                "key_min": 0.25,
+                "key_max": 0.75,
+            }
+    return rows
+
+
+def test_summaries_and_ledger_name_unstable_claims():
+    from ghost_optima.book import pages
+
+    rows = with_replications(
+        rows_with({"T2": "supported", "E4": "not supported", "M1": "supported"}),
+        {
+            "T2": ["supported", "mixed", "not supported", "supported"],
+            "M1": ["supported"] * 3 + ["mixed"],
+        },
+    )
+    page = summary.summary_page(rows, "en")
+    assert "Empirical findings: 1 supported, 1 not supported, 1 unstable," in page
+    assert "Unstable (T2)" in page
+    shaky = page[page.index("## Unstable") :]
+    assert "**T2**" in shaky and "recorded verdict: supported" in shaky
+    held = page[page.index("## What held") : page.index("## What did not hold")]
+    assert "**T2**" not in held and "**M1**" in held
+    assert "same verdict in 3/4 replications, key figure 0.25 to 0.75" in held
+    japanese = summary.summary_page(rows, "ja")
+    assert "1 不安定" in japanese and "不安定(T2)" in japanese
+    assert "独立な再現 4 回中 2 回で同じ判定" in japanese
+    ledger = pages.ledger_page("quick", rows, {}, {})
+    assert "Unstable (counted as such, not under their verdict): T2." in ledger
+    t2 = ledger[ledger.index("* - T2") : ledger.index("* - T3")]
+    assert "{bdg-warning-line}`unstable`" in t2
+    assert "2/4 same verdict (others: mixed ×1, not supported ×1); key figure 0.25 to 0.75" in t2
+    m1 = ledger[ledger.index("* - M1") : ledger.index("* - M2")]
+    assert "unstable" not in m1 and "3/4 same verdict" in m1
+    for lang in ("en", "ja"):
+        assert summary.draw_figure(rows, lang).startswith(b"\x89PNG")
+
+
+def test_ledger_reads_legacy_robustness_and_says_when_it_is_stale():
+    from ghost_optima.book import pages
+
+    rows = rows_with({"T2": "supported"})
+    legacy = {
+        "T2": {
+            "recorded": "mixed",
+            "runs": 4,
+            "agree": 4,
+            "verdicts": ["mixed"] * 4,
+            "key_min": 1.0,
+            "key_max": 2.0,
+        }
+    }
+    assert pages.robustness_cell(rows[1], legacy).startswith("stale")
+    legacy["T2"].update(recorded="supported", agree=1, verdicts=["supported"] + ["mixed"] * 3)
+    assert pages.robustness_cell(rows[1], legacy).startswith("1/4 same verdict (others: mixed ×3)")
+    assert pages.robustness_cell(rows[2], legacy) == "—"

@@ -30,6 +30,12 @@ import yaml
 
 VERDICTS = ("supported", "not supported", "mixed", "inconclusive")
 NOT_TESTED = "not yet tested"
+UNSTABLE = "unstable"
+"""What the scoreboard counts an empirical claim as when its replications disagree with its
+verdict in ``UNSTABLE_DISAGREEMENTS`` or more runs (of the ``MIN_REPLICATIONS`` or more the
+published build makes): neither supported nor not supported."""
+MIN_REPLICATIONS = 4
+UNSTABLE_DISAGREEMENTS = 2
 CLASSES = ("identity", "empirical", "deliverable")
 """What a verdict is evidence of: a mathematical fact checked numerically, a measurement that
 could have come out either way (the only kind the scoreboard counts), or a property of the book."""
@@ -221,24 +227,53 @@ def ledger(recorded: dict[str, dict]) -> list[dict]:
                 "verdict": entry["verdict"] if entry else NOT_TESTED,
                 "key": entry["key"] if entry else None,
                 "figures": entry["figures"] if entry else {},
+                "robustness": entry.get("robustness") if entry else None,
             }
         )
     return rows
+
+
+def replications(row: dict) -> dict | None:
+    """The row's replications, ``{"runs", "agree", "verdicts", "key_min", "key_max"}`` (``agree``
+    counts the runs that gave the recorded verdict), or None when there are none or they were
+    made for another verdict than the one recorded now (stale: an entry's ``recorded``)."""
+    entry = row.get("robustness")
+    if not entry or not entry.get("runs"):
+        return None
+    if entry.get("recorded", row["verdict"]) != row["verdict"]:
+        return None
+    return entry
+
+
+def is_unstable(row: dict) -> bool:
+    """An empirical claim whose replications disagree with its verdict in at least
+    ``UNSTABLE_DISAGREEMENTS`` runs: ``runs - agree >= 2``. The published build makes at least
+    ``MIN_REPLICATIONS`` (4) replications, so this is 2 or more of 4; with fewer runs, two
+    disagreements are no weaker evidence, and the same count applies."""
+    entry = replications(row)
+    if row["class"] != "empirical" or entry is None or row["verdict"] == NOT_TESTED:
+        return False
+    return entry["runs"] - entry["agree"] >= UNSTABLE_DISAGREEMENTS
 
 
 def scoreboard(rows: list[dict]) -> dict:
     """What every page that states a count says: verdict counts of the empirical claims only.
 
     Returns ``{"empirical": {verdict: n, ...}`` (in the order of ``VERDICTS``, then
-    ``not yet tested``, zero counts left out), ``"identities": [ids]``, ``"identities_hold"``
-    (True when every identity is supported, False when one has another verdict, None while
-    one is untested and the rest hold) and ``"deliverables": [ids]``.
+    ``unstable``, then ``not yet tested``, zero counts left out; an unstable claim
+    (:func:`is_unstable`) is counted as ``unstable``, not under its recorded verdict),
+    ``"unstable": [ids]``, ``"identities": [ids]``, ``"identities_hold"`` (True when every
+    identity is supported, False when one has another verdict, None while one is untested and
+    the rest hold) and ``"deliverables": [ids]``.
     """
-    empirical = [r["verdict"] for r in rows if r["class"] == "empirical"]
+    empirical = [r for r in rows if r["class"] == "empirical"]
+    shaky = [r["id"] for r in empirical if is_unstable(r)]
+    counted = [UNSTABLE if r["id"] in shaky else r["verdict"] for r in empirical]
     identities = [r for r in rows if r["class"] == "identity"]
-    counts = {v: empirical.count(v) for v in (*VERDICTS, NOT_TESTED)}
+    counts = {v: counted.count(v) for v in (*VERDICTS, UNSTABLE, NOT_TESTED)}
     return {
         "empirical": {v: n for v, n in counts.items() if n},
+        "unstable": shaky,
         "identities": [r["id"] for r in identities],
         "identities_hold": _all_hold([r["verdict"] for r in identities]),
         "deliverables": [r["id"] for r in rows if r["class"] == "deliverable"],

@@ -7,8 +7,8 @@ runs. Both are MyST markdown; verdicts use sphinx-design badges.
 import json
 from pathlib import Path
 
-from .claims import NOT_TESTED, registry, scoreboard
-from .record import format_figure, key_figure
+from .claims import NOT_TESTED, UNSTABLE_DISAGREEMENTS, is_unstable, registry, scoreboard
+from .record import format_figure, key_figure, plain_number
 
 PERFORMANCE_FILE = "performance.json"
 
@@ -18,6 +18,7 @@ BADGE = {
     "mixed": "bdg-warning",
     "inconclusive": "bdg-secondary",
     "not yet tested": "bdg-light",
+    "unstable": "bdg-warning-line",
 }
 
 
@@ -41,16 +42,27 @@ def generated(
 
 
 def robustness_cell(row: dict, robustness: dict) -> str:
-    """``agree/runs`` of the reviewer re-runs, with the key figure's range; ``—`` if none."""
-    entry = robustness.get(row["id"])
+    """``agree/runs`` of the replications, the other verdicts they gave and the key figure's
+    range; ``—`` if none. Read from the row (``robustness``, written by the build) or else from
+    ``robustness`` (the ``robustness.json`` claims of ``ghost-optima verify``, keyed by id)."""
+    entry = row.get("robustness") or robustness.get(row["id"])
     if not entry:
         return "—"
-    if entry["recorded"] != row["verdict"]:
-        return "stale (verdict changed since the re-runs)"
-    return (
-        f"{entry['agree']}/{entry['runs']} same verdict; key figure "
-        f"{entry['key_min']:.3g} to {entry['key_max']:.3g}"
+    if entry.get("recorded", row["verdict"]) != row["verdict"]:
+        return "stale (verdict changed since the replications)"
+    others = [v for v in entry.get("verdicts", []) if v != row["verdict"]]
+    differ = (
+        " (others: " + ", ".join(f"{v} ×{others.count(v)}" for v in dict.fromkeys(others)) + ")"
+        if others
+        else ""
     )
+    low, high = plain_number(float(entry["key_min"])), plain_number(float(entry["key_max"]))
+    return f"{entry['agree']}/{entry['runs']} same verdict{differ}; key figure {low} to {high}"
+
+
+def _verdict_cell(row: dict) -> str:
+    mark = f" {badge('unstable')}" if is_unstable(row) else ""
+    return f"{badge(row['verdict'])}{mark}{_override_mark(row)}"
 
 
 def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict) -> str:
@@ -61,6 +73,11 @@ def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict)
     board = scoreboard(rows)
     tally = ", ".join(f"{n} {verdict}" for verdict, n in board["empirical"].items())
     identities, deliverables = ", ".join(board["identities"]), ", ".join(board["deliverables"])
+    unstable = (
+        f" Unstable (counted as such, not under their verdict): {', '.join(board['unstable'])}."
+        if board["unstable"]
+        else ""
+    )
     lines = [
         "(ledger)=",
         "# Claims ledger",
@@ -70,29 +87,32 @@ def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict)
         f"and the book's own deliverables ({deliverables}) are listed but not counted. The "
         "rules were fixed before the runs and are on the {ref}`rules` page; intervals are "
         "95% percentile bootstrap intervals over the units that vary (seeds, pairs, chains). "
-        "*Re-runs* is filled in by `ghost-optima verify --seeds K`: how many re-runs with "
-        "other base seeds give the same verdict, and the range of the key figure.",
+        "*Replications* gives, beside each verdict, how many independent replications of the "
+        "profile (disjoint seeds) gave the same verdict, the verdicts of the others, and the "
+        "range of the key figure over them. An empirical claim whose replications disagree "
+        f"with its verdict in {UNSTABLE_DISAGREEMENTS} or more runs is marked unstable and "
+        f"counted as unstable on the scoreboard.{unstable}",
         "",
         "```{list-table}",
         ":header-rows: 1",
         ":class: ledger-table",
-        ":widths: 5 18 12 17 34 14",
+        ":widths: 5 17 11 17 18 32",
         "",
         "* - id",
         "  - claim",
         "  - class",
         "  - verdict",
+        "  - replications",
         "  - key figure",
-        "  - re-runs",
     ]
     for row in rows:
         lines += [
             f"* - {row['id']}",
             f"  - [{_cell(row['title'])}](#claim-{row['id'].lower()})",
             f"  - {row['class']}",
-            f"  - {badge(row['verdict'])}{_override_mark(row)}",
-            f"  - {_cell(key_figure(row))}",
+            f"  - {_verdict_cell(row)}",
             f"  - {_cell(robustness_cell(row, robustness))}",
+            f"  - {_cell(key_figure(row))}",
         ]
     lines += ["```"]
     lines += ["", "## The claims", ""]

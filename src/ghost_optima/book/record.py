@@ -181,3 +181,16 @@ def key_figure(row: dict, lang: str = "en") -> str:
         return "—"
     label = row["key_label_en"] if lang == "en" else row["key_label_ja"]
     return f"{label}: {plain_figure(row['figures'][row['key']], lang)}"
+
+
+def replication_text(row: dict, lang: str = "en") -> str | None:
+    """``same verdict in 3/4 replications, key figure 0.12 to 0.19`` (or the Japanese), from a
+    ledger row's replications (``claims.replications``); None when it has none."""
+    entry = claims_registry.replications(row)
+    if entry is None:
+        return None
+    lo, hi = plain_number(float(entry["key_min"])), plain_number(float(entry["key_max"]))
+    agree, runs = entry["agree"], entry["runs"]
+    if lang == "en":
+        return f"same verdict in {agree}/{runs} replications, key figure {lo} to {hi}"
+    return f"独立な再現 {runs} 回中 {agree} 回で同じ判定、主要な数値は {lo}〜{hi}"

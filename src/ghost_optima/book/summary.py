@@ -12,17 +12,26 @@ from importlib import resources
 
 import yaml
 
-from .claims import NOT_TESTED, evaluate, join_cjk, scoreboard
+from .claims import (
+    NOT_TESTED,
+    UNSTABLE,
+    evaluate,
+    is_unstable,
+    join_cjk,
+    replications,
+    scoreboard,
+)
 from .claims import registry as claims_registry
 from .pages import badge
 from .plotting import japanese_font
-from .record import key_figure, plain_figure
+from .record import key_figure, plain_figure, replication_text
 
 COLORS = {
     "supported": "#1a7f37",
     "not supported": "#cf222e",
     "mixed": "#bf8700",
     "inconclusive": "#6e7781",
+    UNSTABLE: "#8250df",
     NOT_TESTED: "#d0d7de",
 }
 JA_VERDICT = {
@@ -30,6 +39,7 @@ JA_VERDICT = {
     "not supported": "不支持",
     "mixed": "一部支持",
     "inconclusive": "判定不能",
+    UNSTABLE: "不安定",
     NOT_TESTED: "未検証",
 }
 
@@ -89,8 +99,10 @@ def deliverables(rows: list[dict]) -> dict[str, dict]:
 def draw_figure(rows: list[dict], lang: str) -> bytes:
     """One bar per claim, coloured by verdict, with its key figure, in the page's language.
 
-    The Japanese figure is drawn in a font with Japanese glyphs (``plotting.japanese_font``)
-    and fails loudly when there is none.
+    An unstable claim (``claims.is_unstable``) is coloured as unstable and its bar names the
+    verdict its replications did not confirm; a claim with replications shows ``k/n`` (runs
+    with the same verdict) after its key figure. The Japanese figure is drawn in a font
+    with Japanese glyphs (``plotting.japanese_font``) and fails loudly when there is none.
     """
     import io
 
@@ -104,21 +116,28 @@ def draw_figure(rows: list[dict], lang: str) -> bytes:
     family = "DejaVu Sans" if en else japanese_font()
     with plt.rc_context({"font.family": family}):
         fig, ax = plt.subplots(figsize=(8.5, 0.34 * len(rows) + 1.2), facecolor="white")
-        for y, row in enumerate(reversed(rows)):
-            ax.barh(y, 1, color=COLORS[row["verdict"]], height=0.8)
+        shown = [UNSTABLE if is_unstable(r) else r["verdict"] for r in rows]
+        for y, (row, verdict) in enumerate(zip(reversed(rows), reversed(shown), strict=True)):
+            ax.barh(y, 1, color=COLORS[verdict], height=0.8)
+            label = f"{row['id']}  {row['title'] if en else row['title_ja']}"
+            if verdict == UNSTABLE:
+                label += f" ({row['verdict'] if en else JA_VERDICT[row['verdict']]}?)"
             ax.text(
                 0.02,
                 y,
-                f"{row['id']}  {row['title'] if en else row['title_ja']}",
+                label,
                 va="center",
                 fontsize=9,
-                color="white" if row["verdict"] in ("supported", "not supported") else "black",
+                color="white" if verdict in ("supported", "not supported", UNSTABLE) else "black",
             )
             figure = plain_figure(row["figures"][row["key"]], lang) if row["key"] else ""
+            again = replications(row)
+            if again:
+                figure += f"  [{again['agree']}/{again['runs']}]"
             ax.text(1.02, y, figure, va="center", fontsize=8)
         ax.set(xlim=(0, 1.75), ylim=(-0.6, len(rows) - 0.4))
         ax.axis("off")
-        present = [v for v in COLORS if any(r["verdict"] == v for r in rows)]
+        present = [v for v in COLORS if v in shown]
         ax.legend(
             handles=[Patch(color=COLORS[v], label=v if en else JA_VERDICT[v]) for v in present],
             loc="lower center",
@@ -143,17 +162,24 @@ def _lists(rows: list[dict], lang: str) -> list[str]:
     ]
     lines = []
     for verdict, en, ja in groups:
-        chosen = [r for r in rows if r["verdict"] == verdict]
+        chosen = [r for r in rows if r["verdict"] == verdict and not is_unstable(r)]
         if not chosen:
             continue
         lines += [f"## {en if lang == 'en' else ja}", ""]
-        for r in chosen:
-            statement = r["statement_en"] if lang == "en" else r["statement_ja"]
-            lines.append(
-                f"- **{r['id']}** {join_cjk(statement)} ({key_figure(r, lang)}; "
-                f"{{doc}}`{r['notebook']}`)"
-            )
-        lines.append("")
+        lines += [_item(r, lang) for r in chosen] + [""]
+    shaky = [r for r in rows if is_unstable(r)]
+    if shaky:
+        en = lang == "en"
+        lines.append("## Unstable: replications disagree" if en else "## 不安定:判定が揺れたこと")
+        lines += [
+            "",
+            "Their recorded verdict did not come out again in two or more independent "
+            "replications, so they are counted as unstable, neither held nor failed:"
+            if en
+            else join_cjk(UNSTABLE_JA),
+            "",
+        ]
+        lines += [_item(r, lang, recorded=True) for r in shaky] + [""]
     untested = [r["id"] for r in rows if r["verdict"] == NOT_TESTED]
     if untested:
         head = "Not yet tested" if lang == "en" else "未検証"
@@ -166,6 +192,25 @@ def _lists(rows: list[dict], lang: str) -> list[str]:
     return lines
 
 
+UNSTABLE_JA = """\
+記録した判定が独立な再現の2回以上で得られなかったため、成り立った・成り立たなかったのどちらにも
+数えず「不安定」とする:"""
+
+
+def _item(row: dict, lang: str, recorded: bool = False) -> str:
+    """One claim in a summary list: statement, key figure, replications, chapter."""
+    en = lang == "en"
+    statement = join_cjk(row["statement_en"] if en else row["statement_ja"])
+    parts = [key_figure(row, lang)]
+    if recorded:
+        verdict = row["verdict"] if en else JA_VERDICT[row["verdict"]]
+        parts.insert(0, f"recorded verdict: {verdict}" if en else f"記録した判定: {verdict}")
+    again = replication_text(row, lang)
+    if again:
+        parts.append(again)
+    return f"- **{row['id']}** {statement} ({'; '.join(parts)}; {{doc}}`{row['notebook']}`)"
+
+
 def scoreboard_line(rows: list[dict], lang: str) -> str:
     """The scoreboard sentence: empirical findings counted, identities listed as checked."""
     board = scoreboard(rows)
@@ -175,21 +220,30 @@ def scoreboard_line(rows: list[dict], lang: str) -> str:
     )
     ids = ", ".join(board["identities"])
     hold = {True: 0, False: 1, None: 2}[board["identities_hold"]]
+    shaky = ", ".join(board["unstable"])
     if en:
         held = ("all hold", "not all hold: see the ledger", "not all checked yet")[hold]
+        unstable = (
+            f" Unstable ({shaky}): independent replications disagree with the recorded "
+            "verdict in two or more runs."
+            if shaky
+            else ""
+        )
         return (
-            f"**Scoreboard.** Empirical findings: {tally}. Mathematical identities checked "
-            f"numerically, not counted as findings: {ids} ({held})."
+            f"**Scoreboard.** Empirical findings: {tally}.{unstable} Mathematical identities "
+            f"checked numerically, not counted as findings: {ids} ({held})."
         )
     held = ("すべて成立", "一部不成立、台帳を参照", "一部未確認")[hold]
+    unstable = f"不安定({shaky}):独立な再現の2回以上で記録した判定と異なった。" if shaky else ""
     return (
-        f"**判定の内訳。** 実証的な主張: {tally}。"
+        f"**判定の内訳。** 実証的な主張: {tally}。{unstable}"
         f"数値で確認した数学的恒等式(内訳に含めない): {ids}({held})。"
     )
 
 
 def summary_page(all_rows: list[dict], lang: str) -> str:
     verdicts = {r["id"]: r["verdict"] for r in all_rows}
+    shaky = {r["id"] for r in all_rows if is_unstable(r)}
     rows = [r for r in all_rows if r["class"] != "deliverable"]  # the claims, not the pages
     en = lang == "en"
     lines = [
@@ -215,7 +269,10 @@ def summary_page(all_rows: list[dict], lang: str) -> str:
     lines += [MEANING_EN if en else join_cjk(MEANING_JA), ""]
     lines += ["| stage | evidence |" if en else "| 段階 | 根拠 |", "|---|---|"]
     for stage in wording()["stages"]:
-        evidence = " ".join(f"{cid} {badge(verdicts[cid])}" for cid in stage["claims"])
+        evidence = " ".join(
+            f"{cid} {badge(verdicts[cid])}" + (f" {badge(UNSTABLE)}" if cid in shaky else "")
+            for cid in stage["claims"]
+        )
         lines.append(f"| {stage['en'] if en else join_cjk(stage['ja'])} | {evidence} |")
     lines += [
         "",
