@@ -211,3 +211,21 @@ def test_plain_figures_round_to_what_the_interval_supports():
     assert plain_figure(3.06e-15) == "$3.1 \\times 10^{-15}$"
     assert plain_figure(2333.4) == "2,333" and plain_figure(28700.0) == "28,700"
     assert plain_figure(7) == "7" and plain_figure({"value": 0.12345}) == "0.123"
+
+
+def test_intervals_are_found_at_any_depth_and_checked_against_their_point():
+    inside = {"value": 0.5, "lo": 0.25, "hi": 0.75, "n": 8}
+    beyond = {"value": 0.743, "lo": 0.693, "hi": 0.735, "n": 8}  # E5's bootstrap over members
+    figures = {"a": inside, "b": 3.0, "c": {"d": beyond, "e": [inside, {"f": beyond}]}}
+    found = claims.intervals(figures)
+    assert [path for path, _ in found] == ["a", "c.d", "c.e[0]", "c.e[1].f"]
+    assert [path for path, f in found if claims.outside_interval(f)] == ["c.d", "c.e[1].f"]
+    assert claims.outside_interval({"value": float("nan"), "lo": 0, "hi": 1})
+    assert not claims.outside_interval({"value": 1, "lo": 1, "hi": 1})
+
+
+@given(st.floats(-1e6, 1e6), st.floats(0, 1e3), st.floats(0, 1e3), st.floats(-1e3, 1e3))
+def test_outside_interval_matches_a_direct_comparison(value, below, above, shift):
+    figure = {"value": value + shift, "lo": value - below, "hi": value + above}
+    expected = not (figure["lo"] <= figure["value"] <= figure["hi"])
+    assert claims.outside_interval(figure) == expected

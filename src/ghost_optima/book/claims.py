@@ -124,6 +124,28 @@ def figure_value(figure) -> float:
     return float(figure["value"] if isinstance(figure, dict) else figure)
 
 
+def intervals(figures, path: str = "") -> list[tuple[str, dict]]:
+    """Every interval figure ``{"value", "lo", "hi", ...}`` inside ``figures`` (nested dicts and
+    lists walked), as ``(dotted path, figure)``; a figure ``x`` inside a dict ``d`` is ``d.x``."""
+    found = []
+    if isinstance(figures, dict):
+        if {"value", "lo", "hi"} <= figures.keys():
+            found.append((path, figures))
+        for name, inner in figures.items():
+            if isinstance(inner, dict | list):
+                found += intervals(inner, f"{path}.{name}" if path else str(name))
+    elif isinstance(figures, list):
+        for i, inner in enumerate(figures):
+            found += intervals(inner, f"{path}[{i}]")
+    return found
+
+
+def outside_interval(figure: dict) -> bool:
+    """True unless ``lo <= value <= hi`` (a NaN anywhere counts as outside)."""
+    lo, value, hi = (float(figure[k]) for k in ("lo", "value", "hi"))
+    return not lo <= value <= hi
+
+
 def evaluate(rule: Rule, figures: dict) -> str:
     """The verdict of ``rule`` on ``figures`` (name -> number or dict with value/lo/hi)."""
     if rule.key not in figures:

@@ -1,0 +1,87 @@
+"""The recorded claims of a built book: every interval holds its point, every entry can be audited.
+
+Run on an already built profile: ``pytest tests/book --book-profile quick``.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ghost_optima.book import claims, pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = pipeline.Project(ROOT)
+
+
+@pytest.fixture(scope="module")
+def rows(request) -> list[dict]:
+    name = request.config.getoption("--book-profile")
+    path = PROJECT.results(name) / "claims.json"
+    if not path.exists():
+        pytest.fail(
+            f"no claims.json for profile {name!r}: run `ghost-optima build --profile {name}`"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))["claims"]
+
+
+def test_every_recorded_interval_contains_its_point_estimate(rows):
+    """Issue 13, must-show 2: over every figure of every claim, ``lo <= value <= hi``."""
+    checked, outside = 0, []
+    for row in rows:
+        for path, figure in claims.intervals(row["figures"]):
+            checked += 1
+            if claims.outside_interval(figure):
+                outside.append(
+                    f"{row['id']} {path}: {figure['value']:.6g} not in "
+                    f"[{figure['lo']:.6g}, {figure['hi']:.6g}]"
+                )
+    assert checked > 0, "no interval figure was recorded: nothing was checked"
+    assert not outside, "intervals that miss their point estimate:\n" + "\n".join(outside)
+
+
+def test_every_entry_carries_its_class_and_commits(rows):
+    """Issue 16, must-show 1: class, the rule's commit and the results' commit on every entry
+    (a deliverable is judged by the build, so its results commit may be empty)."""
+    registry = claims.registry()
+    for row in rows:
+        assert row["class"] == registry[row["id"]].kind, row["id"]
+        assert {"rule_commit", "results_commit"} <= row.keys(), row["id"]
+        if row["verdict"] != claims.NOT_TESTED and git_available():
+            assert row["rule_commit"], f"{row['id']}: no rule commit"
+            if row["class"] != "deliverable":
+                assert row["results_commit"], f"{row['id']}: no results commit"
+
+
+def test_every_empirical_claim_has_at_least_four_replications(rows):
+    """Issue 16, must-show 1: ``robustness`` with ``runs >= 4`` and ``agree`` for every tested
+    empirical claim, consistent with the verdicts it lists and its key-figure range."""
+    for row in rows:
+        if row["class"] != "empirical" or row["verdict"] == claims.NOT_TESTED:
+            continue
+        entry = row.get("robustness")
+        assert entry, f"{row['id']}: no replications recorded"
+        assert entry["runs"] >= claims.MIN_REPLICATIONS, row["id"]
+        assert len(entry["verdicts"]) == entry["runs"], row["id"]
+        assert entry["agree"] == sum(v == row["verdict"] for v in entry["verdicts"]), row["id"]
+        assert entry["key_min"] <= entry["key_max"], row["id"]
+
+
+def git_available() -> bool:
+    return (ROOT / ".git").exists()
+
+
+def test_the_built_ledger_shows_commits_and_replications(rows, request):
+    profile = request.config.getoption("--book-profile")
+    page = (PROJECT.html(profile) / "_generated" / "ledger.html").read_text(encoding="utf-8")
+    for row in rows:
+        if row.get("rule_commit"):
+            assert row["rule_commit"][:10] in page, row["id"]
+        if row.get("results_commit"):
+            assert row["results_commit"][:10] in page, row["id"]
+        entry = claims.replications(row)
+        if entry:
+            assert f"{entry['agree']}/{entry['runs']} same verdict" in page, row["id"]
+        if claims.is_unstable(row):
+            named = page.split("not under their verdict):")[1].split(".")[0]
+            assert row["id"] in named.replace(",", " ").split(), row["id"]
