@@ -297,6 +297,7 @@ def collect_claims(project: Project, records: dict[str, dict | None]) -> list[di
             rule_date=rule.get("rule_date"),
             rule_flagged=rule.get("flagged"),
             rule_changes=rule.get("changes", []),
+            rule_first_verdict=rule.get("first_verdict"),
             results_commit=record.get("provenance", {}).get("commit"),
         )
     return rows
