@@ -75,3 +75,44 @@ def test_a_registered_rule_hashes_like_its_yaml():
     from ghost_optima.book.claims import Rule
 
     assert rule_digest(Rule(**RULE)) == rule_digest(RULE)
+
+
+def test_a_rule_changed_after_its_first_recorded_verdict_is_flagged_with_its_history(tmp_path):
+    from ghost_optima.book import pages
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    rules = commit(tmp_path, "rules", {"claims.yml": registry_text("x > 1", "x > 1")})
+    chapter = commit(
+        tmp_path,
+        "chapter A records its claim",
+        {"notebooks/10_a.md": 'x = 1\n_ = rec.claim("A", {"x": x})\n'},
+    )
+    history = rule_history(tmp_path, "claims.yml")
+    assert history["A"]["first_verdict"]["commit"] == chapter
+    assert history["A"]["first_verdict"]["notebook"] == "10_a"
+    assert history["B"]["first_verdict"] is None  # no chapter records B
+    assert not history["A"]["flagged"] and not history["B"]["flagged"]
+    changed = commit(tmp_path, "A's rule, later", {"claims.yml": registry_text("x > 5", "x > 1")})
+    commit(tmp_path, "chapter edited", {"notebooks/10_a.md": '_ = rec.claim("A", {"x": 2})\n'})
+    history = rule_history(tmp_path, "claims.yml")
+    a = history["A"]
+    assert a["first_verdict"]["commit"] == chapter  # the first, not the latest, recording
+    assert [c["commit"] for c in a["changes"]] == [rules, changed]
+    assert [c["after_first_verdict"] for c in a["changes"]] == [False, True]
+    assert a["changes"][1]["fields"] == ["supported"] and a["flagged"]
+    assert a["changes"][1]["subject"] == "A's rule, later"
+    assert a["changes"][0]["expressions"]["supported"] == "x > 1"
+    assert a["changes"][1]["expressions"]["supported"] == "x > 5"
+    assert not history["B"]["flagged"]
+    row = {
+        "rule_commit": a["rule_commit"],
+        "rule_date": a["rule_date"],
+        "rule_flagged": a["flagged"],
+        "rule_changes": a["changes"],
+        "rule_first_verdict": a["first_verdict"],
+        "results_commit": None,
+    }
+    said = pages._decided(row)
+    assert "**Flagged**: the rule in force was changed after the chapter's first recorded" in said
+    assert f"first recorded this claim in `{chapter[:10]}`" in said
+    assert f"`{rules[:10]}`" in said and "supported branch" in said

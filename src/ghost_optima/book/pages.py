@@ -134,26 +134,49 @@ def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict)
     return "\n".join(lines) + "\n"
 
 
+FIELD_WORDS = {
+    "first version": "first version",
+    "text": "text",
+    "supported": "supported branch",
+    "not_supported": "not-supported branch",
+    "otherwise": "otherwise branch",
+    "key": "key figure",
+}
+
+
+def _flags(change: dict) -> list[str]:
+    return (["with its chapter"] if change.get("with_chapter") else []) + (
+        ["after the chapter's first recorded verdict"] if change.get("after_first_verdict") else []
+    )
+
+
+def _change_words(change: dict) -> str:
+    what = ", ".join(FIELD_WORDS.get(f, f) for f in change.get("fields", []))
+    head = f"`{change['commit'][:10]}` ({change['date'][:10]}"
+    return head + (f": {what}" if what else "") + "".join(f"; {f}" for f in _flags(change)) + ")"
+
+
 def _decided(row: dict) -> str:
-    """The rule's commit and date from git, the results' commit, and the flag, in words."""
+    """The rule's commit and date from git, the results' commit, the flag and the rule's
+    history, in words (no names of figures: the rules page has those)."""
     if not row.get("rule_commit"):
         return "no git history of the rule is available in this build."
     text = f"rule in force since commit `{row['rule_commit'][:10]}` ({row['rule_date'][:10]})"
     if row.get("results_commit"):
         text += f"; results from commit `{row['results_commit'][:10]}`"
+    first = row.get("rule_first_verdict")
+    if first:
+        text += f"; the chapter first recorded this claim in `{first['commit'][:10]}`"
+    changes = row.get("rule_changes", [])
+    in_force = changes[-1] if changes else {}
     if row.get("rule_flagged"):
+        reasons = " and ".join(_flags(in_force)) or "see the rules page"
         text += (
-            ". **Flagged**: this rule landed in the same commit as its chapter's code, so git "
-            "alone cannot show that it was fixed before the numbers were seen"
+            f". **Flagged**: the rule in force was changed {reasons}, so git cannot show that "
+            "it was fixed before the numbers were seen; its history is on the {ref}`rules` page"
         )
-    earlier = row.get("rule_changes", [])[:-1]
-    if earlier:
-        listed = ", ".join(
-            f"`{c['commit'][:10]}` ({c['date'][:10]}"
-            + (", with its chapter)" if c["with_chapter"] else ")")
-            for c in earlier
-        )
-        text += f"; earlier versions: {listed}"
+    if len(changes) > 1:
+        text += "; versions, oldest first: " + ", ".join(_change_words(c) for c in changes)
     return text + "."
 
 
@@ -172,6 +195,16 @@ def rules_page(rows: list[dict]) -> str:
         "is three expressions over the recorded figures: `supported` is checked first, then "
         "`not_supported`; when both are false the verdict is the rule's `otherwise`. A test "
         "checks that every rule can reach each of its branches.",
+        "",
+        "**When each rule was decided.** Every version of a rule is read from the git history "
+        "of the registry. A version is flagged when it landed in the same commit as its "
+        "chapter's code (git cannot show which came first), or after the claim's first "
+        "recorded verdict. Results are not kept in git, so that moment is defined from git: "
+        "the first commit in which a chapter contained the call that records the claim. From "
+        "then on anyone who ran the committed chapter saw a verdict; one may have been seen "
+        "earlier on uncommitted work, never later. A flagged change may be a fair correction, "
+        "but it was made with a verdict in view: each rule's versions are listed below with "
+        "what changed, so a reader can see what was decided when.",
         "",
     ]
     for row in rows:
@@ -194,7 +227,36 @@ def rules_page(rows: list[dict]) -> str:
             f"`{name}` = {format_figure(value)}" for name, value in row["figures"].items()
         )
         lines += [f"Recorded figures: {recorded or 'none yet'}.", ""]
+        lines += _history_lines(row)
     return "\n".join(lines) + "\n"
+
+
+def _history_lines(row: dict) -> list[str]:
+    """The versions of a claim's rule, oldest first, with their expressions and flags."""
+    changes = row.get("rule_changes") or []
+    if not changes:
+        return []
+    first = row.get("rule_first_verdict")
+    lines = [
+        "Versions of this rule, oldest first" + (" (flagged)" if row.get("rule_flagged") else "")
+    ]
+    lines[0] += (
+        f"; the chapter first recorded this claim in `{first['commit'][:10]}` "
+        f"({first['date'][:10]}):"
+        if first
+        else ":"
+    )
+    lines.append("")
+    for change in changes:
+        expressions = change.get("expressions", {})
+        shown = "; ".join(f"{k}: `{' '.join(str(v).split())}`" for k, v in expressions.items())
+        subject = _cell(change.get("subject", ""))
+        lines.append(
+            f"- {_change_words(change)}"
+            + (f" — {shown}" if shown else "")
+            + (f". Commit: *{subject}*" if subject else "")
+        )
+    return [*lines, ""]
 
 
 def reproducibility_page(profile: str, records: dict[str, dict]) -> str:
