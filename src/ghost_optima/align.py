@@ -6,6 +6,9 @@ raw weight distance says little. This module removes the permutation before comp
 * ``weight_matching``: the permutations ``pi`` of a ``PermutationSpec`` maximising
   ``<theta^a, pi(theta^b)>`` by coordinate descent, one assignment problem per permutation
   (Ainsworth, Hayase & Srinivasa 2023, "Git Re-Basin", ICLR, Algorithm 1);
+* ``signed_alignment`` / ``align_to``: the same over the activation's whole finite group
+  (signed permutations for odd activations; ``ghost_optima.matching``), by weight matching
+  (exact for one hidden layer) or by activation matching on inputs;
 * ``canonicalize``: a representative of the orbit picked by sorting units (and fixing signs
   for odd activations), so equal orbits give bitwise equal parameters;
 * ``barrier``: the loss barrier on the straight line between two solutions (linear mode
@@ -24,11 +27,17 @@ from typing import Literal
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from ghost_optima.data import Task
+from ghost_optima.matching import activation_matching, coordinate_descent
 from ghost_optima.mlp import ACTIVATIONS
-from ghost_optima.symmetry import PermutationSpec, Transform, apply_transform, mlp_permutation_spec
+from ghost_optima.symmetry import (
+    PermutationSpec,
+    Transform,
+    apply_transform,
+    compose_transforms,
+    mlp_permutation_spec,
+)
 from ghost_optima.train import evaluate
 
 Params = dict[str, torch.Tensor]
@@ -46,67 +55,6 @@ def permute(params: Params, perms: Perms) -> Params:
     return apply_transform(params, spec, transform)
 
 
-class _CrossTerm:
-    """``lhs @ rhs[:, p].T`` for a permutation ``p``, updated in place when ``p`` changes.
-
-    If ``p`` changed in the positions ``K``, the product changes by ``lhs[:, K] @ (rhs[:,
-    p_new[K]] - rhs[:, p_old[K]]).T`` (``|K| / n`` of a product; recomputed if ``|K| > n / 2``).
-    """
-
-    def __init__(self, lhs: np.ndarray, rhs: np.ndarray, perm: np.ndarray) -> None:
-        self.lhs, self.rhs, self.perm = lhs, rhs, perm.copy()
-        self.value = lhs @ rhs[:, perm].T
-
-    def at(self, perm: np.ndarray) -> np.ndarray:
-        changed = np.flatnonzero(self.perm != perm)
-        if 2 * len(changed) > len(perm):
-            self.value = self.lhs @ self.rhs[:, perm].T
-        elif len(changed):
-            moved = self.rhs[:, perm[changed]] - self.rhs[:, self.perm[changed]]
-            self.value += self.lhs[:, changed] @ moved.T
-        self.perm = perm.copy()
-        return self.value
-
-
-def _perm_names(spec: PermutationSpec) -> list[str]:
-    """The permutations ``spec`` names, in order of first appearance (``P1, ..., PL``)."""
-    return list(dict.fromkeys(p for axes in spec.axes.values() for p in axes if p is not None))
-
-
-def _axis_terms(spec: PermutationSpec, a: dict, b: dict, perm: str, perms: dict) -> list:
-    """Per axis ``perm`` acts on, its part of the score and the other permutations it reads: a
-    constant (none), a ``_CrossTerm`` (one, of a matrix) or the arrays to recompute from."""
-    terms = []
-    for name, axes in spec.axes.items():
-        for axis, p in enumerate(axes):
-            if p != perm:
-                continue
-            lhs, rhs = np.moveaxis(a[name], axis, 0), np.moveaxis(b[name], axis, 0)
-            others = [(k, q) for k, q in enumerate(np.delete(np.array(axes, object), axis)) if q]
-            if not others:
-                n = lhs.shape[0]
-                terms.append((lhs.ndim, None, lhs.reshape(n, -1) @ rhs.reshape(n, -1).T))
-            elif len(others) == 1 and lhs.ndim == 2:
-                other = others[0][1]
-                terms.append((2, other, _CrossTerm(lhs, rhs, perms[other])))
-            else:
-                terms.append((lhs.ndim, tuple(q for _, q in others), (lhs, rhs, others)))
-    # matrices before vectors: the order in which the MLP score was always summed
-    return [(other, term) for _, other, term in sorted(terms, key=lambda t: t[0] < 2)]
-
-
-def _term_value(other, term, perms: dict) -> np.ndarray:
-    if other is None:
-        return term
-    if isinstance(term, _CrossTerm):
-        return term.at(perms[other])
-    lhs, rhs, others = term
-    for k, q in others:  # axis k + 1 of the moved array carries permutation q
-        rhs = np.take(rhs, perms[q], axis=k + 1)
-    n = lhs.shape[0]
-    return lhs.reshape(n, -1) @ rhs.reshape(n, -1).T
-
-
 def weight_matching(
     params_a: Params,
     params_b: Params,
@@ -116,89 +64,93 @@ def weight_matching(
     seed: int = 0,
     classes: dict[str, np.ndarray] | None = None,
 ) -> Perms:
-    """Permutations of ``b``'s units that best align its weights with ``a``'s.
+    """Permutations (no signs) of ``b``'s units that best align its weights with ``a``'s.
 
     ``spec`` declares which permutation acts on which axis of which parameter
     (``symmetry.PermutationSpec``; default the MLP's, ``mlp_permutation_spec``). Maximises
     ``sum_params <theta^a, pi(theta^b)>`` by permutation coordinate descent (Git Re-Basin,
-    Algorithm 1). Starting from the identity, each sweep visits the permutations in a random
-    order drawn from ``np.random.default_rng(seed)``; for permutation ``p`` with the others
-    fixed the objective is ``sum_i S[i, p(i)]`` with the ``(n, n)`` score
+    Algorithm 1; ``ghost_optima.matching.coordinate_descent`` with no signs). For an MLP,
+    ``P_l``'s score is ``W_l^a (W_l^b[:, p_{l-1}])^T + (W_{l+1}^a)^T W_{l+1}^b[p_{l+1}, :] +
+    b_l^a (b_l^b)^T``, solved exactly by ``scipy.optimize.linear_sum_assignment``. Returns
+    ``{name: LongTensor}`` for every permutation of ``spec``: ``permute(params_b, perms)`` is
+    ``b`` aligned to ``a``. ``classes[p]`` labels the units of ``p`` (same labels in both nets)
+    and restricts ``p`` to map units within a label (``ghost_optima.masks``).
 
-        S = sum over (parameter w, axis k) carrying p of  w^a_(k) (pi_{-k}(w^b)_(k))^T,
-
-    ``w_(k)`` the parameter with axis ``k`` moved first and the rest flattened, ``pi_{-k}`` the
-    other permutations applied to their axes. For an MLP, ``P_l``'s score is
-    ``W_l^a (W_l^b[:, p_{l-1}])^T + (W_{l+1}^a)^T W_{l+1}^b[p_{l+1}, :] + b_l^a (b_l^b)^T``.
-    It is solved exactly by ``scipy.optimize.linear_sum_assignment(S, maximize=True)``, until a
-    sweep improves no score by more than ``1e-12`` or ``max_iter`` sweeps. Scores are float64;
-    matrix terms are updated incrementally, and a permutation whose neighbours (those sharing a
-    parameter with it) did not change since it was solved is not solved again. Returns
-    ``{name: LongTensor}`` for every permutation of ``spec``: ``apply_transform(params_b, spec,
-    Transform(perms))`` (``permute(params_b, perms)`` for an MLP) is ``b`` aligned to ``a``.
-
-    ``classes`` restricts the search to a subgroup: ``classes[p]`` labels each unit permuted by
-    ``p`` (same labels in both nets), and ``p`` maps units only within a label: the product of
-    the classes' symmetric groups (what survives a mask or per-unit activations;
-    ``ghost_optima.masks``). Each assignment then splits into one exact problem per class.
+    For odd activations this ignores sign flips; ``signed_alignment`` matches the whole group.
     """
     spec = spec or mlp_permutation_spec(_n_hidden(params_a))
-    a = {k: v.detach().double().cpu().numpy() for k, v in params_a.items()}
-    b = {k: v.detach().double().cpu().numpy() for k, v in params_b.items()}
-    names = _perm_names(spec)
-    sizes = {
-        p: a[name].shape[axis]
-        for name, axes in spec.axes.items()
-        for axis, p in enumerate(axes)
-        if p is not None
-    }
-    perms = {p: np.arange(sizes[p]) for p in names}
-    terms = {p: _axis_terms(spec, a, b, p, perms) for p in names}
-    neighbours = {
-        p: sorted({q for other, _ in terms[p] for q in _as_tuple(other)}, key=names.index)
-        for p in names
-    }
-    version = dict.fromkeys(names, 0)  # bumped whenever perms[p] changes
-    solved_at: dict[str, tuple[int, ...]] = {}
-    rng = np.random.default_rng(seed)
-    for _ in range(max_iter):
-        improved = False
-        for k in rng.permutation(len(names)):
-            p = names[k]
-            seen = tuple(version[q] for q in neighbours[p])
-            if solved_at.get(p) == seen:
-                continue
-            values = [_term_value(other, term, perms) for other, term in terms[p]]
-            score = values[0] + values[1] if len(values) > 1 else values[0].copy()
-            for value in values[2:]:
-                score += value
-            col = _assign(score, None if classes is None else classes.get(p))
-            rows = np.arange(len(col))
-            if score[rows, col].sum() > score[rows, perms[p]].sum() + 1e-12:
-                improved = True
-            if not np.array_equal(col, perms[p]):
-                perms[p] = col
-                version[p] += 1
-            solved_at[p] = seen
-        if not improved:
-            break
-    return {p: torch.as_tensor(perms[p]) for p in names}
+    found = coordinate_descent(
+        params_a, params_b, spec, max_iter=max_iter, seed=seed, classes=classes
+    )
+    return found.perms
 
 
-def _as_tuple(other) -> tuple:
-    return () if other is None else (other,) if isinstance(other, str) else other
+def signed_alignment(
+    params_a: Params,
+    params_b: Params,
+    activation: str,
+    *,
+    method: Literal["weight", "activation"] = "weight",
+    x: torch.Tensor | None = None,
+    seed: int = 0,
+    max_iter: int = 100,
+) -> Transform:
+    """The group element ``g`` (permutations, and signs for odd activations) aligning ``b``
+    to ``a``: ``apply_transform(params_b, mlp_permutation_spec(L), g)`` computes ``b``'s
+    function and sits near ``a``.
+
+    ``method="weight"``: maximise ``<theta^a, g . theta^b>`` over signed permutations by
+    coordinate descent (``matching.coordinate_descent``); exact for one hidden layer (an
+    assignment on ``|S|`` with signs from ``S``). For odd activations and several hidden layers
+    the descent starts from sign-normalise-then-match (``normalize_signs`` on both nets, then
+    ``weight_matching``), so it is never worse than that older method. ReLU: permutations only
+    (a positive rescaling is not a sign). ``method="activation"``: ``matching.activation_matching``
+    on the inputs ``x`` (correlation of hidden activations, signs for odd activations).
+    """
+    n_hidden = _n_hidden(params_a)
+    odd = ACTIVATIONS[activation].symmetry == "odd"
+    if method == "activation":
+        if x is None:
+            raise ValueError("activation matching needs inputs x")
+        return activation_matching(params_a, params_b, x, activation)
+    if method != "weight":
+        raise ValueError(f"unknown method {method!r}")
+    spec = mlp_permutation_spec(n_hidden)
+    names = [f"P{layer}" for layer in range(1, n_hidden + 1)]
+    init = None
+    if odd and n_hidden > 1:
+        init = sign_normalised_matching(params_a, params_b, seed=seed, max_iter=max_iter)
+    return coordinate_descent(
+        params_a,
+        params_b,
+        spec,
+        signed=names if odd else (),
+        max_iter=max_iter,
+        seed=seed,
+        init=init,
+    )
 
 
-def _assign(score: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-    """The permutation maximising ``sum_i score[i, col[i]]``, within classes if labelled."""
-    if labels is None:
-        return linear_sum_assignment(score, maximize=True)[1]
-    labels = np.asarray(labels)
-    col = np.empty(len(score), dtype=np.int64)
-    for label in np.unique(labels):
-        idx = np.flatnonzero(labels == label)
-        col[idx] = idx[linear_sum_assignment(score[np.ix_(idx, idx)], maximize=True)[1]]
-    return col
+def sign_normalised_matching(
+    params_a: Params, params_b: Params, *, seed: int = 0, max_iter: int = 100
+) -> Transform:
+    """The previous tanh alignment as a group element on ``b``: both nets sign-normalised on
+    their own (``normalize_signs``: signs ``D_a``, ``D_b``), then permutations ``pi`` by
+    ``weight_matching``; ``g = D_a o pi o D_b`` (``D_a`` is its own inverse), so that
+    ``||a - g . b|| = ||D_a a - pi D_b b||``, the distance that method reported."""
+    identity = _identity_perms(params_a)
+    d_a, d_b = sign_normalization(params_a), sign_normalization(params_b)
+    perms = weight_matching(
+        normalize_signs(params_a), normalize_signs(params_b), seed=seed, max_iter=max_iter
+    )
+    first = compose_transforms(Transform(identity, signs=d_b), Transform(perms))
+    return compose_transforms(first, Transform(identity, signs=d_a))
+
+
+def align_to(params_a: Params, params_b: Params, activation: str, **kwargs) -> Params:
+    """``b`` moved by ``signed_alignment(params_a, params_b, activation, **kwargs)``."""
+    g = signed_alignment(params_a, params_b, activation, **kwargs)
+    return apply_transform(params_b, mlp_permutation_spec(_n_hidden(params_b)), g)
 
 
 CanonicalKey = Literal["incoming_norm", "outgoing_norm", "bias"]
@@ -337,21 +289,23 @@ def count_distinct(
 
         2 ||theta_r - pi(theta_k)|| / (||theta_r|| + ||theta_k||) <= tol,
 
-    with ``pi`` from ``weight_matching(theta_r, theta_k)`` (identity if ``align=False``), and
-    otherwise founds a new cluster. If ``activation`` is odd (tanh), signs are normalised first
-    by ``normalize_signs``, so sign-flipped copies also coincide. ``labels[k]`` is the cluster
-    index of solution ``k``, numbered in order of first appearance.
+    with ``pi`` from ``signed_alignment(theta_r, theta_k, activation)`` (signed permutations
+    for odd activations, so sign-flipped copies also coincide; plain ``weight_matching`` when
+    ``activation`` is None; identity if ``align=False``), and otherwise founds a new cluster.
+    ``labels[k]`` is the cluster index of solution ``k``, numbered in order of first appearance.
     """
-    if activation is not None and ACTIVATIONS[activation].symmetry == "odd":
-        param_list = [normalize_signs(p) for p in param_list]
     reps: list[Params] = []
     labels = np.empty(len(param_list), dtype=np.int64)
     for k, params in enumerate(param_list):
         for c, rep in enumerate(reps):
             other = params
             if align:
-                perms = weight_matching(rep, params, max_iter=max_iter, seed=seed)
-                other = permute(params, perms)
+                if activation is None:
+                    other = permute(
+                        params, weight_matching(rep, params, max_iter=max_iter, seed=seed)
+                    )
+                else:
+                    other = align_to(rep, params, activation, max_iter=max_iter, seed=seed)
             rel = 2 * distance(rep, other) / (_flat_norm(rep) + _flat_norm(params))
             if rel <= tol:
                 labels[k] = c

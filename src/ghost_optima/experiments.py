@@ -3,8 +3,9 @@
 The experiments train many seeds at once (``ghost_optima.train.train_ensemble``) and compare
 them pair by pair. This module holds what several chapters need:
 
-* ``align_pair`` / ``pairwise_alignment``: every pair of members aligned modulo permutation
-  (signs first normalised for odd activations, then Git Re-Basin weight matching), with the
+* ``align_pair`` / ``pairwise_alignment``: every pair of members aligned modulo the
+  activation's finite group (signed permutations for tanh: ``align.signed_alignment``, weight
+  or activation matching), with the
   normalised distance ``2 ||a - pi(b)|| / (||a|| + ||b||)`` of ``ghost_optima.align``;
 * ``segment_barriers``: the loss barrier of ``ghost_optima.align.barrier`` for many pairs at
   once, all interpolants of all pairs evaluated as one stacked ensemble;
@@ -25,9 +26,8 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from ghost_optima.align import distance, normalize_signs, permute, weight_matching
+from ghost_optima.align import align_to, distance
 from ghost_optima.data import Task
-from ghost_optima.mlp import ACTIVATIONS
 from ghost_optima.train import evaluate, member
 
 Params = dict[str, torch.Tensor]
@@ -38,19 +38,20 @@ def _norm(params: Params) -> float:
 
 
 def align_pair(
-    params_a: Params, params_b: Params, activation: str, *, seed: int = 0
+    params_a: Params,
+    params_b: Params,
+    activation: str,
+    *,
+    seed: int = 0,
+    method: str = "weight",
+    x: torch.Tensor | None = None,
 ) -> tuple[Params, Params]:
-    """``(a', b')``: ``b`` relabelled to match ``a`` modulo the activation's discrete symmetry.
-
-    For odd activations (tanh) both are first sign-normalised (``align.normalize_signs``, a
-    function-preserving flip); then ``b``'s hidden units are permuted by
-    ``align.weight_matching(a', b')``. Both returned networks compute the same functions as the
-    inputs.
+    """``(a, b')``: ``b`` moved by the element of the activation's finite symmetry group that
+    aligns it with ``a`` (``align.signed_alignment``: signed permutations for odd activations,
+    permutations otherwise; weight matching, or activation matching on inputs ``x``). ``a`` is
+    returned unchanged; ``b'`` computes the same function as ``b``.
     """
-    if ACTIVATIONS[activation].symmetry == "odd":
-        params_a, params_b = normalize_signs(params_a), normalize_signs(params_b)
-    perms = weight_matching(params_a, params_b, seed=seed)
-    return params_a, permute(params_b, perms)
+    return params_a, align_to(params_a, params_b, activation, method=method, x=x, seed=seed)
 
 
 def relative_distance(params_a: Params, params_b: Params) -> float:
@@ -59,9 +60,14 @@ def relative_distance(params_a: Params, params_b: Params) -> float:
 
 
 def pairwise_alignment(
-    stacked: Params, activation: str, *, seed: int = 0
+    stacked: Params,
+    activation: str,
+    *,
+    seed: int = 0,
+    method: str = "weight",
+    x: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, list[tuple[int, int]], list[Params], list[Params]]:
-    """Align every pair ``i < j`` of an ensemble's members.
+    """Align every pair ``i < j`` of an ensemble's members (``align_pair``, ``b`` onto ``a``).
 
     Returns ``(dist, pairs, firsts, seconds)``: ``dist`` is the symmetric ``(E, E)`` matrix of
     normalised distances after ``align_pair`` (NaN on the diagonal), ``pairs`` lists ``(i, j)``
@@ -70,9 +76,10 @@ def pairwise_alignment(
     n = stacked["W1"].shape[0]
     dist = np.full((n, n), np.nan)
     pairs, firsts, seconds = [], [], []
+    members = [member(stacked, i) for i in range(n)]
     for i in range(n):
         for j in range(i + 1, n):
-            a, b = align_pair(member(stacked, i), member(stacked, j), activation, seed=seed)
+            a, b = align_pair(members[i], members[j], activation, seed=seed, method=method, x=x)
             dist[i, j] = dist[j, i] = relative_distance(a, b)
             pairs.append((i, j))
             firsts.append(a)
