@@ -7,7 +7,9 @@ import torch
 
 from ghost_optima.data import teacher_student
 from ghost_optima.masks import (
+    FanInInit,
     banded_mask,
+    block_masks,
     count_automorphisms_bruteforce,
     fan_in_for,
     layer_masks,
@@ -15,6 +17,7 @@ from ghost_optima.masks import (
     random_fanin_mask,
     surviving_group,
 )
+from ghost_optima.mlp import init_mlp
 from ghost_optima.train import TrainConfig, TrainHooks, member, train_ensemble
 
 
@@ -170,3 +173,43 @@ def test_train_rejects_bad_masks():
     with pytest.raises(ValueError):
         bad = {"W1": torch.full((5, 4), 0.5)}
         train_ensemble(data, (4, 5, 2), "tanh", [0], config, TrainHooks(masks=bad))
+
+
+@pytest.mark.parametrize("pattern", ["random", "banded"])
+@pytest.mark.parametrize("seed", range(4))
+def test_twin_masks_keep_the_predicted_group_by_brute_force(pattern, seed):
+    widths, block = (5, 4, 4, 2), 2  # coarse layers of 2 blocks
+    masks = block_masks(widths, pattern, 0.5, block, generator=_gen(seed))
+    predicted = math.factorial(block) ** (4 // block) * math.factorial(block) ** (4 // block)
+    assert count_automorphisms_bruteforce(widths, masks) == predicted
+    group = surviving_group(widths, masks)
+    assert group.exact and round(10**group.log10_order) == predicted
+    # the density of the distinct-row masks: fan_in_for inputs, whole blocks in layer 2
+    assert (masks["W1"].sum(1) == fan_in_for(5, 0.5)).all()
+    assert (masks["W2"].sum(1) == block * fan_in_for(4 // block, 0.5)).all()
+
+
+def test_twin_masks_of_realistic_size_match_the_block_formula():
+    widths, block = (64, 76, 76, 10), 4
+    masks = block_masks(widths, "random", 0.25, block, generator=_gen(0))
+    group = surviving_group(widths, masks)
+    assert group.exact
+    assert group.log10_order == pytest.approx(2 * 19 * math.log10(math.factorial(4)))
+    with pytest.raises(ValueError, match="divide"):
+        block_masks((8, 6, 6, 2), "random", 0.5, 4, generator=_gen(0))
+
+
+def test_fan_in_init_is_the_mask_aware_init_and_keeps_the_dense_variance():
+    widths = (200, 300, 2)
+    mask = random_fanin_mask(300, 200, 50, generator=_gen(1))
+    dense = init_mlp(widths, 7, dtype=torch.float64)
+    rescaled = FanInInit({"W1": mask}).to_raw(dense)
+    reference = init_mlp(widths, 7, dtype=torch.float64, masks={"W1": mask})
+    torch.testing.assert_close(rescaled["W1"] * mask, reference["W1"])
+    torch.testing.assert_close(rescaled["b1"], reference["b1"])
+    x = torch.randn(4000, 200, generator=_gen(2), dtype=torch.float64)
+    var_dense = (x @ dense["W1"].T).var()
+    var_masked = (x @ (rescaled["W1"] * mask).T).var()
+    var_naive = (x @ (dense["W1"] * mask).T).var()  # dense fan-in: a quarter of the variance
+    assert var_masked / var_dense == pytest.approx(1.0, abs=0.1)
+    assert var_naive / var_dense == pytest.approx(0.25, abs=0.05)

@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from ghost_optima.masks import count_automorphisms_bruteforce, param_count, surviving_group
-from ghost_optima.modular import Modular, matched_modular, windows_1d, windows_2d
+from ghost_optima.modular import (
+    Modular,
+    matched_modular,
+    spread_window_1d,
+    spread_window_2d,
+    windows_1d,
+    windows_2d,
+)
 
 
 def test_windows_1d_cover_and_overlap():
@@ -64,6 +71,28 @@ def test_matched_parameter_count_and_checks():
         other = Modular(40, 10, windows, (u, u))
         assert abs(other.n_params() - target) >= abs(net.n_params() - target)
     with pytest.raises(ValueError):
-        Modular(4, 1, ((0, 1), (1, 0)), (2,))  # the same window twice
-    with pytest.raises(ValueError):
         Modular(4, 1, ((0, 4),), (2,))
+
+
+@pytest.mark.parametrize(
+    ("windows", "units"),
+    [
+        (((0, 1), (0, 1)), (1, 1)),  # two modules on one window: swapped whole, 2
+        (((0, 1), (0, 1)), (2, 1)),  # 2! (2! 1!)^2 = 8
+        (((0, 1), (0, 1), (2,)), (1, 2)),  # 2! (1! 2!)^3 = 16
+        (((0, 1), (0, 1)), (2,)),  # one layer: all 4 units twins, 4! = 24
+        (((0,), (1,), (2,)), (2, 1)),  # distinct windows: (2!)^3 = 8
+    ],
+)
+def test_group_with_shared_windows_against_brute_force(windows, units):
+    net = Modular(3, 2, windows, units)
+    truth = count_automorphisms_bruteforce(net.widths, net.masks())
+    assert truth == round(10 ** net.log10_perm_order())
+
+
+def test_spread_windows_have_the_size_of_a_patch_and_span_the_input():
+    assert spread_window_1d(40, 15)[0] == 0 and spread_window_1d(40, 15)[-1] == 39
+    assert len(spread_window_1d(40, 15)) == 15
+    w = spread_window_2d(8, 8, 5)
+    assert len(w) == len(windows_2d(8, 8, 5, 2)[0]) == 25
+    assert {0, 7, 56, 63} <= set(w)

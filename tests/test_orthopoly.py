@@ -16,8 +16,10 @@ from ghost_optima.orthopoly import (
     normalize_signs,
     parities,
     random_pattern,
+    shared_pattern,
     symmetry_classes,
 )
+from ghost_optima.symmetry import Transform, apply_transform, mlp_permutation_spec
 from ghost_optima.train import TrainConfig, stack_params, train_ensemble
 
 NUMPY = {"legendre": legendre.legval, "chebyshev": chebyshev.chebval}
@@ -148,3 +150,21 @@ def test_training_with_per_unit_activations():
     result = train_ensemble(data, (5, 10, 3), act, range(3), TrainConfig(5, 20, "adam", 0.02))
     assert result.activation is act
     assert (result.history.train_loss[-1] < result.history.train_loss[0]).all()
+
+
+def test_shared_polynomial_keeps_the_permutation_symmetry():
+    gen = torch.Generator().manual_seed(3)
+    widths = (5, 7, 6, 3)
+    shared = PolyActivation(tuple(shared_pattern(n, 4, generator=gen) for n in (7, 6)))
+    distinct = PolyActivation(tuple(random_pattern(n, 4, generator=gen) for n in (7, 6)))
+    params = init_mlp(widths, 0)
+    spec = mlp_permutation_spec(2)
+    perm = {"P1": torch.randperm(7, generator=gen), "P2": torch.randperm(6, generator=gen)}
+    moved = apply_transform(params, spec, Transform(perm))
+    x = torch.randn(50, 5, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(_forward(moved, x, shared), _forward(params, x, shared))
+    gap = (_forward(moved, x, distinct) - _forward(params, x, distinct)).abs().max()
+    assert gap > 1e-3  # control: distinct polynomials do not survive the permutation
+    order = log10_group_order(shared)
+    expected = (math.lgamma(8) + math.lgamma(7)) / math.log(10)
+    assert order["perm"] == pytest.approx(expected)

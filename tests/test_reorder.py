@@ -8,6 +8,7 @@ from ghost_optima.data import teacher_student
 from ghost_optima.mlp import ensemble_forward, init_mlp, mlp_forward
 from ghost_optima.reorder import (
     CanonicalSortHook,
+    CumsumBiases,
     SortedBiases,
     agreement,
     canonical_perms,
@@ -126,3 +127,23 @@ def test_canonical_alignment_versus_weight_matching():
     swapped = dict(pc2, P1=pc2["P1"][[1, 0, *range(2, 8)]])
     assert agreement(pc2, swapped) == pytest.approx(1 - 2 / 15)
     assert agreement(pc2, pc2) == 1.0
+
+
+def test_cumsum_biases_is_linear_invertible_and_order_free():
+    params = stack_params([init_mlp((4, 6, 5, 2), s) for s in range(3)])
+    reparam = CumsumBiases((1, 2))
+    raw = reparam.to_raw(params)
+    back = reparam.to_params(raw)
+    x = torch.randn(20, 4, dtype=torch.float64)
+    torch.testing.assert_close(
+        ensemble_forward(back, x, "tanh"), ensemble_forward(params, x, "tanh")
+    )
+    assert bool((torch.diff(back["b1"], dim=-1) >= 0).all())  # starts sorted, like SortedBiases
+    sorted_start = SortedBiases((1, 2)).to_params(SortedBiases((1, 2)).to_raw(params))
+    torch.testing.assert_close(back["b1"], sorted_start["b1"])  # the same starting network
+    raw["b1"][..., 1:] = -1.0  # order free: any bias vector is reachable
+    assert bool((torch.diff(reparam.to_params(raw)["b1"], dim=-1) < 0).all())
+    # linear: to_params(a r + s) = a to_params(r) + to_params(s)
+    r, s = torch.randn(3, 6, dtype=torch.float64), torch.randn(3, 6, dtype=torch.float64)
+    lin = reparam.to_params({**raw, "b1": 2 * r + s})["b1"]
+    torch.testing.assert_close(lin, 2 * torch.cumsum(r, -1) + torch.cumsum(s, -1))

@@ -252,3 +252,63 @@ def count_automorphisms_bruteforce(
         ):
             count += 1
     return count
+
+
+def block_masks(
+    widths: Sequence[int], pattern: str, density: float, block: int, *, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
+    """Twin masks: the masks of ``layer_masks`` drawn for *blocks* of ``block`` units, so the
+    units of a block are exchangeable (the symmetry-preserving twin of a distinct-row mask).
+
+    Hidden layer ``l`` has ``n_l / block`` blocks (``block`` must divide every hidden width).
+    Layer 1: a coarse ``(n_1 / block, n_0)`` mask of the pattern, each row repeated for the
+    ``block`` units of its block. Layer ``l >= 2``: a coarse ``(n_l / block, n_{l-1} / block)``
+    mask between blocks, expanded by ``kron(., ones(block, block))``: a unit reads whole
+    blocks. The units of a block then have identical incoming rows and outgoing columns (twins),
+    and with pairwise distinct coarse rows no two blocks are related, so by (**)
+
+        |G| = prod_l (block!)^{n_l / block}.
+
+    Density: each unit reads ``fan_in_for(n_0, density)`` inputs in layer 1 and
+    ``block * fan_in_for(n_{l-1} / block, density)`` units in layer ``l >= 2``, the same counts
+    as ``layer_masks`` up to rounding to whole blocks.
+    """
+    widths = tuple(widths)
+    if block < 1 or any(n % block for n in widths[1:-1]):
+        raise ValueError(f"block {block} must divide every hidden width of {widths}")
+    coarse = (widths[0], *(n // block for n in widths[1:-1]), widths[-1])
+    small = layer_masks(coarse, pattern, density, generator=generator)
+    out = {"W1": small["W1"].repeat_interleave(block, dim=0)}
+    for layer in range(2, len(widths) - 1):
+        out[f"W{layer}"] = torch.kron(small[f"W{layer}"], torch.ones(block, block))
+    return out
+
+
+@dataclass(frozen=True)
+class FanInInit:
+    """A ``train.train_ensemble`` reparameterization that only fixes the initialisation of masked
+    layers: ``to_raw`` rescales unit ``i`` of layer ``l`` (its incoming row and bias) by
+    ``sqrt(n_{l-1} / k_i)``, ``k_i = sum_j M_l[i, j]`` (at least 1); ``to_params`` is the
+    identity.
+
+    The trainer draws the dense default ``U(-1, 1) / sqrt(n_{l-1})``; after the rescaling every
+    unit has ``U(-1, 1) / sqrt(k_i)``, which is ``mlp.init_mlp(..., masks=masks)`` (the same draws),
+    so a masked unit's pre-activation variance ``k_i Var(w) E[h^2] = E[h^2] / 3`` equals the
+    dense layer's whatever the density (He et al. 2015 keep the variance by the fan-in the same
+    way). A rescaling of the start only: training then runs in the ordinary coordinates.
+    """
+
+    masks: Masks
+
+    def to_raw(self, params):
+        out = dict(params)
+        for name, mask in self.masks.items():
+            layer = name[1:]
+            n_in = mask.shape[-1]
+            scale = (n_in / mask.sum(-1).clamp(min=1.0)).sqrt().to(params[name].dtype)
+            out[name] = params[name] * scale.unsqueeze(-1)
+            out[f"b{layer}"] = params[f"b{layer}"] * scale
+        return out
+
+    def to_params(self, raw):
+        return raw

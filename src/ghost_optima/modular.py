@@ -20,6 +20,13 @@ module. The group is
 
 against ``prod_l (m u_l)!`` for the dense MLP of the same widths. ``Modular.log10_perm_order``
 gives the closed form; ``masks.surviving_group`` recomputes it from the masks.
+
+Modules may also read *identical* windows (the symmetry-preserving twin: ``spread_window_1d``,
+``spread_window_2d`` give one window of the same size spread over the whole input, read by every
+module). ``c`` modules with one window can then be exchanged as wholes (all their layers at
+once), so with ``L >= 2`` layers a class of ``c`` such modules contributes
+``c! prod_l (u_l!)^c`` (a wreath product); with one layer their ``c u_1`` units are all twins,
+``(c u_1)!``. ``log10_perm_order`` counts both cases (brute force checks it in the tests).
 """
 
 import math
@@ -63,6 +70,20 @@ def windows_2d(height: int, width: int, patch: int, per_side: int) -> tuple[tupl
     )
 
 
+def spread_window_1d(n_in: int, width: int) -> tuple[int, ...]:
+    """``width`` inputs spread evenly over ``[0, n_in - 1]`` (rounded ``linspace``), distinct."""
+    if not 1 <= width <= n_in:
+        raise ValueError(f"need 1 <= width <= {n_in}")
+    return tuple(sorted({round(v) for v in np.linspace(0, n_in - 1, width)}))
+
+
+def spread_window_2d(height: int, width: int, patch: int) -> tuple[int, ...]:
+    """A ``patch x patch`` grid of pixels spread evenly over a ``height x width`` image
+    (flattened row by row): the same number of inputs as a ``windows_2d`` patch."""
+    rows, cols = spread_window_1d(height, patch), spread_window_1d(width, patch)
+    return tuple(r * width + c for r in rows for c in cols)
+
+
 @dataclass(frozen=True)
 class Modular:
     """``len(windows)`` modules of ``units`` hidden units per layer, over ``n_in`` inputs."""
@@ -73,8 +94,6 @@ class Modular:
     units: tuple[int, ...]
 
     def __post_init__(self):
-        if len(set(map(frozenset, self.windows))) != len(self.windows):
-            raise ValueError("module windows must be pairwise distinct")
         if any(not w or min(w) < 0 or max(w) >= self.n_in for w in self.windows):
             raise ValueError(f"windows must be non-empty subsets of range({self.n_in})")
 
@@ -105,9 +124,24 @@ class Modular:
     def n_params(self) -> int:
         return param_count(self.widths, self.masks())
 
+    def window_classes(self) -> list[int]:
+        """Sizes of the classes of modules that read the same window (all 1: distinct)."""
+        counts: dict[frozenset, int] = {}
+        for w in self.windows:
+            counts[frozenset(w)] = counts.get(frozenset(w), 0) + 1
+        return list(counts.values())
+
     def log10_perm_order(self) -> float:
-        """``log10 prod_k prod_l u_l!`` (the closed form of the module docstring)."""
-        return self.n_modules * sum(math.lgamma(u + 1) for u in self.units) / math.log(10)
+        """``log10`` of the permutation group (module docstring): ``prod_k prod_l u_l!``
+        times ``c!`` per class of ``c`` modules sharing a window (``L >= 2``), or
+        ``prod_classes (c u_1)!`` for one layer."""
+        classes = self.window_classes()
+        if len(self.units) == 1:
+            total = sum(math.lgamma(c * self.units[0] + 1) for c in classes)
+        else:
+            total = sum(math.lgamma(c + 1) for c in classes)
+            total += self.n_modules * sum(math.lgamma(u + 1) for u in self.units)
+        return total / math.log(10)
 
     def __repr__(self) -> str:
         sizes = sorted({len(w) for w in self.windows})

@@ -144,6 +144,17 @@ def random_pattern(n_units: int, max_degree: int, *, generator: torch.Generator)
     return rows
 
 
+def shared_pattern(n_units: int, max_degree: int, *, generator: torch.Generator) -> Tensor:
+    """``(n_units, max_degree + 1)``: one ``random_pattern`` row, the same for every unit.
+
+    The symmetry-preserving twin of ``random_pattern``: the same kind of nonlinearity (a random
+    unit-norm Legendre mix of degrees ``1..max_degree``), but every unit computes it, so any
+    relabelling of the layer maps the network to itself and all ``n_units!`` permutations
+    survive (sign flips do not, a mixed-parity row being neither odd nor even).
+    """
+    return random_pattern(1, max_degree, generator=generator).expand(n_units, -1).clone()
+
+
 @dataclass(frozen=True)
 class PolyActivation:
     """Per-unit activations ``phi_i(z) = sum_d c[l][i, d] B_d(tanh z)`` for every hidden layer.

@@ -17,20 +17,16 @@ poly degrees       per-unit Legendre activations, degrees cycling through a list
 poly distinct      per-unit activations with random coefficients, distinct for every unit
 =================  =====================================================================
 
-All train with Adam on the same minibatches (``train.train_ensemble``, one member per seed).
-``measure`` records, per variant and data set: test accuracy and loss per seed, the matrix of
-seed-to-seed test prediction disagreement (fraction of test inputs whose predicted classes
-differ), the test-loss barrier (``align.barrier``) on the straight line between seeds
-``2p`` and ``2p + 1`` before and after alignment *within the variant's own symmetry group*
-(signs normalised by parity, then weight matching restricted to the classes of units that may
-be exchanged; for sorted biases, the canonical copy inside the sorted domain), and the time per
-training step (CPU time of the process, which other jobs on the machine disturb less than wall
-time; the book runs torch on one thread). Intervals are percentile bootstraps over seeds
-(``ghost_optima.stats.bootstrap``), resampling seeds jointly across variants of one data set, so
-paired differences keep their pairing; a pairwise statistic is NaN on a resample with fewer than
-two distinct seeds, and such resamples are dropped. Tables and figures of these numbers are
-formatted on the book side (``ghost_optima.book.tables``); the data sets come from
-``ghost_optima.data.remedy_datasets``.
+All train with Adam on the same minibatches (``train.train_ensemble``, one member per seed;
+masked layers at the fan-in-correct start). ``measure`` records, per variant and data set: test
+accuracy and loss per seed, seed-to-seed test prediction disagreement (``(E, E)``), the test-loss
+barrier (``align.barrier``) between seeds ``2p`` and ``2p + 1`` before and after alignment
+*within the variant's own symmetry group* (signs normalised by parity, weight matching restricted
+to exchangeable units; sorted biases: the canonical copy in the sorted domain), and the CPU time
+per step. Intervals are percentile bootstraps over seeds (``stats.bootstrap``), seeds resampled
+jointly across the variants of one data set (paired); a pairwise statistic is NaN on a resample
+with fewer than two distinct seeds, and such resamples are dropped. Twins that keep the symmetry
+are in ``ghost_optima.twins``; learning rates chosen on validation in ``ghost_optima.fair``.
 """
 
 import math
@@ -71,6 +67,7 @@ class RemedyConfig:
     poly_max_degree: int = 4  # highest degree of "poly distinct"
     poly_basis: str = "legendre"
     structure_seed: int = 0  # seed of random masks and random polynomial coefficients
+    twin_block: int = 4  # units per exchangeable block of twin masks (masked widths its multiple)
 
 
 @dataclass(frozen=True)
@@ -97,7 +94,7 @@ class Architecture:
     align_by_bias: bool = False
 
 
-def _dense_count(widths: Sequence[int]) -> int:
+def dense_count(widths: Sequence[int]) -> int:
     return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True))
 
 
@@ -105,17 +102,18 @@ def _log10_fact(n: int) -> float:
     return math.lgamma(n + 1) / math.log(10)
 
 
-def _masked_width(n_in: int, n_out: int, density: float, target: int) -> int:
-    """Hidden width ``h`` of a two-layer masked net whose parameter count is nearest ``target``."""
+def masked_width(n_in: int, n_out: int, density: float, target: int, step: int = 1) -> int:
+    """Hidden width ``h`` (a multiple of ``step``) of a two-layer masked net whose parameter
+    count is nearest ``target``."""
 
     def count(h: int) -> int:
         k1, k2 = masks_mod.fan_in_for(n_in, density), masks_mod.fan_in_for(h, density)
         return h * (k1 + 1) + h * (k2 + 1) + (h + 1) * n_out
 
-    return min(range(2, 4 * target), key=lambda h: (abs(count(h) - target), h))
+    return min(range(2 * step, 4 * target, step), key=lambda h: (abs(count(h) - target), h))
 
 
-def _module_windows(data: Dataset, cfg: RemedyConfig) -> tuple[tuple[int, ...], ...]:
+def module_windows(data: Dataset, cfg: RemedyConfig) -> tuple[tuple[int, ...], ...]:
     if data.name == "digits":  # 8x8 images: square patches on a sqrt(m) x sqrt(m) grid
         grid = math.isqrt(cfg.n_modules)
         if grid * grid != cfg.n_modules or grid < 2:
@@ -126,25 +124,25 @@ def _module_windows(data: Dataset, cfg: RemedyConfig) -> tuple[tuple[int, ...], 
     return windows_1d(data.n_in, cfg.n_modules, width)
 
 
-def _dense_widths(data: Dataset, cfg: RemedyConfig) -> tuple[int, ...]:
+def dense_widths(data: Dataset, cfg: RemedyConfig) -> tuple[int, ...]:
     return (data.n_in, cfg.width, cfg.width, data.n_out)
 
 
-def _dense_tanh(variant: str, data: Dataset, cfg: RemedyConfig, **extra) -> Architecture:
+def dense_tanh(variant: str, data: Dataset, cfg: RemedyConfig, **extra) -> Architecture:
     """The dense tanh baseline; ``extra`` sets its training procedure (and overrides counts)."""
-    h, widths = cfg.width, _dense_widths(data, cfg)
+    h, widths = cfg.width, dense_widths(data, cfg)
     fields = dict(log10_perm=2 * _log10_fact(h), log10_sign=2 * h * LOG10_2) | extra
     return Architecture(
-        variant, widths, "tanh", _dense_count(widths), parities=(("odd",) * h,) * 2, **fields
+        variant, widths, "tanh", dense_count(widths), parities=(("odd",) * h,) * 2, **fields
     )
 
 
 def _canonical_sort(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
-    return _dense_tanh(variant, data, cfg, sort_every=cfg.sort_every)
+    return dense_tanh(variant, data, cfg, sort_every=cfg.sort_every)
 
 
 def _sorted_biases(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
-    return _dense_tanh(
+    return dense_tanh(
         variant, data, cfg, log10_perm=0.0, reparam=SortedBiases((1, 2)), align_by_bias=True
     )
 
@@ -152,15 +150,20 @@ def _sorted_biases(variant: str, data: Dataset, cfg: RemedyConfig) -> Architectu
 def _masked(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
     """Random or banded masks (``masks.layer_masks``), or modules (``modular.matched_modular``),
     sized to the dense baseline's parameter count."""
-    n0, c, dense = data.n_in, data.n_out, _dense_count(_dense_widths(data, cfg))
+    n0, c, dense = data.n_in, data.n_out, dense_count(dense_widths(data, cfg))
     if variant == "modules":
-        net = matched_modular(n0, c, _module_windows(data, cfg), 2, dense)
+        net = matched_modular(n0, c, module_windows(data, cfg), 2, dense)
         widths, masks = net.widths, net.masks()
     else:
-        hm = _masked_width(n0, c, cfg.density, dense)
+        hm = masked_width(n0, c, cfg.density, dense, cfg.twin_block)
         widths = (n0, hm, hm, c)
         gen = torch.Generator().manual_seed(cfg.structure_seed)
         masks = masks_mod.layer_masks(widths, variant.split()[0], cfg.density, generator=gen)
+    return masked_architecture(variant, widths, masks)
+
+
+def masked_architecture(variant: str, widths: tuple[int, ...], masks: dict) -> Architecture:
+    """A tanh net with ``masks``, its surviving group counted exactly (``surviving_group``)."""
     group = masks_mod.surviving_group(widths, masks)
     if not group.exact:
         raise ValueError(f"{variant}: the surviving group is not a product of twin classes")
@@ -180,7 +183,7 @@ def _masked(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
 def _poly(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
     """Per-unit Legendre (or Chebyshev) activations: degrees cycling through
     ``cfg.poly_degrees`` ("poly degrees"), or random rows distinct for every unit."""
-    h, widths = cfg.width, _dense_widths(data, cfg)
+    h, widths = cfg.width, dense_widths(data, cfg)
     gen = torch.Generator().manual_seed(cfg.structure_seed)
     if variant == "poly degrees":
         coefs = tuple(orthopoly.degree_pattern(h, cfg.poly_degrees) for _ in range(2))
@@ -188,7 +191,12 @@ def _poly(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
         coefs = tuple(
             orthopoly.random_pattern(h, cfg.poly_max_degree, generator=gen) for _ in range(2)
         )
-    act = orthopoly.PolyActivation(coefs, cfg.poly_basis)
+    return poly_architecture(variant, widths, coefs, cfg.poly_basis)
+
+
+def poly_architecture(variant: str, widths: tuple[int, ...], coefs: tuple, basis: str):
+    """Per-unit activations with coefficient rows ``coefs[l - 1]`` and their exact group."""
+    act = orthopoly.PolyActivation(coefs, basis)
     order = orthopoly.log10_group_order(act)
     classes = {f"P{k}": orthopoly.symmetry_classes(co) for k, co in enumerate(coefs, 1)}
     for k, co in enumerate(coefs, 1):  # exchangeable units must compute the same function
@@ -200,7 +208,7 @@ def _poly(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
         variant,
         widths=widths,
         activation=act,
-        n_params=_dense_count(widths),
+        n_params=dense_count(widths),
         log10_perm=order["perm"],
         log10_sign=order["sign"],
         parities=tuple(tuple(orthopoly.parities(co)) for co in coefs),
@@ -209,8 +217,8 @@ def _poly(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
 
 
 Builder = Callable[[str, Dataset, RemedyConfig], Architecture]
-VARIANTS: dict[str, Builder] = {
-    "baseline": _dense_tanh,
+VARIANTS: dict[str, Builder] = {  # each variant's builder, in table order
+    "baseline": dense_tanh,
     "canonical sort": _canonical_sort,
     "sorted biases": _sorted_biases,
     "random masks": _masked,
@@ -219,7 +227,6 @@ VARIANTS: dict[str, Builder] = {
     "poly degrees": _poly,
     "poly distinct": _poly,
 }
-"""Each variant's builder ``(variant, data, cfg) -> Architecture``, in table order."""
 
 
 def architecture(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
@@ -236,18 +243,22 @@ def train(
     *,
     epochs: int,
     batch_size: int,
-    lr: float,
+    lr: float | Sequence[float],
     dtype: torch.dtype = torch.float32,
 ) -> EnsembleResult:
-    """One ``train_ensemble`` call (Adam, one member per seed) for the variant."""
+    """One ``train_ensemble`` call (Adam, one member per seed, ``lr`` one or one per member) for
+    the variant. Masked layers start at the fan-in-correct scale (``masks.FanInInit``)."""
     hook = CanonicalSortHook("tanh", arch.sort_every) if arch.sort_every else None
+    reparam = arch.reparam
+    if reparam is None and arch.masks:
+        reparam = masks_mod.FanInInit(arch.masks)
     return train_ensemble(
         data,
         arch.widths,
         arch.activation,
         seeds,
         TrainConfig(epochs, batch_size, "adam", lr, dtype=dtype),
-        TrainHooks(masks=arch.masks, reparam=arch.reparam, step_hook=hook),
+        TrainHooks(masks=arch.masks, reparam=reparam, step_hook=hook),
     )
 
 
@@ -318,6 +329,14 @@ def mean_pairwise(matrix: np.ndarray, idx: np.ndarray) -> float:
     return float(matrix[np.ix_(idx, idx)][keep].mean())
 
 
+def per_error(m: Measured) -> np.ndarray:
+    """``(E, E)`` disagreement at matched accuracy: ``d_ij / (e_i + e_j)``, ``e`` the test error
+    rates. Two classifiers can differ only where one of them errs, so ``d_ij <= e_i + e_j`` and
+    the ratio lies in ``[0, 1]``: it compares arms of different accuracy on one scale."""
+    err = 1.0 - m.test_acc
+    return m.disagreement / np.maximum(err[:, None] + err[None, :], 1e-12)
+
+
 def estimate_row(m: Measured, *, n_boot: int, seed: int = 0) -> dict:
     """The table row of one variant on one data set: Estimates over seeds (or seed pairs, for
     barriers), parameter count, group sizes and step time."""
@@ -334,6 +353,9 @@ def estimate_row(m: Measured, *, n_boot: int, seed: int = 0) -> dict:
         "test_loss": over(m.test_loss, n),
         "disagreement": bootstrap(
             lambda i: mean_pairwise(m.disagreement, i), n, n_boot=n_boot, seed=seed
+        ),
+        "disagreement_per_error": bootstrap(
+            lambda i: mean_pairwise(per_error(m), i), n, n_boot=n_boot, seed=seed
         ),
         "barrier_raw": over(m.barrier_raw, pairs),
         "barrier_aligned": over(m.barrier_aligned, pairs),
@@ -353,7 +375,8 @@ def change(
 ) -> Estimate:
     """Mean over ``(base, other)`` comparisons of ``other - base`` (or ``other / base - 1``).
 
-    ``metric`` is ``"disagreement"`` (mean over seed pairs) or ``"test_acc"`` (mean over seeds).
+    ``metric`` is ``"disagreement"``, ``"disagreement_per_error"`` (means over seed pairs) or
+    ``"test_acc"`` (mean over seeds).
     Seeds are resampled once per data set and shared by every comparison on it (paired).
     """
     names = sorted({b.dataset for b, _ in comparisons})
@@ -362,6 +385,8 @@ def change(
     def value(m: Measured, idx: np.ndarray) -> float:
         if metric == "disagreement":
             return mean_pairwise(m.disagreement, idx)
+        if metric == "disagreement_per_error":
+            return mean_pairwise(per_error(m), idx)
         return float(getattr(m, metric)[idx].mean())
 
     def stat(*draw: np.ndarray) -> float:

@@ -155,6 +155,35 @@ class SortedBiases:
         return out
 
 
+@dataclass(frozen=True)
+class CumsumBiases:
+    """The order-free twin of ``SortedBiases``: raw ``r = (b_1, d_1, ..., d_{n-1})`` gives
+    ``b = b_1 + [0, cumsum(d)]``, a *linear* bijection, so every bias vector (any order) is
+    reachable and the permutations survive. Gradient descent in ``r`` couples the biases through
+    the cumulative sum exactly as ``SortedBiases`` does, without its softplus and hence without
+    the order constraint: the difference between the two isolates the constraint.
+
+    ``to_raw`` sorts the units by bias first (a relabelling), so both start from the same
+    network with the same unit order.
+    """
+
+    layers: tuple[int, ...] = (1,)
+
+    def to_params(self, raw: Params) -> Params:
+        out = dict(raw)
+        for layer in self.layers:
+            out[f"b{layer}"] = torch.cumsum(raw[f"b{layer}"], dim=-1)
+        return out
+
+    def to_raw(self, params: Params) -> Params:
+        out = dict(params)
+        for layer in self.layers:
+            out = _take_units(out, layer, torch.argsort(out[f"b{layer}"], dim=-1, stable=True))
+            b = out[f"b{layer}"]
+            out[f"b{layer}"] = torch.cat([b[..., :1], torch.diff(b, dim=-1)], dim=-1)
+        return out
+
+
 def canonical_perms(params: Params, activation: str, key: str = "incoming_norm") -> Params:
     """The sorting permutations of ``canonical_transform`` (after its sign flips)."""
     return canonical_transform(params, activation, key).perms

@@ -1,0 +1,85 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ghost_optima import remedies, twins
+from ghost_optima.data import Dataset, teacher_student
+from ghost_optima.masks import count_automorphisms_bruteforce
+from ghost_optima.mlp import ensemble_forward
+from ghost_optima.train import member
+
+
+@pytest.fixture(scope="module")
+def data():
+    d, _ = teacher_student(200, 80, 12, (6, 3), "classification", seed=0)
+    return d
+
+
+@pytest.fixture(scope="module")
+def image_data():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 64, generator=gen)
+    y = torch.randint(0, 10, (120,), generator=gen)
+    return Dataset(x[:80], y[:80], x[80:], y[80:], "classification", 10, "digits")
+
+
+@pytest.mark.parametrize(("remedy", "twin"), twins.TWIN_OF.items())
+def test_twin_matches_its_remedy_and_keeps_more_symmetry(data, image_data, remedy, twin):
+    cfg = remedies.RemedyConfig(width=16)
+    for d in (data, image_data):
+        a, b = twins.architecture(remedy, d, cfg), twins.architecture(twin, d, cfg)
+        base = twins.architecture("baseline", d, cfg)
+        assert a.widths == b.widths
+        assert abs(twins.param_gap(b, base)) <= 0.10 and abs(twins.param_gap(a, base)) <= 0.10
+        assert b.log10_perm > a.log10_perm
+        assert (a.masks is None) == (b.masks is None)
+
+
+def test_shared_window_modules_can_be_swapped_whole(data):
+    cfg = remedies.RemedyConfig(width=16, n_modules=2)
+    twin = twins.architecture("shared-window modules", data, cfg)
+    units = twin.widths[1] // 2
+    expected = math.lgamma(3) + 2 * 2 * math.lgamma(units + 1)  # 2! (u! u!)^2
+    assert twin.log10_perm == pytest.approx(expected / math.log(10))
+    rows = twin.masks["W1"]
+    assert torch.equal(rows[0], rows[-1])  # both modules read the same window
+
+
+def test_twins_train_and_the_cumsum_twin_leaves_biases_free(data):
+    cfg = remedies.RemedyConfig(width=8)
+    arch = twins.architecture("cumsum biases", data, cfg)
+    result = remedies.train(arch, data, [0, 1], epochs=3, batch_size=32, lr=0.05)
+    m = remedies.measure(arch, result, data, "ts")
+    assert np.isfinite(m.test_acc).all()
+    x = data.x_test
+    out = ensemble_forward(result.params, x, "tanh")
+    assert out.shape == (2, len(x), data.n_out)
+    preds = out.argmax(-1)
+    wrong = preds != data.y_test
+    # matched accuracy: two classifiers differ only where one errs, so d01 <= e0 + e1
+    d01 = (preds[0] != preds[1]).double().mean().item()
+    e = wrong.double().mean(1).numpy()
+    assert remedies.per_error(m)[0, 1] == pytest.approx(d01 / (e[0] + e[1]))
+    assert remedies.per_error(m)[0, 1] <= 1.0
+    assert member(result.params, 0)["b1"].shape == (8,)
+
+
+def test_twin_masks_group_by_brute_force_at_toy_size():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 5, generator=gen)
+    d = Dataset(
+        x[:40],
+        torch.randint(0, 2, (40,)),
+        x[40:],
+        torch.randint(0, 2, (20,)),
+        "classification",
+        2,
+        "toy",
+    )
+    cfg = remedies.RemedyConfig(width=4, density=0.5, twin_block=2)
+    twin = twins.architecture("random twin masks", d, cfg)
+    if math.prod(math.factorial(n) for n in twin.widths[1:-1]) <= 10**6:
+        truth = count_automorphisms_bruteforce(twin.widths, twin.masks)
+        assert truth == round(10**twin.log10_perm)
