@@ -1,0 +1,270 @@
+"""Barriers, basins and distinct solutions among many seeds, modulo the symmetry group.
+
+For an ensemble of ``E`` trained networks (stacked parameters, ``ghost_optima.train``):
+
+* ``pair_transforms``: for every pair ``i < j`` the group element ``g_ij`` that aligns ``j``
+  to ``i`` (``align.signed_alignment`` by weight matching; activation matching with each
+  member's standardised hidden activations computed once, not once per pair);
+* ``segment_losses``: the mean loss of ``theta(t) = (1 - t) theta_i + t g_ij theta_j`` on a
+  grid of ``t`` for every pair at once. The first layer's pre-activations are linear in the
+  weights, ``z_1(t) = (1 - t) z_1^i + t P_ij S_ij z_1^j``, so they are computed once per member
+  and only interpolated per pair; the later layers are interpolated explicitly;
+* ``barriers``: ``max_t [L(t) - ((1 - t) L(0) + t L(1))]`` per pair (Frankle et al. 2020;
+  Entezari et al. 2022), and ``connected_count``: the number of connected components of a
+  graph on a subset of seeds (``scipy.sparse.csgraph``): basins when an edge is a barrier
+  below a tolerance, distinct solutions when an edge is a distance within the SGD spread.
+
+Pairs are listed as ``[(i, j) for i < j]`` in ``itertools.combinations`` order throughout.
+"""
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from scipy.sparse.csgraph import connected_components
+
+from ghost_optima.align import signed_alignment
+from ghost_optima.data import Dataset
+from ghost_optima.matching import assign
+from ghost_optima.mlp import (
+    ACTIVATIONS,
+    hidden_and_output,
+    init_mlp,
+    layer_activation,
+    loss_per_example,
+)
+from ghost_optima.symmetry import Transform, apply_transform, mlp_permutation_spec
+from ghost_optima.train import member, member_generators
+
+Params = dict[str, torch.Tensor]
+
+
+def all_pairs(n: int) -> list[tuple[int, int]]:
+    return list(itertools.combinations(range(n), 2))
+
+
+def constant_loss(data: Dataset) -> float:
+    """Training loss of the best constant predictor: target variance, or label entropy (nats)."""
+    if data.task == "regression":
+        return float(data.y_train.var(0, unbiased=False).mean())
+    p = torch.bincount(data.y_train, minlength=data.n_classes).double() / len(data.y_train)
+    p = p[p > 0]
+    return float(-(p * p.log()).sum())
+
+
+def pair_transforms(
+    stacked: Params, activation: str, method: str, *, x: torch.Tensor | None = None, seed: int = 0
+) -> list[Transform]:
+    """``g_ij`` for every pair (``all_pairs``): ``method`` ``"weight"`` (signed weight matching,
+    ``align.signed_alignment``) or ``"activation"`` (per hidden layer an assignment on the
+    Pearson correlation ``C`` of activations on ``x``, on ``|C|`` with signs from ``C`` for odd
+    activations; identical to ``matching.activation_matching``, with each member's standardised
+    activations computed once)."""
+    n = stacked["W1"].shape[0]
+    members = [member(stacked, k) for k in range(n)]
+    if method == "weight":
+        return [
+            signed_alignment(members[i], members[j], activation, seed=seed) for i, j in all_pairs(n)
+        ]
+    if method != "activation" or x is None:
+        raise ValueError("method must be 'weight' or 'activation' (with inputs x)")
+    odd = ACTIVATIONS[activation].symmetry == "odd"
+    with torch.no_grad():
+        hidden, _ = hidden_and_output(
+            {k: v.double() for k, v in stacked.items()}, x.double(), activation
+        )
+    std = []
+    for h in hidden:  # (E, N, n_l) -> centred, unit-norm columns
+        h = h - h.mean(1, keepdim=True)
+        norm = h.norm(dim=1, keepdim=True)
+        std.append((h / torch.where(norm > 0, norm, torch.inf)).numpy())
+    out = []
+    for i, j in all_pairs(n):
+        perms, signs = {}, {}
+        for layer, u in enumerate(std, start=1):
+            col, sign = assign(u[i].T @ u[j], None, odd)
+            perms[f"P{layer}"] = torch.as_tensor(col, dtype=torch.long)
+            signs[f"P{layer}"] = torch.as_tensor(sign)
+        out.append(Transform(perms, signs if odd else None))
+    return out
+
+
+def _moved(stacked: Params, idx: Sequence[int], transforms: Sequence[Transform | None]) -> Params:
+    """Members ``idx`` moved by their transforms (None: unchanged), stacked."""
+    n_hidden = len(stacked) // 2 - 1
+    spec = mlp_permutation_spec(n_hidden)
+    nets = [
+        member(stacked, k) if g is None else apply_transform(member(stacked, k), spec, g)
+        for k, g in zip(idx, transforms, strict=True)
+    ]
+    return {k: torch.stack([net[k] for net in nets]) for k in nets[0]}
+
+
+def segment_losses(
+    stacked: Params,
+    transforms: Sequence[Transform | None],
+    data: tuple[torch.Tensor, torch.Tensor],
+    activation: str,
+    task: str,
+    *,
+    n_points: int = 7,
+    max_floats: int = 2**25,
+) -> np.ndarray:
+    """Mean loss on ``data = (x, y)`` along every pair's segment, shape ``(P, n_points)``.
+
+    Pair ``k = (i, j)`` (``all_pairs``) goes from member ``i`` to member ``j`` moved by
+    ``transforms[k]`` (None: unaligned), at ``t_m = m / (n_points - 1)``. Equal, up to
+    rounding, to evaluating every interpolated network (``experiments.segment_barriers``). The
+    end points are the members' own losses (a group element preserves the function), computed
+    once; only interior points are evaluated per pair, in chunks holding at most ``max_floats``
+    hidden activations.
+    """
+    x, y = data
+    n = stacked["W1"].shape[0]
+    pairs = all_pairs(n)
+    if len(transforms) != len(pairs):
+        raise ValueError(f"{len(transforms)} transforms for {len(pairs)} pairs")
+    t = torch.linspace(0.0, 1.0, n_points, dtype=stacked["W1"].dtype)[1:-1]
+    with torch.no_grad():
+        z1 = torch.baddbmm(
+            stacked["b1"].unsqueeze(1), x.expand(n, *x.shape), stacked["W1"].transpose(1, 2)
+        )
+        own = _finish(z1.unsqueeze(1), stacked, stacked, torch.zeros(1), activation, y, task)[:, 0]
+    widest = max(v.shape[-1] for k, v in stacked.items() if k.startswith("b"))
+    per_chunk = max(1, max_floats // (len(x) * widest * max(1, len(t))))
+    out = []
+    for start in range(0, len(pairs), per_chunk):
+        chunk = pairs[start : start + per_chunk]
+        gs = transforms[start : start + per_chunk]
+        first = [i for i, _ in chunk]
+        a = {k: v[first] for k, v in stacked.items()}
+        b = _moved(stacked, [j for _, j in chunk], gs)
+        za = z1[first]
+        zb = torch.stack([_move_units(z1[j], g) for (_, j), g in zip(chunk, gs, strict=True)])
+        with torch.no_grad():
+            h = torch.lerp(za.unsqueeze(1), zb.unsqueeze(1), t.view(1, -1, 1, 1))  # (C, T, N, n1)
+            out.append(_finish(h, a, b, t, activation, y, task))
+    inner = np.concatenate(out)
+    ends = np.array([[own[i], own[j]] for i, j in pairs])
+    return np.concatenate([ends[:, :1], inner, ends[:, 1:]], axis=1)
+
+
+def _finish(h, a: Params, b: Params, t: torch.Tensor, activation: str, y, task: str) -> np.ndarray:
+    """Mean loss ``(C, T)`` from first-layer pre-activations ``h`` ``(C, T, N, n_1)``, the
+    later layers interpolated between ``a`` and ``b`` (``(C, ...)`` stacks) at ``t``."""
+    act = layer_activation(activation)
+    w = t.view(1, -1, 1, 1)
+    for layer in range(2, len(a) // 2 + 1):
+        h = act(h, layer - 1)
+        wl = torch.lerp(a[f"W{layer}"].unsqueeze(1), b[f"W{layer}"].unsqueeze(1), w)
+        bl = torch.lerp(a[f"b{layer}"].unsqueeze(1), b[f"b{layer}"].unsqueeze(1), t.view(1, -1, 1))
+        h = h @ wl.transpose(-1, -2) + bl.unsqueeze(-2)
+    return loss_per_example(h, y, task).mean(-1).double().numpy()
+
+
+def _move_units(z: torch.Tensor, g: Transform | None) -> torch.Tensor:
+    """First-layer pre-activations ``(N, n_1)`` of a member moved by ``g``."""
+    if g is None:
+        return z
+    z = z[:, g.perms["P1"]]
+    return z if g.signs is None else z * g.signs["P1"].to(z)
+
+
+def barriers(curves: np.ndarray) -> np.ndarray:
+    """``max_t [L(t) - ((1 - t) L(0) + t L(1))]`` of each row of ``curves`` (``(P, T)``)."""
+    ts = np.linspace(0.0, 1.0, curves.shape[1])
+    chord = (1 - ts) * curves[:, :1] + ts * curves[:, -1:]
+    return np.max(curves - chord, axis=1)
+
+
+def pair_distances(stacked: Params, transforms: Sequence[Transform | None]) -> np.ndarray:
+    """``||theta_i - g_ij theta_j||`` for every pair (``all_pairs``), float64."""
+    n = stacked["W1"].shape[0]
+    out = []
+    for (i, j), g in zip(all_pairs(n), transforms, strict=True):
+        moved = _moved(stacked, [j], [g])
+        total = sum(
+            float((stacked[k][i].double() - moved[k][0].double()).pow(2).sum()) for k in stacked
+        )
+        out.append(total**0.5)
+    return np.array(out)
+
+
+def to_matrix(values: Sequence[float], n: int) -> np.ndarray:
+    """A symmetric ``(n, n)`` matrix of pair values (``all_pairs`` order), NaN diagonal."""
+    out = np.full((n, n), np.nan)
+    for value, (i, j) in zip(values, all_pairs(n), strict=True):
+        out[i, j] = out[j, i] = value
+    return out
+
+
+def connected_count(linked: np.ndarray, members: np.ndarray) -> int:
+    """Connected components of the graph on ``members`` (distinct indices) whose edges are the
+    pairs with ``linked[i, j]`` true; 0 for no members."""
+    members = np.unique(np.asarray(members, dtype=np.int64))
+    if len(members) == 0:
+        return 0
+    sub = np.asarray(linked, dtype=bool)[np.ix_(members, members)]
+    return int(connected_components(sub, directed=False)[0])
+
+
+def count_fraction(linked: np.ndarray, eligible: np.ndarray, idx: np.ndarray) -> float:
+    """Components per member among the distinct eligible seeds of a resample ``idx``
+    (for ``stats.bootstrap``); NaN when no eligible seed is drawn."""
+    chosen = np.unique(np.asarray(idx))
+    chosen = chosen[np.asarray(eligible, dtype=bool)[chosen]]
+    return connected_count(linked, chosen) / len(chosen) if len(chosen) else float("nan")
+
+
+def init_distances(
+    widths: Sequence[int], activation: str, seeds: Sequence[int], *, seed: int = 0
+) -> np.ndarray:
+    """Aligned distances ``||theta_a - g theta_b||`` between untrained initialisations of
+    ``widths`` (the trainer's own, ``train.member_generators``), for the disjoint pairs of
+    consecutive ``seeds`` (signed weight matching): the scale a trained pair is compared with."""
+    nets = [init_mlp(widths, member_generators(s)[0], dtype=torch.float32) for s in seeds]
+    n_hidden = len(widths) - 2
+    spec = mlp_permutation_spec(n_hidden)
+    out = []
+    for a, b in zip(nets[0::2], nets[1::2], strict=False):
+        moved = apply_transform(b, spec, signed_alignment(a, b, activation, seed=seed))
+        out.append(sum(float((a[k].double() - moved[k].double()).pow(2).sum()) for k in a) ** 0.5)
+    return np.array(out)
+
+
+METHODS = ("naive", "weight", "activation")
+
+
+def measure_pairs(
+    stacked: Params, data: Dataset, activation: str, *, n_eval: int, n_points: int, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Every pair of an ensemble's members compared three ways: unaligned (``naive``), after
+    signed weight matching (``weight``) and after activation matching on the first ``n_eval``
+    training inputs (``activation``).
+
+    Returns ``(E, E)`` matrices (NaN diagonal): ``"{split}_{method}"`` the loss barrier on the
+    first ``n_eval`` examples of ``split`` (``train``, ``test``), ``"dist_{method}"`` the raw
+    distance ``||theta_i - g theta_j||``, and ``"{split}_aligned"`` / ``"dist_aligned"`` the
+    elementwise lower of the two alignments (each a group element, so the lower is the tighter
+    upper bound on the value modulo the group).
+    """
+    n = stacked["W1"].shape[0]
+    splits = {
+        "train": (data.x_train[:n_eval], data.y_train[:n_eval]),
+        "test": (data.x_test[:n_eval], data.y_test[:n_eval]),
+    }
+    found = {
+        "naive": [None] * len(all_pairs(n)),
+        "weight": pair_transforms(stacked, activation, "weight", seed=seed),
+        "activation": pair_transforms(stacked, activation, "activation", x=splits["train"][0]),
+    }
+    out = {}
+    for method, gs in found.items():
+        for split, xy in splits.items():
+            curves = segment_losses(stacked, gs, xy, activation, data.task, n_points=n_points)
+            out[f"{split}_{method}"] = to_matrix(barriers(curves), n)
+        out[f"dist_{method}"] = to_matrix(pair_distances(stacked, gs), n)
+    for key in ("train", "test", "dist"):
+        out[f"{key}_aligned"] = np.fmin(out[f"{key}_weight"], out[f"{key}_activation"])
+    return out

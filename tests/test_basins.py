@@ -1,0 +1,117 @@
+"""Basins and barriers among seeds (ghost_optima.basins) against pair-by-pair references."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ghost_optima import basins, experiments
+from ghost_optima.data import teacher_student
+from ghost_optima.matching import activation_matching
+from ghost_optima.mlp import init_mlp
+from ghost_optima.symmetry import apply_transform, mlp_permutation_spec, random_transform
+from ghost_optima.train import member, stack_params
+
+
+def _stack(widths, n, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return stack_params([init_mlp(widths, gen, dtype=torch.float32) for _ in range(n)])
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("hidden", [(7,), (6, 5)])
+def test_segment_losses_equal_interpolating_every_network(task, activation, hidden):
+    data, _ = teacher_student(60, 10, 4, (5, 3), task, seed=0)
+    widths = (4, *hidden, 3)
+    stacked = _stack(widths, 4)
+    spec = mlp_permutation_spec(len(hidden))
+    gen = torch.Generator().manual_seed(5)
+    pairs = basins.all_pairs(4)
+    gs = [random_transform(spec, widths, "tanh", gen) if k % 2 else None for k in range(len(pairs))]
+    if activation == "relu":  # signs would change a relu net's function: permutations only
+        gs = [None if g is None else type(g)(g.perms) for g in gs]
+    curves = basins.segment_losses(
+        stacked, gs, (data.x_train, data.y_train), activation, task, n_points=5
+    )
+    firsts = [member(stacked, i) for i, _ in pairs]
+    seconds = [
+        member(stacked, j) if g is None else apply_transform(member(stacked, j), spec, g)
+        for (_, j), g in zip(pairs, gs, strict=True)
+    ]
+    ref = experiments.segment_barriers(
+        firsts, seconds, data.x_train, data.y_train, activation, task, n_points=5
+    )
+    np.testing.assert_allclose(basins.barriers(curves), ref, atol=1e-5)
+
+
+def test_activation_pairs_equal_activation_matching_pair_by_pair():
+    stacked = _stack((5, 9, 6, 2), 3)
+    x = torch.randn(50, 5, generator=torch.Generator().manual_seed(0))
+    found = basins.pair_transforms(stacked, "tanh", "activation", x=x)
+    for (i, j), g in zip(basins.all_pairs(3), found, strict=True):
+        ref = activation_matching(member(stacked, i), member(stacked, j), x, "tanh")
+        for name in ref.perms:
+            assert torch.equal(g.perms[name], ref.perms[name])
+            assert torch.equal(g.signs[name], ref.signs[name])
+
+
+def _components_reference(linked, members):
+    """Components by repeated flooding, written out."""
+    members, seen, count = list(members), set(), 0
+    for start in members:
+        if start in seen:
+            continue
+        count += 1
+        stack = [start]
+        while stack:
+            k = stack.pop()
+            if k in seen:
+                continue
+            seen.add(k)
+            stack += [m for m in members if m not in seen and linked[k, m]]
+    return count
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 9), density=st.floats(0, 1), seed=st.integers(0, 10**6))
+def test_connected_count_against_flooding(n, density, seed):
+    rng = np.random.default_rng(seed)
+    upper = np.triu(rng.random((n, n)) < density, 1)
+    linked = upper | upper.T
+    members = np.flatnonzero(rng.random(n) < 0.7)
+    assert basins.connected_count(linked, members) == _components_reference(linked, members)
+
+
+def test_count_fraction_uses_distinct_eligible_seeds():
+    linked = np.zeros((4, 4), dtype=bool)
+    linked[0, 1] = linked[1, 0] = True
+    eligible = np.array([True, True, True, False])
+    assert basins.count_fraction(linked, eligible, np.arange(4)) == pytest.approx(2 / 3)
+    assert basins.count_fraction(linked, eligible, np.array([0, 0, 1, 3])) == 0.5
+    assert np.isnan(basins.count_fraction(linked, eligible, np.array([3, 3])))
+
+
+def test_measure_pairs_aligned_is_the_lower_and_removes_a_planted_copy():
+    data, _ = teacher_student(80, 40, 3, (4, 1), "regression", seed=1)
+    widths = (3, 6, 1)
+    net = init_mlp(widths, 0, dtype=torch.float32)
+    spec = mlp_permutation_spec(1)
+    copy = apply_transform(net, spec, random_transform(spec, widths, "tanh", 3))
+    stacked = stack_params([net, copy, init_mlp(widths, 7, dtype=torch.float32)])
+    m = basins.measure_pairs(stacked, data, "tanh", n_eval=80, n_points=5)
+    for key in ("train", "test", "dist"):
+        np.testing.assert_array_equal(
+            m[f"{key}_aligned"], np.fmin(m[f"{key}_weight"], m[f"{key}_activation"])
+        )
+    assert m["dist_naive"][0, 1] > 0.1 and m["dist_weight"][0, 1] < 1e-5
+    assert m["train_weight"][0, 1] < 1e-6
+
+
+def test_constant_loss_and_init_distances():
+    data, _ = teacher_student(50, 10, 3, (4, 2), "classification", seed=0)
+    p = torch.bincount(data.y_train, minlength=2).double() / 50
+    assert basins.constant_loss(data) == pytest.approx(float(-(p * p.log()).sum()))
+    d = basins.init_distances((3, 8, 2), "tanh", [0, 1, 2, 3])
+    assert d.shape == (2,) and (d > 0).all()
