@@ -40,3 +40,31 @@ def test_scores_are_the_mean_validation_loss_of_separate_runs(data):
         reference.append(run.history.test_loss[-1].mean())
     np.testing.assert_allclose(choice.selection.scores, reference, rtol=1e-5)
     assert choice.lr == GRID[int(np.argmin(reference))]
+
+
+def _fake(acc, dis, name="d"):
+    acc = np.asarray(acc, float)
+    return remedies.Measured("v", name, None, acc, acc, np.asarray(dis, float), acc, acc, 0.0, None)
+
+
+def test_effects_are_remedy_against_twin_and_against_baseline():
+    rng = np.random.default_rng(0)
+    arms = []
+    for _ in range(3):  # baseline, remedy, twin: 5 seeds each
+        d = rng.uniform(0.05, 0.2, (5, 5))
+        d = (d + d.T) / 2
+        np.fill_diagonal(d, 0.0)
+        arms.append(_fake(rng.uniform(0.7, 0.9, 5), d))
+    base, remedy, twin = arms
+    out = fair.effects([(base, remedy, twin)], n_boot=200, seed=0)
+    off = ~np.eye(5, dtype=bool)
+    expected = remedy.disagreement[off].mean() / twin.disagreement[off].mean() - 1
+    assert out["symmetry_effect_disagreement"].value == pytest.approx(expected)
+    err = 1 - remedy.test_acc
+    per_error = (remedy.disagreement / (err[:, None] + err[None, :]))[off].mean()
+    err_b = 1 - base.test_acc
+    per_error_b = (base.disagreement / (err_b[:, None] + err_b[None, :]))[off].mean()
+    assert out["per_error_change"].value == pytest.approx(per_error / per_error_b - 1)
+    assert out["acc_change"].value == pytest.approx(remedy.test_acc.mean() - base.test_acc.mean())
+    for est in out.values():
+        assert est.lo <= est.value <= est.hi

@@ -19,6 +19,8 @@ from ghost_optima import remedies
 from ghost_optima.data import Dataset
 from ghost_optima.remedies import Architecture
 from ghost_optima.selection import Selection, choose_on_validation, validation_split
+from ghost_optima.stats import Estimate
+from ghost_optima.train import EnsembleResult
 
 
 @dataclass(frozen=True)
@@ -60,3 +62,51 @@ def select_lr(
 
     split = validation_split(data, fraction, seed=split_seed)
     return LrChoice(arch.variant, data.name, choose_on_validation(score, split, grid))
+
+
+def fit(
+    arch: Architecture,
+    data: Dataset,
+    seeds: Sequence[int],
+    grid: Sequence[float],
+    select_seeds: Sequence[int],
+    *,
+    epochs: int,
+    batch_size: int,
+) -> tuple[LrChoice, EnsembleResult]:
+    """``select_lr`` (split drawn with ``select_seeds[0]``), then the main run of ``seeds`` on
+    the whole training set at the chosen rate (measure it with ``remedies.measure``)."""
+    kw = dict(epochs=epochs, batch_size=batch_size)
+    choice = select_lr(arch, data, grid, select_seeds, split_seed=select_seeds[0], **kw)
+    return choice, remedies.train(arch, data, seeds, lr=choice.lr, **kw)
+
+
+def effects(
+    triples: Sequence[tuple[remedies.Measured, remedies.Measured, remedies.Measured]],
+    *,
+    n_boot: int,
+    seed: int = 0,
+) -> dict[str, Estimate]:
+    """The figures of a remedy's rule from ``(baseline, remedy, twin)`` per data set (or
+    pattern), each averaged over the triples with seeds resampled per data set:
+
+    * ``symmetry_effect_<m>``: remedy against its twin, the effect of breaking the symmetry;
+    * ``<m>_change``: remedy against the baseline, the effect of the whole change;
+
+    for ``m`` = disagreement (relative change, ``remedy / other - 1``), per_error (the same of
+    ``remedies.per_error``, disagreement at matched accuracy) and acc (test accuracy,
+    difference in fraction points).
+    """
+    out = {}
+    for label, pairs in (
+        ("symmetry_effect_{}", [(t, r) for _, r, t in triples]),
+        ("{}_change", [(b, r) for b, r, _ in triples]),
+    ):
+        for short, metric, relative in (
+            ("disagreement", "disagreement", True),
+            ("per_error", "disagreement_per_error", True),
+            ("acc", "test_acc", False),
+        ):
+            est = remedies.change(pairs, metric, relative=relative, n_boot=n_boot, seed=seed)
+            out[label.format(short)] = est
+    return out
