@@ -2,7 +2,12 @@
 
 import subprocess
 
-from ghost_optima.book import bench, pages
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ghost_optima.book import bench, microbench, pages
 
 REPORT = {
     "machine": {"platform": "Linux-x", "processor": "x86_64", "cpu_count": 2},
@@ -59,3 +64,89 @@ def test_tracked_copy_takes_only_tracked_files(tmp_path):
     bench.tracked_copy(source, target)
     assert (target / "notebooks" / "10_a.md").read_text() == "tracked"
     assert not (target / "scratch.txt").exists()
+
+
+def test_side_by_side_table_comes_from_the_benchmark_chapter():
+    from ghost_optima.book.performance import BENCH_CHAPTER
+
+    row = {
+        "task": "aligning two networks",
+        "fast": "weight matching",
+        "slow": "all 8! relabellings",
+        "fast_seconds": 0.0005,
+        "slow_seconds": 0.1125,
+        "speedup": 225.0,
+        "check": "optimum minus the score reached",
+        "check_value": 0.0,
+        "size": "8 hidden units",
+    }
+    chapter = {
+        "values": {"benchmarks": [row]},
+        "provenance": {
+            "commit": "fedcba9876543",
+            "dirty": False,
+            "threads": 1,
+            "wall_seconds": 40.0,
+            "profile": "full",
+        },
+    }
+    text = pages.performance_page(None, {**RECORDS, BENCH_CHAPTER: chapter})
+    assert (
+        "| aligning two networks | 8 hidden units | weight matching: 0.0005 "
+        "| all 8! relabellings: 0.113 | 225× | optimum minus the score reached: 0 |" in text
+    )
+    assert "on the `full` profile with 1 thread(s), commit `fedcba9876`" in text
+    assert f"{{doc}}`{BENCH_CHAPTER}`" in text
+    assert "not part of this build" in pages.performance_page(None, RECORDS)
+
+
+@given(st.integers(1, 7), st.integers(0, 2**32 - 1))
+@settings(max_examples=30, deadline=None)
+def test_brute_force_matching_finds_the_assignment_optimum(n, seed):
+    from scipy.optimize import linear_sum_assignment
+
+    score = np.random.default_rng(seed).standard_normal((n, n))
+    perm, best = microbench.brute_force_matching(score)
+    rows, cols = linear_sum_assignment(score, maximize=True)
+    assert best == pytest.approx(score[rows, cols].sum(), abs=1e-12)
+    assert best == pytest.approx(score[np.arange(n), perm].sum(), abs=1e-12)
+    assert sorted(perm) == list(range(n))
+
+
+def test_matching_score_is_the_inner_product_after_relabelling():
+    import torch
+
+    from ghost_optima import align, mlp
+
+    a = mlp.init_mlp((5, 4, 3), 0, dtype=torch.float64)
+    b = mlp.init_mlp((5, 4, 3), 1, dtype=torch.float64)
+    score = microbench.matching_score(a, b)
+    rng = np.random.default_rng(0)
+    base = sum(float((a[k] * b[k]).sum()) for k in ("b2",))  # untouched by relabelling
+    for _ in range(5):
+        perm = rng.permutation(4)
+        moved = align.permute(b, {"P1": torch.as_tensor(perm)})
+        inner = sum(float((a[k] * moved[k]).sum()) for k in a)
+        assert inner == pytest.approx(score[np.arange(4), perm].sum() + base, abs=1e-12)
+
+
+def test_each_benchmark_compares_two_methods_that_agree():
+    row = microbench.matching_vs_brute_force(6, seed=3)
+    assert row["check_value"] == pytest.approx(0.0, abs=1e-9) and row["speedup"] > 0
+    row = microbench.ensemble_vs_loop(2, 4, 1, seed=0)
+    assert row["check_value"] < 1e-5 and row["fast_seconds"] > 0
+    row = microbench.hessian_top_eigenvalues(3, 60, 3, seed=0)
+    assert row["check_value"] < 1e-6 and row["size"] == "235 parameters"
+
+
+def test_best_time_keeps_the_least():
+    clock = iter([0.0, 5.0, 10.0, 11.0, 20.0, 23.0])
+    import time
+
+    original = time.perf_counter
+    time.perf_counter = lambda: next(clock)
+    try:
+        result, seconds = microbench.best_time(lambda: "x", 3)
+    finally:
+        time.perf_counter = original
+    assert (result, seconds) == ("x", 1.0)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from . import pipeline, provenance
-from .pages import PERFORMANCE_FILE
+from .performance import PERFORMANCE_FILE
 
 
 def tracked_copy(root: Path, target: Path) -> None:

@@ -4,13 +4,9 @@ They are written at build time from ``results/*.json`` so they can never disagre
 runs. Both are MyST markdown; verdicts use sphinx-design badges.
 """
 
-import json
-from pathlib import Path
-
 from .claims import NOT_TESTED, UNSTABLE_DISAGREEMENTS, is_unstable, registry, scoreboard
+from .performance import PERFORMANCE_FILE, load_performance, performance_page  # noqa: F401
 from .record import format_figure, key_figure, plain_number
-
-PERFORMANCE_FILE = "performance.json"
 
 BADGE = {
     "supported": "bdg-success",
@@ -286,80 +282,6 @@ def reproducibility_page(profile: str, records: dict[str, dict]) -> str:
     lines += [f"| {name} | {version} |" for name, version in versions.items()]
     lines += ["", ", ".join(f"{k}: `{v}`" for k, v in machine.items()), ""]
     return "\n".join(lines)
-
-
-def load_performance(root: Path) -> dict | None:
-    """The report ``ghost-optima bench`` left in ``root/results``, or None."""
-    path = root / "results" / PERFORMANCE_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-def performance_page(report: dict | None, records: dict[str, dict]) -> str:
-    """Wall times of this build's notebooks (from their provenance), then what
-    ``ghost-optima bench`` measured, when it has been run."""
-    lines = ["(performance)=", "# Performance", "", "## This build", ""]
-    lines += [
-        "Seconds each notebook took when its recorded results were computed, with the threads "
-        "it used (from each result's provenance).",
-        "",
-        "| notebook | seconds | threads | commit |",
-        "|---|---|---|---|",
-    ]
-    for stem, record in records.items():
-        prov = record["provenance"]
-        commit = (prov["commit"] or "none")[:10] + (" (dirty)" if prov["dirty"] else "")
-        lines.append(f"| {stem} | {prov['wall_seconds']:.1f} | {prov['threads']} | {commit} |")
-    total = sum(r["provenance"]["wall_seconds"] for r in records.values())
-    lines += ["", f"All notebooks together: {total:.0f} s.", "", "## Benchmarks", ""]
-    if report is None:
-        return "\n".join(
-            lines
-            + [
-                "Cold and cached build timings and the side-by-side micro-benchmarks come from "
-                "`ghost-optima bench`, which was not run for this build.",
-                "",
-            ]
-        )
-    machine = report["machine"]
-    lines += [
-        f"Measured on `{machine['platform']}` ({machine['processor']}, {machine['cpu_count']} "
-        f"cores), commit `{(report['commit']['commit'] or 'none')[:10]}`, with "
-        + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v)
-        + ". A cold build on a fresh copy starts from the tracked files alone (no results, no "
-        "cache); in place, every notebook is forced to run but Jupyter Book keeps its own "
-        "incremental state. A cached build follows with nothing changed.",
-        "",
-        "| profile | where | cold build (s) | cached rebuild (s) |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        f"| {b['profile']} | {b.get('where', 'fresh copy')} | {b['cold']} | {b['cached']} |"
-        for b in report["builds"]
-    ]
-    if report["builds"]:
-        profiles = [b["profile"] for b in report["builds"]]
-        lines += [
-            "",
-            "Seconds per notebook (cold):",
-            "",
-            "| notebook | " + " | ".join(profiles) + " |",
-            "|---|" + "---|" * len(profiles),
-        ]
-        for stem in report["builds"][0]["notebooks"]:
-            cells = [str(b["notebooks"].get(stem, "—")) for b in report["builds"]]
-            lines.append(f"| {stem} | " + " | ".join(cells) + " |")
-    for item in report["micro"]:
-        lines += [
-            "",
-            f"## `benchmarks/{item['script']}`",
-            "",
-            f"{item['seconds']} s, exit status {item['exit_status']}.",
-            "",
-            "```text",
-            item["output"],
-            "```",
-        ]
-    return "\n".join(lines) + "\n"
 
 
 def override_banner(overrides: dict[str, dict]) -> str | None:
