@@ -168,3 +168,15 @@ def test_ledger_reads_legacy_robustness_and_says_when_it_is_stale():
     legacy["T2"].update(recorded="supported", agree=1, verdicts=["supported"] + ["mixed"] * 3)
     assert pages.robustness_cell(rows[1], legacy).startswith("1/4 same verdict (others: mixed ×3)")
     assert pages.robustness_cell(rows[2], legacy) == "—"
+
+
+def test_summaries_count_the_rules_the_git_audit_flags():
+    rows = rows_with({"T2": "supported", "E4": "not supported"})
+    assert summary.audit_line(rows, "en") is None  # no git history: nothing claimed
+    for row in rows:
+        row["rule_commit"] = "0123456789"
+        row["rule_flagged"] = row["id"] in ("T2", "M3")
+    english = summary.summary_page(rows, "en")
+    assert "2 of the 17 rules in force were changed together with their chapter" in english
+    assert "(T2, M3)" in english
+    assert "現行の規則 17 件のうち 2 件" in summary.summary_page(rows, "ja")

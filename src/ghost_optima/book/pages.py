@@ -56,6 +56,17 @@ def robustness_cell(row: dict, robustness: dict) -> str:
     return f"{entry['agree']}/{entry['runs']} same verdict{differ}; key figure {low} to {high}"
 
 
+def _flag_count(rows: list[dict]) -> str:
+    audited = [r for r in rows if r.get("rule_commit")]
+    if not audited:
+        return "no git history in this build"
+    flagged = sum(bool(r.get("rule_flagged")) for r in audited)
+    return (
+        f"{flagged} of the {len(audited)} rules in force are flagged: changed with their "
+        "chapter or after its first recorded verdict"
+    )
+
+
 def _verdict_cell(row: dict) -> str:
     mark = f" {badge('unstable')}" if is_unstable(row) else ""
     return f"{badge(row['verdict'])}{mark}{_override_mark(row)}"
@@ -78,10 +89,11 @@ def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict)
         "(ledger)=",
         "# Claims ledger",
         "",
-        f"Every claim the book tests, with the verdict its pre-registered rule gave on the "
+        f"Every claim the book tests, with the verdict its registered rule gave on the "
         f"`{profile}` profile. Empirical findings: {tally}; the identities ({identities}) "
         f"and the book's own deliverables ({deliverables}) are listed but not counted. The "
-        "rules were fixed before the runs and are on the {ref}`rules` page; intervals are "
+        "rules, with every version of each and when it was decided, are on the {ref}`rules` "
+        f"page ({_flag_count(rows)}); intervals are "
         "95% percentile bootstrap intervals over the units that vary (seeds, pairs, chains). "
         "*Replications* gives, beside each verdict, how many independent replications of the "
         "profile (disjoint seeds) gave the same verdict, the verdicts of the others, and the "
@@ -187,7 +199,7 @@ def rules_page(rows: list[dict]) -> str:
         "(rules)=",
         "# Rules",
         "",
-        "The pre-registered rule of every claim, as the registry (`claims.yml`) holds it. A rule "
+        "The registered rule of every claim, as the registry (`claims.yml`) holds it. A rule "
         "is three expressions over the recorded figures: `supported` is checked first, then "
         "`not_supported`; when both are false the verdict is the rule's `otherwise`. A test "
         "checks that every rule can reach each of its branches.",

@@ -241,6 +241,29 @@ def scoreboard_line(rows: list[dict], lang: str) -> str:
     )
 
 
+def audit_line(rows: list[dict], lang: str) -> str | None:
+    """How many rules in force are flagged by the git audit (``book.audit``); None without git."""
+    audited = [r for r in rows if r.get("rule_commit")]
+    if not audited:
+        return None
+    flagged = [r["id"] for r in audited if r.get("rule_flagged")]
+    if lang == "en":
+        return (
+            f"**When the rules were decided.** {len(flagged)} of the {len(audited)} rules in "
+            "force were changed together with their chapter or after it first recorded a "
+            "verdict, so git cannot show they came before their numbers"
+            + (f" ({', '.join(flagged)})" if flagged else "")
+            + "; see the {ref}`ledger`."
+        )
+    return (
+        f"**規則を決めた時期。** 現行の規則 {len(audited)} 件のうち {len(flagged)} 件は、"
+        "章と同時に、または章が最初に判定を記録した後に変更されており、"
+        "数値より先に決まっていたことを git では示せない"
+        + (f"({', '.join(flagged)})" if flagged else "")
+        + "。{ref}`ledger` を参照。"
+    )
+
+
 def summary_page(all_rows: list[dict], lang: str) -> str:
     verdicts = {r["id"]: r["verdict"] for r in all_rows}
     shaky = {r["id"] for r in all_rows if is_unstable(r)}
@@ -253,6 +276,8 @@ def summary_page(all_rows: list[dict], lang: str) -> str:
     ]
     lines += [INTRO_EN if en else join_cjk(INTRO_JA), ""]
     lines += [scoreboard_line(all_rows, lang), ""]
+    audited = audit_line(rows, lang)
+    lines += [audited, ""] if audited else []
     lines += [
         f"```{{figure}} summary_{lang}.png\n:name: summary-figure-{lang}\n:class: verdict-figure\n"
         f":alt: {'verdict of every claim' if en else '各主張の判定'}\n\n"
@@ -329,16 +354,20 @@ interchangeable solutions, because their hidden units can be relabelled freely; 
 imprecise objective keeps training from settling on any one of them; and that this makes large
 models harder to reproduce and to tune. It proposes four design remedies. The brief we were given
 adds that data quality should be fixed first. This book tested each of those statements with a
-rule written down before the numbers were seen; the verdicts below come straight from those
-runs."""
+rule written in advance in a registry; the verdicts below come straight from those runs. Whether
+a rule really came before its numbers can only be shown from git: the claims ledger gives each
+rule's history and flags every rule changed together with its chapter or after the chapter first
+recorded a verdict."""
 
 INTRO_JA = """\
 この論文(Glukhov 2024)は、通常のニューラルネットワークでは隠れユニットの番号を自由に付け替え
 られるため、互いに入れ替え可能な解が天文学的な数だけ存在し、目的関数にノイズや不正確さがあると
 学習がどれか一つに落ち着かず、その結果、大きなモデルほど再現や調整が難しくなると主張し、四つの
 設計上の対策を提案している。我々が受け取った要約資料は、まずデータ品質を正すべきだと付け加えて
-いる。本書はそれぞれの主張を、数値を見る前に定めた判定規則で検証した。以下の判定はすべてその
-実行結果から直接得たものである。"""
+いる。本書はそれぞれの主張を、あらかじめ登録簿に書いた判定規則で検証した。以下の判定はすべてその
+実行結果から直接得たものである。規則が本当に数値より先に決まっていたかは git の履歴でしか示せない
+ため、主張の台帳に各規則の履歴を載せ、章と同時に、または章が最初に判定を記録した後に変更された規則
+には印を付けている。"""
 
 MEANING_EN = """\
 Each stage of the brief's staged adoption plan is shown with the claims that would justify it and
