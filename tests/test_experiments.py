@@ -154,3 +154,32 @@ def test_snapshots_and_cloud_radius():
         expected = np.sqrt(((flat - flat.mean(0)) ** 2).sum(1).mean())
         assert radius[e] == pytest.approx(expected)
     assert member(result.params, 0)["W1"].shape == (5, 3)
+
+
+def test_align_pair_for_tanh_is_the_signed_alignment_and_never_worse_than_the_old_one():
+    """align_pair now aligns over signed permutations: on random tanh pairs its distance is
+    never above sign-normalise-then-match, and activation matching keeps the function."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(40, 6, generator=gen, dtype=torch.float64)
+    for k in range(10):
+        a, b = init_mlp([6, 9, 7, 2], 2 * k), init_mlp([6, 9, 7, 2], 2 * k + 1)
+        na, nb = align.normalize_signs(a), align.normalize_signs(b)
+        old = experiments.relative_distance(na, align.permute(nb, align.weight_matching(na, nb)))
+        a2, b2 = experiments.align_pair(a, b, "tanh")
+        assert a2 is a
+        assert experiments.relative_distance(a2, b2) <= old + 1e-12
+        _, b3 = experiments.align_pair(a, b, "tanh", method="activation", x=x)
+        f = ensemble_forward(stack_params([b]), x, "tanh")
+        assert torch.allclose(ensemble_forward(stack_params([b3]), x, "tanh"), f, atol=1e-12)
+
+
+def test_pairwise_alignment_by_activation_matching():
+    members = nets([4, 9, 2], 3)
+    x = torch.randn(30, 4, generator=torch.Generator().manual_seed(0))
+    dist, pairs, firsts, seconds = experiments.pairwise_alignment(
+        stack_params(members), "tanh", method="activation", x=x
+    )
+    for (i, j), a, b in zip(pairs, firsts, seconds, strict=True):
+        ref = align.align_to(members[i], members[j], "tanh", method="activation", x=x)
+        assert all(torch.equal(b[k], ref[k]) for k in ref)
+        assert dist[i, j] == pytest.approx(experiments.relative_distance(a, b))
