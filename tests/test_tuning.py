@@ -13,7 +13,7 @@ from ghost_optima.train import TrainConfig, member_generators, train_ensemble
 from ghost_optima.tuning import initial_params, lr_search
 
 WIDTHS = (5, 6, 3)
-CONFIG = TrainConfig(3, 32, "sgd", 0.1, 0.9)
+CONFIG = TrainConfig(3, 32, "sgd", 0.1, 0.9, dtype=torch.float64)  # batched = single to rounding
 GRID = log_grid(0.01, 3.0, 5)
 SEEDS = [3, 7, 11]
 
@@ -54,7 +54,7 @@ def test_each_member_is_the_single_run_of_its_seed_and_learning_rate(data, searc
         alone = train_ensemble(split, WIDTHS, "tanh", [SEEDS[s]], replace(CONFIG, lr=GRID[g]))
         want = alone.history.test_loss[-1, 0]
         got = search.val_loss[s, g]
-        assert got == pytest.approx(want, rel=1e-5) if np.isfinite(want) else got == np.inf
+        assert got == pytest.approx(want, rel=1e-9) if np.isfinite(want) else got == np.inf
         k = s * len(GRID) + g
         torch.testing.assert_close(search.run.params["W1"][k], alone.params["W1"][0])
 
@@ -82,9 +82,9 @@ def test_chosen_networks_are_the_members_at_the_pooled_choice(search):
 
 
 def test_initial_params_are_the_trainers_starting_points(data):
-    start = initial_params(WIDTHS, SEEDS)
+    start = initial_params(WIDTHS, SEEDS, torch.float64)
     for i, seed in enumerate(SEEDS):
-        ref = init_mlp(WIDTHS, member_generators(seed)[0], dtype=torch.float32)
+        ref = init_mlp(WIDTHS, member_generators(seed)[0], dtype=torch.float64)
         for k, v in ref.items():
             torch.testing.assert_close(start[k][i], v)
     zero_epochs = train_ensemble(data, WIDTHS, "tanh", SEEDS, replace(CONFIG, epochs=0))
