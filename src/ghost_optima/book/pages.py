@@ -57,13 +57,13 @@ def robustness_cell(row: dict, robustness: dict) -> str:
 
 
 def _flag_count(rows: list[dict]) -> str:
-    audited = [r for r in rows if r.get("rule_commit")]
+    audited = [r for r in rows if r.get("rule_commit") and r["class"] != "deliverable"]
     if not audited:
         return "no git history in this build"
     flagged = sum(bool(r.get("rule_flagged")) for r in audited)
     return (
-        f"{flagged} of the {len(audited)} rules in force are flagged: changed with their "
-        "chapter or after its first recorded verdict"
+        f"{flagged} of the {len(audited)} rules of claims in force are flagged: changed with "
+        "their chapter or after its first recorded verdict"
     )
 
 
