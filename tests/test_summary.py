@@ -180,3 +180,14 @@ def test_summaries_count_the_rules_the_git_audit_flags():
     assert "2 of the 17 rules in force were changed together with their chapter" in english
     assert "(T2, M3)" in english
     assert "現行の規則 17 件のうち 2 件" in summary.summary_page(rows, "ja")
+
+
+def test_the_ledger_counts_flagged_rules_over_the_claims():
+    from ghost_optima.book import pages
+
+    rows = rows_with({"T2": "supported"})
+    for row in rows:
+        row["rule_commit"], row["rule_date"] = "0123456789", "2026-12-01"
+        row["rule_flagged"] = row["id"] in ("T2", "X1")  # X1 is a deliverable: not counted
+    ledger = pages.ledger_page("quick", rows, {}, {})
+    assert "(1 of the 17 rules of claims in force are flagged:" in ledger
