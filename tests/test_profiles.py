@@ -154,7 +154,9 @@ def test_the_projects_parameters_are_well_formed():
     assert declared.names == ("full", "quick")
     for profile in declared.names:
         declared.resolve(profile)
-    for notebook in ("50_landscape_width", "55_label_noise", "57_scale_tuning", "58_noisy_labels"):
+    with_momentum = [nb for nb, params in declared.notebooks.items() if "momentum" in params]
+    assert with_momentum
+    for notebook in with_momentum:
         assert declared.notebooks[notebook]["momentum"].values == {"full": 0.9, "quick": 0.9}
 
 
@@ -169,3 +171,35 @@ def test_a_key_given_twice_in_profiles_yml_is_refused(tmp_path):
         profiles.load(tmp_path)
     (tmp_path / "profiles.yml").write_text("profiles: [full, quick]\nnotebooks:\n  10_a:\n")
     assert profiles.load(tmp_path).resolve("quick") == {"10_a": {"n": 2}}
+
+
+def test_profile_settings_default_and_per_profile(declared):
+    assert declared.setting("full", "threads") == 1
+    assert declared.setting("quick", "replications") == 0  # none unless a profile asks
+    given = declare(BOUNDS + "settings:\n  full: {threads: 2, replications: 4}\n")
+    assert given.setting("full", "threads") == 2 and given.setting("full", "replications") == 4
+    assert given.setting("quick", "replications") == 0
+    with pytest.raises(ConfigError, match="unknown profile 'nosuch'"):
+        given.setting("nosuch", "threads")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ("  full: {threads: 0}", r"settings.full.threads: expected an integer >= 1, got 0"),
+        ("  quick: {replications: -1}", r"settings.quick.replications: expected an integer >= 0"),
+        ("  quick: {replications: 1.5}", r"expected an integer >= 0, got 1.5"),
+        ("  full: {threads: true}", r"expected an integer >= 1, got True"),
+        ("  full: {workers: 2}", r"settings.full: expected some of \['threads', 'replications'\]"),
+        ("  nightly: {threads: 1}", r"settings: unknown profiles \['nightly'\]"),
+    ],
+)
+def test_bad_profile_settings_are_refused(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        declare(BOUNDS + "settings:\n" + settings + "\n")
+
+
+def test_the_real_profiles_replicate_the_published_one_at_least_four_times():
+    real = profiles.load(ROOT / "notebooks")
+    assert real.setting(real.names[0], "replications") >= 4
+    assert all(real.setting(name, "threads") >= 1 for name in real.names)

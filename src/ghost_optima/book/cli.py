@@ -32,12 +32,21 @@ def _parser() -> argparse.ArgumentParser:
         help="override a parameter (KEY or NOTEBOOK.KEY); repeatable",
     )
     build.add_argument("--force", action="store_true", help="run even when inputs are unchanged")
+    build.add_argument(
+        "--replications",
+        type=int,
+        default=None,
+        metavar="N",
+        help="re-seeded runs of each claim notebook (default: the profile's, in profiles.yml)",
+    )
+    _cluster_options(build)
 
     verify = commands.add_parser(
-        "verify", help="re-run the claim notebooks with other base seeds; robustness per claim"
+        "verify", help="build with K replications of each claim notebook (other base seeds)"
     )
     verify.add_argument("--seeds", type=int, required=True, help="how many other base seeds")
     verify.add_argument("--profile", default=pipeline.PUBLISHED)
+    _cluster_options(verify)
 
     bench = commands.add_parser("bench", help="time cold and cached builds and the benchmarks")
     bench.add_argument("--profiles", nargs="+", default=["quick", pipeline.PUBLISHED])
@@ -53,6 +62,30 @@ def _parser() -> argparse.ArgumentParser:
     params = commands.add_parser("params", help="list every notebook parameter and its values")
     params.add_argument("--profile", default=pipeline.PUBLISHED)
     return parser
+
+
+def _cluster_options(command: argparse.ArgumentParser) -> None:
+    where = command.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="local Dask worker processes (default: cores // the profile's threads; 1: serial)",
+    )
+    where.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the tasks on the Dask cluster at ADDRESS (e.g. tcp://host:8786)",
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main(argv=None) -> int:
@@ -75,10 +108,10 @@ def main(argv=None) -> int:
                 pipeline.build(project, profile, log=lambda text: print(text, flush=True))
             return 0
         if args.command == "verify":
-            from .verify import verify
-
-            verify(project, args.profile, args.seeds, log=lambda text: print(text, flush=True))
-            pipeline.build(project, args.profile, log=lambda text: print(text, flush=True))
+            if args.seeds < 1:
+                raise profiles.ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+            run = pipeline.Execution(args.workers, args.scheduler, args.seeds)
+            pipeline.build(project, args.profile, log=_print, run=run)
             return 0
         pipeline.build(
             project,
@@ -86,7 +119,8 @@ def main(argv=None) -> int:
             only=args.only,
             overrides=args.overrides,
             force=args.force,
-            log=lambda text: print(text, flush=True),
+            log=_print,
+            run=pipeline.Execution(args.workers, args.scheduler, args.replications),
         )
     except profiles.ConfigError as err:
         print(f"ghost-optima: error: {err}", file=sys.stderr)
@@ -96,11 +130,16 @@ def main(argv=None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(
-            "ghost-optima: interrupted; finished notebooks are kept, the book was not changed",
+            "ghost-optima: interrupted; tasks cancelled, finished notebooks are kept, "
+            "the book was not changed",
             file=sys.stderr,
         )
         return 130
     return 0
+
+
+def _print(text: str) -> None:
+    print(text, flush=True)
 
 
 def _list_params(project: pipeline.Project, profile: str) -> int:

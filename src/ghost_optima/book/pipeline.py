@@ -1,16 +1,22 @@
-"""The build: check inputs, run the notebooks in order with papermill, render the book.
+"""The build: check inputs, run the notebooks as tasks (on Dask workers or here), render the book.
 
 ``build`` does, in order:
 
 1. read every notebook's parameters cell (names, types, defaults, help) and
-   ``notebooks/profiles.yml`` (bounds, per-profile values), and resolve the profile with its
-   ``--set`` overrides; any bad input raises ``ConfigError`` before work starts;
-2. run each notebook (``notebooks/NN_name.md``, numbered order) unless its inputs (source,
-   resolved parameters, package sources, lock) hash to what its last successful run recorded;
-   a run happens in a child process (``runner``) writing to a scratch path, so an interrupted or
-   failed run never replaces a good result; a failed run is kept under ``_build/failed/``;
-3. write ``results[/<profile>]/claims.json`` and the generated pages (ledger, reproducibility);
-4. assemble the book sources in a work folder, run Jupyter Book there (execution off, warnings
+   ``notebooks/profiles.yml`` (bounds, per-profile values, the profile's ``threads`` and
+   ``replications``), and resolve the profile with its ``--set`` overrides; any bad input
+   raises ``ConfigError`` before work starts;
+2. list the tasks: each notebook (``notebooks/NN_name.md``, numbered order), and each
+   replication of each claim notebook (``verify``); a task whose inputs (source, resolved
+   parameters, package sources, lock) hash to what its last successful run recorded is cached;
+3. run the others (``cluster``): as tasks on a Dask ``LocalCluster`` of ``cores // threads``
+   worker processes by default, on an existing scheduler, or one by one here (``workers=1``);
+   a task runs in a scratch folder of its own and sends back plain data, and only this process
+   writes results, atomically, one finished task at a time, so an interrupted, failed or
+   re-run task never replaces a good result; a failed run is kept under ``_build/failed/``;
+4. write ``results[/<profile>]/claims.json`` (with each empirical claim's ``robustness``),
+   ``robustness.json`` and the generated pages (ledger, reproducibility);
+5. assemble the book sources in a work folder, run Jupyter Book there (execution off, warnings
    as errors), and only on success swap the new HTML into place.
 
 The full profile publishes to ``results/`` and ``_build/html``; any other profile ``P`` to
@@ -21,19 +27,14 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import audit, claims, jupyterbook, pages, profiles, provenance
+from . import audit, claims, cluster, jupyterbook, pages, profiles, provenance, results, verify
 from .jupyterbook import BuildError
 from .profiles import ConfigError
-from .record import RESULT_ENV
 from .results import load_result, write_json
-from .runner import failure_message
 from .staging import collapse_inputs
 
 PUBLISHED = "full"
@@ -85,11 +86,23 @@ class Plan:
     notebooks: dict[str, Path]  # all notebooks of the book, in order
     selected: list[str]  # the ones this build may run
     parameters: dict[str, dict]
-    outputs: str  # the key of the output folders: the profile, or a verify run's own
     defaults: dict[str, dict]  # the profile's own parameters, without overrides
+    threads: int = 1  # torch/BLAS threads of every run, fixed by the profile
+    replications: int = 0  # re-seeded runs of each claim notebook
+    replicate: list[str] = field(default_factory=list)  # the notebooks replicated
 
 
-def plan(project: Project, profile: str, only=(), overrides=(), outputs=None) -> Plan:
+@dataclass(frozen=True)
+class Execution:
+    """Where tasks run: ``workers`` local processes (None: cores // threads; 1: serially here)
+    or the Dask cluster at ``scheduler``; ``replications`` overrides the profile's setting."""
+
+    workers: int | None = None
+    scheduler: str | None = None
+    replications: int | None = None
+
+
+def plan(project: Project, profile: str, only=(), overrides=(), replications=None) -> Plan:
     """Check everything the build will need and resolve parameters; raises ConfigError."""
     declared = profiles.load(project.notebooks)
     sources = project.notebook_sources()
@@ -99,7 +112,16 @@ def plan(project: Project, profile: str, only=(), overrides=(), outputs=None) ->
     if only:
         selected = [_match(name, sources) for name in only]
         selected = [stem for stem in sources if stem in selected]
-    return Plan(profile, sources, selected, parameters, outputs or profile, defaults)
+    if replications is None:
+        replications = declared.setting(profile, "replications")
+    if replications < 0:
+        raise ConfigError(f"--replications must be at least 0, got {replications}")
+    replicate = verify.claim_notebooks(selected) if replications else []
+    unseeded = [stem for stem in replicate if "seed" not in parameters[stem]]
+    if unseeded:
+        raise ConfigError(f"claim notebooks without a 'seed' parameter to replicate: {unseeded}")
+    threads = declared.setting(profile, "threads")
+    return Plan(profile, sources, selected, parameters, defaults, threads, replications, replicate)
 
 
 def _match(name: str, sources: dict) -> str:
@@ -118,14 +140,31 @@ def science_digest(package: Path) -> str:
     )
 
 
-def inputs_hash(project: Project, stem: str, params: dict) -> str:
+def inputs_hash(project: Project, stem: str, params: dict, science: str | None = None) -> str:
+    """What a run's result depends on; ``science``: ``science_digest`` when already known."""
     lock = project.root / "requirements.lock"
     return provenance.digest(
         project.notebook_sources()[stem].read_bytes(),
         provenance.json_digest(params).encode(),
-        science_digest(SCIENCE_DIR).encode(),
+        (science or science_digest(SCIENCE_DIR)).encode(),
         lock.read_bytes() if lock.exists() else b"",
     )
+
+
+def tasks(project: Project, job: Plan) -> list[cluster.Task]:
+    """The published run of every selected notebook, then each replication of the claim ones."""
+    science = science_digest(SCIENCE_DIR)
+    found = []
+    for replication in range(job.replications + 1):
+        stems = job.replicate if replication else job.selected
+        outputs = verify.outputs(job.profile, replication) if replication else job.profile
+        for stem in stems:
+            params = job.parameters[stem]
+            if replication:
+                params = verify.replica_parameters(params, replication)
+            key = inputs_hash(project, stem, params, science)
+            found.append(cluster.Task(stem, replication, outputs, params, key))
+    return found
 
 
 def build(
@@ -135,15 +174,15 @@ def build(
     only=(),
     overrides=(),
     force=False,
-    outputs=None,
     render_book=True,
     log=print,
+    run: Execution = Execution(),
 ):
-    """Run the notebooks that need it, then render the book. Raises ConfigError or BuildError."""
+    """Run the tasks that need it, then render the book. Raises ConfigError or BuildError."""
     start = time.perf_counter()
-    job = plan(project, profile, only, overrides, outputs)
-    with _exclusive(project, job.outputs):
-        _build(project, job, force, render_book, log)
+    job = plan(project, profile, only, overrides, run.replications)
+    with _exclusive(project, job.profile):
+        _build(project, job, force, render_book, log, run)
     log(f"build finished in {time.perf_counter() - start:.1f} s")
 
 
@@ -160,30 +199,35 @@ def _exclusive(project: Project, outputs: str):
         yield
 
 
-def _build(project: Project, job: Plan, force: bool, render_book: bool, log) -> None:
+def _build(project: Project, job: Plan, force: bool, render_book: bool, log, run: Execution):
     profile = job.profile
-    results = project.results(job.outputs)
-    for index, stem in enumerate(job.selected, start=1):
-        prefix = f"[{index}/{len(job.selected)}] {stem}"
-        params = job.parameters[stem]
-        key = inputs_hash(project, stem, params)
-        previous = load_result(results / f"{stem}.json")
-        executed = project.executed(job.outputs) / f"{stem}.ipynb"
-        if not force and previous and previous["inputs_hash"] == key and executed.exists():
+    folder = project.results(profile)
+    every = tasks(project, job)
+    pending = []
+    for index, task in enumerate(every, start=1):
+        prefix = f"[{index}/{len(every)}] {task.label}"
+        path = project.results(task.outputs) / f"{task.stem}.json"
+        previous = load_result(path)
+        executed = project.executed(task.outputs) / f"{task.stem}.ipynb"
+        if not force and previous and previous["inputs_hash"] == task.key and executed.exists():
             log(f"{prefix}: cached (inputs unchanged)")
             continue
-        if previous is None and (results / f"{stem}.json").exists():
+        if previous is None and path.exists():
             log(f"{prefix}: result file unreadable or altered; running again")
         log(f"{prefix}: running ...")
-        seconds = run_notebook(project, job, stem, key)
-        log(f"{prefix}: done in {seconds:.1f} s")
+        pending.append(task)
+    if pending:
+        run_notebook(project, job, pending, run, log)
 
-    records = {stem: load_result(results / f"{stem}.json") for stem in job.notebooks}
+    records = {stem: load_result(folder / f"{stem}.json") for stem in job.notebooks}
     rows = collect_claims(project, records)
     overridden = overrides_in_force(job, records)
     for row in rows:
         row["overrides"] = overridden.get(row["notebook"], {})
-    write_json(results / "claims.json", {"profile": profile, "claims": rows})
+    found = verify.report(rows, replicas(project, job, every))
+    verify.attach(rows, found)
+    write_json(folder / "robustness.json", {"profile": profile, **found})
+    write_json(folder / "claims.json", {"profile": profile, "claims": rows})
     missing = [stem for stem, r in records.items() if r is None]
     if not render_book:
         return
@@ -191,6 +235,17 @@ def _build(project: Project, job: Plan, force: bool, render_book: bool, log) -> 
         log(f"book not rendered: no successful run yet of {missing} (build without --only)")
         return
     render(project, profile, records, rows, overridden, log)
+
+
+def replicas(project: Project, job: Plan, every: list[cluster.Task]) -> list[dict]:
+    """Per replication, notebook -> its result when it is current (its inputs hash matches)."""
+    found = [{} for _ in range(job.replications)]
+    for task in every:
+        if task.replication:
+            record = load_result(project.results(task.outputs) / f"{task.stem}.json")
+            current = record is not None and record["inputs_hash"] == task.key
+            found[task.replication - 1][task.stem] = record if current else None
+    return found
 
 
 def overrides_in_force(job: Plan, records: dict[str, dict | None]) -> dict[str, dict]:
@@ -208,60 +263,29 @@ def overrides_in_force(job: Plan, records: dict[str, dict | None]) -> dict[str, 
     return found
 
 
-def run_notebook(project: Project, job: Plan, stem: str, key: str) -> float:
-    """Execute one notebook in a child process; on success store its notebook and result."""
-    scratch = project.root / "_build" / ".running" / job.outputs / stem
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    output, partial = scratch / f"{stem}.ipynb", scratch / "result.json"
-    spec = {
-        "source": str(job.notebooks[stem]),
-        "output": str(output),
-        "parameters": job.parameters[stem],
-        "cwd": str(project.notebooks),
-        "timeout": 3600,
-    }
-    (scratch / "job.json").write_text(json.dumps(spec), encoding="utf-8")
-    env = {
-        **os.environ,
-        RESULT_ENV: str(partial),
-        "PYTHONHASHSEED": "0",
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count() or 1)),
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-    }
-    started = time.perf_counter()
-    with open(scratch / "kernel.log", "w", encoding="utf-8") as kernel_log:
-        done = subprocess.run(
-            [sys.executable, "-m", "ghost_optima.book.runner", str(scratch / "job.json")],
-            env=env,
-            stdout=kernel_log,
-            stderr=subprocess.STDOUT,
-        )
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        kept = project.failed(job.outputs)
-        raise BuildError(failure_message(kept, stem, scratch, done.returncode))
-    record = json.loads(partial.read_text(encoding="utf-8")) if partial.exists() else {}
-    record.update(
-        notebook=stem,
-        inputs_hash=key,
-        provenance={
-            **provenance.git_state(project.root),
-            "profile": job.profile,
-            "parameters": job.parameters[stem],
-            "seeds": {k: v for k, v in job.parameters[stem].items() if "seed" in k},
-            "threads": record.pop("threads", None) or int(env["OMP_NUM_THREADS"]),
-            "wall_seconds": round(seconds, 1),
-            "versions": provenance.versions(),
-            "machine": provenance.machine(),
-        },
-    )
-    executed = project.executed(job.outputs) / f"{stem}.ipynb"
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(output, executed)
-    write_json(project.results(job.outputs) / f"{stem}.json", record, checksum=True)
-    shutil.rmtree(scratch, ignore_errors=True)
-    return seconds
+def run_notebook(project: Project, job: Plan, pending: list, run: Execution, log) -> None:
+    """Run ``pending`` (``cluster``), storing each result as its task finishes."""
+    workers = run.workers or cluster.default_workers(job.threads)
+    cores = os.cpu_count() or 1
+    if run.scheduler is None and workers * job.threads > cores:
+        log(f"note: {workers} workers x {job.threads} threads exceed the {cores} cores here")
+    workers = min(workers, len(pending)) if run.scheduler is None else workers
+    git = provenance.git_state(project.root)
+    source = cluster.source_hash()
+    priorities = [results.last_seconds(project, job.profile, t.stem) for t in pending]
+    specs = [results.task_spec(project, job, task) for task in pending]
+    by_spec = {id(spec): task for spec, task in zip(specs, pending, strict=True)}
+    with cluster.open_executor(workers, run.scheduler, log) as executor:
+        try:
+            for done, (spec, payload) in enumerate(executor.run(specs, priorities), start=1):
+                task = by_spec[id(spec)]
+                results.store(project, job, task, payload, {**git, "source_hash": source})
+                log(
+                    f"{task.label}: done in {payload['seconds']:.1f} s on {payload['where']} "
+                    f"({done} done, {len(pending) - done} left)"
+                )
+        except cluster.TaskLost as err:
+            raise BuildError(f"{err}; the book was not changed") from err
 
 
 def load_claims(project: Project, profile: str) -> list[dict]:

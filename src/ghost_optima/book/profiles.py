@@ -15,6 +15,15 @@ of the other profiles where they differ from the default::
       10_symmetry:
         n_archs: {min: 2, max: 100000, quick: 40}
 
+Profile-level settings of the build, not parameters of any notebook, sit under ``settings``::
+
+    settings:
+      full: {threads: 1, replications: 4}
+
+``threads`` fixes the torch, OpenMP and BLAS threads of every notebook run (recorded in
+provenance; the number of workers never changes it), ``replications`` the number of re-seeded
+runs of each claim notebook that the build adds for the ledger's robustness column.
+
 Types are ``int``, ``float``, ``bool``, ``str`` and ``list[int]``/``list[float]``; ``min``,
 ``max`` and ``choices`` bound them, and a float must be finite (no ``nan``, ``inf``) unless its
 entry says ``nonfinite: true``. An entry naming a parameter the cell does not declare is an
@@ -32,6 +41,7 @@ from pathlib import Path
 
 import yaml
 
+SETTINGS = {"threads": (1, 1), "replications": (0, 0)}  # name -> (default, minimum)
 TYPES = ("int", "float", "bool", "str", "list[int]", "list[float]")
 BOUNDS = ("min", "max", "choices", "nonfinite")
 NOTEBOOK_GLOB = "[0-9][0-9]_*.md"
@@ -111,6 +121,12 @@ def _scalar(kind: str, text: str):
 class Profiles:
     names: tuple[str, ...]
     notebooks: dict[str, dict[str, Parameter]]
+    settings: dict[str, dict[str, int]] | None = None  # profile -> threads, replications
+
+    def setting(self, profile: str, name: str) -> int:
+        """A profile-level setting (``threads``, ``replications``), its default when not given."""
+        self.check_profile(profile)
+        return (self.settings or {}).get(profile, {}).get(name, SETTINGS[name][0])
 
     def check_profile(self, profile: str) -> None:
         if profile not in self.names:
@@ -177,9 +193,12 @@ def parameters_cell(source: str, where: str = "parameters cell") -> dict[str, di
 
 def declare(raw, cells: dict[str, str], where: str = "profiles.yml") -> Profiles:
     """Profiles from the parsed ``profiles.yml`` and each notebook's parameters-cell source."""
-    if not isinstance(raw, dict) or not raw.get("profiles") or set(raw) - {"profiles", "notebooks"}:
-        raise ConfigError(f"{where}: expected the keys 'profiles' (a list) and 'notebooks'")
+    if not isinstance(raw, dict) or not raw.get("profiles") or set(raw) - {*TOP_KEYS}:
+        raise ConfigError(
+            f"{where}: expected the keys 'profiles' (a list), 'notebooks' and 'settings'"
+        )
     names = tuple(raw["profiles"])
+    settings = _settings(raw.get("settings"), names, where)
     entries = raw.get("notebooks") or {}
     stray = sorted(set(entries) - set(cells))
     if stray:
@@ -198,7 +217,37 @@ def declare(raw, cells: dict[str, str], where: str = "profiles.yml") -> Profiles
             name: _parameter(name, spec, bounds.get(name), names, f"{where}: {nb}.{name}")
             for name, spec in declared.items()
         }
-    return Profiles(names=names, notebooks=notebooks)
+    return Profiles(names=names, notebooks=notebooks, settings=settings)
+
+
+TOP_KEYS = ("profiles", "notebooks", "settings")
+
+
+def _settings(raw, names: tuple, where: str) -> dict[str, dict[str, int]]:
+    """``settings: {profile: {threads: int >= 1, replications: int >= 0}}``, checked."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: settings: expected a mapping of profile to settings")
+    stray = sorted(set(raw) - set(names))
+    if stray:
+        raise ConfigError(f"{where}: settings: unknown profiles {stray}; choose from {list(names)}")
+    found = {}
+    for profile in names:
+        entry = raw.get(profile) or {}
+        if not isinstance(entry, dict) or set(entry) - set(SETTINGS):
+            raise ConfigError(
+                f"{where}: settings.{profile}: expected some of {list(SETTINGS)}, got {entry!r}"
+            )
+        found[profile] = {}
+        for name, (default, minimum) in SETTINGS.items():
+            value = entry.get(name, default)
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ConfigError(
+                    f"{where}: settings.{profile}.{name}: expected an integer >= {minimum}, "
+                    f"got {value!r}"
+                )
+            found[profile][name] = value
+    return found
 
 
 def _parameter(name: str, spec: dict, entry, names: tuple, where: str) -> Parameter:

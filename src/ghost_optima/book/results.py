@@ -1,10 +1,18 @@
-"""Result files: written atomically and sealed with a checksum; an altered one is not trusted."""
+"""Result files: written atomically and sealed with a checksum; an altered one is not trusted.
+
+``store`` is where a finished task (``cluster.run_task``'s plain data) becomes files: the
+executed notebook, then the sealed result with its provenance, each by an atomic rename, in this
+process only. ``project`` is a ``pipeline.Project``, ``job`` a ``pipeline.Plan`` and ``task`` a
+``cluster.Task``.
+"""
 
 import json
 import os
 from pathlib import Path
 
-from . import provenance
+from . import cluster, provenance
+from .jupyterbook import BuildError
+from .runner import failure_message
 
 
 def load_result(path: Path) -> dict | None:
@@ -25,3 +33,67 @@ def write_json(path: Path, record: dict, *, checksum: bool = False) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False) + "\n", "utf-8")
     os.replace(tmp, path)
+
+
+def last_seconds(project, profile: str, stem: str) -> int:
+    """The last recorded wall time of a notebook (10**6 if none): long runs are started first."""
+    record = load_result(project.results(profile) / f"{stem}.json") or {}
+    return int(record.get("provenance", {}).get("wall_seconds", 10**6))
+
+
+def task_spec(project, job, task) -> dict:
+    """What ``cluster.run_task`` needs, as plain data a worker elsewhere can read."""
+    source = job.notebooks[task.stem]
+    return {
+        "stem": task.stem,
+        "replication": task.replication,
+        "source_name": source.name,
+        "source_text": source.read_text(encoding="utf-8"),
+        "parameters": task.parameters,
+        "cwd": str(project.notebooks),
+        "timeout": 3600,
+        "threads": job.threads,
+    }
+
+
+def store(project, job, task, payload: dict, state: dict) -> None:
+    """Write one finished task's executed notebook and sealed result (or raise on a failure).
+
+    ``state``: the client's git state and ``source_hash``; a result computed from other source
+    (a worker that joined the cluster after the check) is refused. The client's hash is taken
+    again before refusing, in case the checkout itself changed during the build.
+    """
+    if payload["returncode"] != 0:
+        raise BuildError(failure_message(project.failed(job.profile), task.stem, payload))
+    if payload["source_hash"] not in (state["source_hash"], cluster.source_hash()):
+        raise BuildError(
+            f"notebook {task.label} ran at {payload['where']} on source hash "
+            f"{payload['source_hash'][:12]}, the client's is {state['source_hash'][:12]}: "
+            "refused; install the same checkout and lock on every worker"
+        )
+    record = dict(payload["record"])
+    torch_threads = record.pop("threads", None)
+    record.update(
+        notebook=task.stem,
+        inputs_hash=task.key,
+        provenance={
+            "commit": state.get("commit"),
+            "dirty": state.get("dirty"),
+            "profile": job.profile,
+            "replication": task.replication,
+            "parameters": task.parameters,
+            "seeds": {k: v for k, v in task.parameters.items() if "seed" in k},
+            "threads": job.threads,
+            "torch_threads": torch_threads,
+            "wall_seconds": round(payload["seconds"], 1),
+            "ran_on": payload["where"],
+            "versions": payload["versions"],
+            "machine": payload["machine"],
+        },
+    )
+    executed = project.executed(task.outputs) / f"{task.stem}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    scratch = executed.with_name(executed.name + ".tmp")
+    scratch.write_bytes(payload["notebook"])
+    os.replace(scratch, executed)
+    write_json(project.results(task.outputs) / f"{task.stem}.json", record, checksum=True)

@@ -4,16 +4,17 @@ Run as ``python -m ghost_optima.book.runner JOB.json``. The job names the MyST-m
 output notebook, the parameters and the working directory. The child keeps kernel log noise
 out of the build's output (its stderr goes to a log file), and on a failing cell writes
 ``error.json`` beside the output naming the cell, then exits with status 3. The build, in the
-parent, turns a failed run into a message with ``failure_message``.
+parent, turns a failed run into a message with ``failure_message``. On Linux the child dies
+with the process that started it (a Dask worker killed mid-task leaves no orphan run behind).
 """
 
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
 FAILED_CELL_EXIT = 3
+ERROR_FILE = "error.json"
 
 
 def execute(job: dict) -> None:
@@ -67,7 +68,7 @@ def write_failure(output: Path, ename: str, evalue: str, exec_count) -> None:
         "code_cell": cell_number,
         "first_line": first_line,
     }
-    output.with_name("error.json").write_text(json.dumps(error, indent=1), encoding="utf-8")
+    output.with_name(ERROR_FILE).write_text(json.dumps(error, indent=1), encoding="utf-8")
 
 
 def hide_default_parameters(output: Path) -> None:
@@ -82,32 +83,48 @@ def hide_default_parameters(output: Path) -> None:
     nbformat.write(notebook, output)
 
 
-def failure_message(kept: Path, stem: str, scratch: Path, code: int) -> str:
-    """Keep a failed run's notebook and log in ``kept``; the message names the cell or the log."""
+def failure_message(kept: Path, stem: str, payload: dict) -> str:
+    """Keep a failed run's notebook and log in ``kept``; the message names the cell or the log.
+
+    ``payload`` is what ``cluster.run_task`` returned: ``returncode``, ``error`` (the failing
+    cell, or None), ``log`` (the kernel log's tail), ``notebook`` (bytes, or None).
+    """
     kept.mkdir(parents=True, exist_ok=True)
-    notebook = scratch / f"{stem}.ipynb"
-    if notebook.exists():
-        os.replace(notebook, kept / f"{stem}.ipynb")
-    if (scratch / "kernel.log").exists():
-        shutil.copy(scratch / "kernel.log", kept / f"{stem}.log")
-    error_file = scratch / "error.json"
-    if code == FAILED_CELL_EXIT and error_file.exists():
-        error = json.loads(error_file.read_text(encoding="utf-8"))
+    if payload.get("notebook") is not None:
+        (kept / f"{stem}.ipynb").write_bytes(payload["notebook"])
+    (kept / f"{stem}.log").write_text(payload.get("log") or "", encoding="utf-8")
+    error, code = payload.get("error"), payload["returncode"]
+    if code == FAILED_CELL_EXIT and error:
         where = f"code cell {error['code_cell']}" if error["code_cell"] else "a cell"
         text = (
             f"notebook {stem} failed in {where} ({error['first_line']!r}): "
             f"{error['ename']}: {error['evalue']}"
         )
     else:
-        log_file = kept / f"{stem}.log"
-        log_tail = (
-            log_file.read_text("utf-8").strip().splitlines()[-5:] if log_file.exists() else []
-        )
+        log_tail = (payload.get("log") or "").strip().splitlines()[-5:]
         text = f"notebook {stem} could not run (exit status {code}):\n  " + "\n  ".join(log_tail)
     return (
-        f"{text}\n  executed notebook kept at {kept / (stem + '.ipynb')}; the book was not changed"
+        f"{text}\n  ran at {payload.get('where', '?')}; executed notebook kept at "
+        f"{kept / (stem + '.ipynb')}; the book was not changed"
     )
 
 
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (``PR_SET_PDEATHSIG``)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
 if __name__ == "__main__":
+    die_with_parent()
     execute(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8")))

@@ -1,64 +1,58 @@
-"""Reviewer mode: re-run the claim notebooks with other base seeds and report robustness.
+"""Replications: the claim notebooks re-run with disjoint base seeds, and the robustness report.
 
-``ghost-optima verify --seeds K --profile P`` runs every notebook that tests a claim ``K`` more
-times, run ``i`` with base seed ``seed + 1000 i`` (each notebook's declared ``seed`` shifted),
-into its own folders (``results/verify/P/run-i/``), so nothing published is touched. It then
-writes ``robustness.json`` beside the profile's results: per claim, the verdict of each run, how
-many agree with the recorded verdict, and the range of the key figure. The ledger shows it.
+Every build of a profile adds, for each notebook that tests a claim with a registered rule,
+``n`` replications (the profile's ``replications`` setting in ``profiles.yml``, or
+``--replications``; ``ghost-optima verify --seeds n`` is the same build): replication ``i``
+runs with the notebook's base ``seed`` shifted by ``SEED_STRIDE * i`` (``i = 1..n``), so the
+seeds of the published run and of every replication are disjoint whenever a notebook draws fewer
+than ``SEED_STRIDE`` seeds from its base. They are tasks of the same build (``cluster``) and are
+cached like any run; their results land in ``results/verify/<profile>/run-<i>/`` and never touch
+the published ones. ``report`` turns them into ``robustness.json`` beside the profile's results:
+per claim, the verdict of each replication, how many agree with the recorded verdict, and the
+range of the key figure; the ledger shows it, and ``claims.json`` carries it for empirical claims.
 """
 
-import json
-
-from . import claims, pipeline, profiles
+from . import claims
 from .claims import figure_value
-from .profiles import ConfigError
 
 SEED_STRIDE = 1000
+ROW_FIELDS = ("runs", "agree", "verdicts", "key_min", "key_max")
 
 
-def claim_notebooks(project: pipeline.Project) -> list[str]:
-    """Notebooks that test at least one claim with a registered rule, in build order."""
+def claim_notebooks(stems) -> list[str]:
+    """Of ``stems`` (in build order), those that test a claim with a registered rule."""
     tested = {c.notebook for c in claims.registry().values() if c.rule is not None}
-    return [stem for stem in project.notebook_sources() if stem in tested]
+    return [stem for stem in stems if stem in tested]
 
 
-def verify(project: pipeline.Project, profile: str, n_seeds: int, *, log=print) -> dict:
-    if n_seeds < 1:
-        raise ConfigError(f"--seeds must be at least 1, got {n_seeds}")
-    declared = profiles.load(project.notebooks)
-    declared.check_profile(profile)
-    stems = claim_notebooks(project)
-    unseeded = [stem for stem in stems if "seed" not in declared.notebooks[stem]]
-    if unseeded:
-        raise ConfigError(f"claim notebooks without a 'seed' parameter: {unseeded}")
-    pipeline.plan(project, profile)  # every input checked before the first run
+def outputs(profile: str, replication: int) -> str:
+    """The output key (folder under ``results/``) of one replication of ``profile``."""
+    return f"verify/{profile}/run-{replication}"
+
+
+def replica_parameters(parameters: dict, replication: int) -> dict:
+    """A notebook's parameters for replication ``replication``: its base seed shifted."""
+    return {**parameters, "seed": parameters["seed"] + SEED_STRIDE * replication}
+
+
+def report(rows: list[dict], replicas: list[dict[str, dict | None]]) -> dict:
+    """``robustness.json``: claims of notebooks whose every replication has a current result.
+
+    ``rows``: the ledger (``claims.ledger`` plus the build's fields); ``replicas``: per
+    replication, notebook -> its result record (None when missing or out of date).
+    """
+    current = [{stem for stem, record in run.items() if record} for run in replicas]
+    stems = set.intersection(*current) if current else set()
     runs = []
-    for run in range(1, n_seeds + 1):
-        overrides = [
-            f"{stem}.seed={declared.notebooks[stem]['seed'].values[profile] + SEED_STRIDE * run}"
+    for run in replicas:
+        recorded = {
+            cid: {**entry, "notebook": stem}
             for stem in stems
-        ]
-        key = f"verify/{profile}/run-{run}"
-        log(f"verify run {run}/{n_seeds}: base seeds shifted by {SEED_STRIDE * run}")
-        pipeline.build(
-            project,
-            profile,
-            only=stems,
-            overrides=overrides,
-            outputs=key,
-            render_book=False,
-            log=lambda text: log(f"  {text}"),
-        )
-        runs.append(json.loads((project.results(key) / "claims.json").read_text("utf-8")))
-    recorded = pipeline.load_claims(project, profile)
-    report = robustness(recorded, [r["claims"] for r in runs])
-    pipeline.write_json(project.results(profile) / "robustness.json", report)
-    for cid, entry in report["claims"].items():
-        log(
-            f"{cid}: {entry['agree']}/{entry['runs']} runs give '{entry['recorded']}'; "
-            f"key figure from {entry['key_min']:.3g} to {entry['key_max']:.3g}"
-        )
-    return report
+            for cid, entry in run[stem].get("claims", {}).items()
+        }
+        runs.append(claims.ledger(recorded))
+    found = robustness([row for row in rows if row["notebook"] in stems], runs)
+    return {**found, "replications": len(replicas)}
 
 
 def robustness(recorded: list[dict], runs: list[list[dict]]) -> dict:
@@ -80,3 +74,11 @@ def robustness(recorded: list[dict], runs: list[list[dict]]) -> dict:
             "key_max": max(values, default=float("nan")),
         }
     return {"seed_stride": SEED_STRIDE, "claims": report}
+
+
+def attach(rows: list[dict], found: dict) -> None:
+    """Give each empirical claim's ledger row its ``robustness`` (runs, agree, verdicts, range)."""
+    for row in rows:
+        entry = found["claims"].get(row["id"])
+        if entry and row["class"] == "empirical":
+            row["robustness"] = {name: entry[name] for name in ROW_FIELDS}
