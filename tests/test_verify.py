@@ -1,6 +1,14 @@
-"""Reviewer mode's robustness summary."""
+"""Replications and the robustness report."""
 
-from ghost_optima.book.verify import robustness
+from ghost_optima.book import claims
+from ghost_optima.book.verify import (
+    SEED_STRIDE,
+    attach,
+    outputs,
+    replica_parameters,
+    report,
+    robustness,
+)
 
 
 def row(cid, verdict, value):
@@ -18,3 +26,63 @@ def test_robustness_counts_agreement_and_key_range():
     assert report["T1"]["agree"] == 1 and report["T1"]["runs"] == 2
     assert report["T1"]["verdicts"] == ["supported", "mixed"]
     assert (report["T1"]["key_min"], report["T1"]["key_max"]) == (0.5, 2.0)
+
+
+def ledger_row(cid, verdict, value, notebook, kind="empirical"):
+    return {**row(cid, verdict, value), "notebook": notebook, "class": kind}
+
+
+def result(claims):
+    return {
+        "claims": {cid: {"verdict": v, "key": "x", "figures": {"x": x}} for cid, v, x in claims}
+    }
+
+
+def test_report_uses_only_notebooks_current_in_every_replication(monkeypatch):
+    registered = {"A": "10_a", "B": "20_b"}
+    monkeypatch.setattr(
+        claims,
+        "ledger",
+        lambda recorded: [
+            {**recorded[cid], "id": cid}
+            if cid in recorded
+            else {"id": cid, "verdict": claims.NOT_TESTED, "key": None, "figures": {}}
+            for cid in registered
+        ],
+    )
+    rows = [ledger_row("A", "supported", 1.0, "10_a"), ledger_row("B", "mixed", 5.0, "20_b")]
+    replicas = [
+        {"10_a": result([("A", "supported", 2.0)]), "20_b": result([("B", "mixed", 4.0)])},
+        {"10_a": result([("A", "not supported", -1.0)]), "20_b": None},  # 20_b out of date
+    ]
+    found = report(rows, replicas)
+    assert found["replications"] == 2 and set(found["claims"]) == {"A"}
+    entry = found["claims"]["A"]
+    assert entry["verdicts"] == ["supported", "not supported"] and entry["agree"] == 1
+    assert (entry["key_min"], entry["key_max"]) == (-1.0, 2.0)
+    assert report(rows, [])["claims"] == {}
+
+
+def test_attach_gives_empirical_rows_their_robustness_only():
+    rows = [
+        ledger_row("A", "supported", 1.0, "n"),
+        ledger_row("T", "supported", 1.0, "n", "identity"),
+    ]
+    found = robustness(rows, [[row("A", "supported", 3.0), row("T", "mixed", 1.0)]] * 4)
+    attach(rows, found)
+    assert rows[0]["robustness"] == {
+        "runs": 4,
+        "agree": 4,
+        "verdicts": ["supported"] * 4,
+        "key_min": 3.0,
+        "key_max": 3.0,
+    }
+    assert "robustness" not in rows[1]
+
+
+def test_replications_shift_the_base_seed_by_disjoint_strides():
+    params = {"seed": 7, "n_seeds": 16}
+    seeds = [replica_parameters(params, i)["seed"] for i in range(1, 5)]
+    assert seeds == [7 + SEED_STRIDE * i for i in range(1, 5)]
+    assert replica_parameters(params, 1)["n_seeds"] == 16 and params["seed"] == 7
+    assert outputs("full", 3) == "verify/full/run-3"
