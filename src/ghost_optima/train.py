@@ -33,6 +33,13 @@ Optional hooks let the same trainer serve variants of the architecture (the reme
   (``ghost_optima.reorder.SortedBiases``);
 * ``step_hook(step, raw, state)`` runs after every optimizer step and may edit the parameters
   and the optimizer state in place (``ghost_optima.reorder.CanonicalSortHook``).
+
+Speed (``benchmarks/bench_trainer.py``). A step is a handful of large kernels and no autograd
+graph: the gradient is written out by hand (``ghost_optima.mlp.ensemble_loss_grad``: one
+batched matmul per product, examples in columns, ``tanh`` through NumPy's vectorized loop);
+only a reparameterization (a small graph on the parameters) or a callable activation (a graph
+per hidden layer) use autograd. The updates run in place on tensors the step owns: momentum in
+one pass, the parameter in one ``addcmul_`` with the per-member learning rate broadcast.
 """
 
 import math
@@ -48,7 +55,8 @@ from ghost_optima.data import Dataset, Task
 from ghost_optima.mlp import (
     ActivationLike,
     Params,
-    ensemble_forward,
+    ensemble_loss_grad,
+    ensemble_outputs,
     init_mlp,
     loss_per_example,
 )
@@ -105,7 +113,7 @@ def _scan(
     with torch.no_grad():
         for start in range(0, len(x), _CHUNK):
             xs, ys = x[start : start + _CHUNK], y[start : start + _CHUNK]
-            out = ensemble_forward(stacked, xs, activation)
+            out = ensemble_outputs(stacked, xs, activation)
             losses.append(loss_per_example(out, ys, task))
             if task == "classification":
                 correct.append(out.argmax(-1) == ys)
@@ -160,43 +168,15 @@ class EnsembleResult:
     n_steps: int = 0  # optimizer steps taken (each one step of every member)
 
 
-def _sgd_step(
-    params: Params,
-    grads: Params,
-    state: dict[str, torch.Tensor],
-    lr: Params,
-    momentum: float,
-    weight_decay: float,
-) -> None:
-    """``torch.optim.SGD`` (dampening 0, no Nesterov): ``buf = m buf + g``, ``p -= lr buf``."""
-    for k, p in params.items():
-        g = grads[k] + weight_decay * p if weight_decay else grads[k]
-        if momentum:
-            buf = state.get(k)
-            g = g.clone() if buf is None else buf.mul_(momentum).add_(g)
-            state[k] = g
-        p.sub_(lr[k] * g)
-
-
-def _adam_step(
-    params: Params,
-    grads: Params,
-    state: dict[str, tuple[torch.Tensor, torch.Tensor]],
-    lr: Params,
-    step: int,
-    weight_decay: float,
-) -> None:
-    """``torch.optim.Adam`` with betas (0.9, 0.999), eps 1e-8 and coupled L2 weight decay:
-    ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
-    ``p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps)``."""
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    bias1, bias2_sqrt = 1 - beta1**step, math.sqrt(1 - beta2**step)
-    for k, p in params.items():
-        g = grads[k] + weight_decay * p if weight_decay else grads[k]
-        m, v = state.setdefault(k, (torch.zeros_like(p), torch.zeros_like(p)))
-        m.lerp_(g, 1 - beta1)
-        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        p.sub_(lr[k] / bias1 * m / v.sqrt().div_(bias2_sqrt).add_(eps))
+def _flat(like: Params, fill: Params | None = None) -> tuple[torch.Tensor, Params]:
+    """One buffer holding tensors shaped like ``like`` end to end, name after name, and the
+    contiguous view of each; zeros, or the values of ``fill`` broadcast to each shape."""
+    sizes = [v.numel() for v in like.values()]
+    flat = torch.zeros(sum(sizes), dtype=next(iter(like.values())).dtype)
+    views = {k: part.view(like[k].shape) for k, part in zip(like, flat.split(sizes), strict=True)}
+    for k, v in (fill or {}).items():
+        views[k].copy_(v.expand_as(views[k]))
+    return flat, views
 
 
 @dataclass(frozen=True)
@@ -232,6 +212,52 @@ class TrainHooks:
     step_hook: StepHook | None = None
 
 
+class _Optimizer:
+    """SGD with heavy-ball momentum or Adam on flat buffers, in place, a few whole-buffer kernels.
+
+    SGD as ``torch.optim.SGD`` (dampening 0, no Nesterov): ``g += wd p``, ``buf = m buf + g``
+    (``buf`` starts at 0, so ``buf = g`` at the first step), ``p -= lr buf``. Adam as
+    ``torch.optim.Adam`` (betas 0.9, 0.999, eps 1e-8, coupled L2 weight decay): ``g += wd p``,
+    ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
+    ``p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps)``. ``lr`` is one number, or a
+    buffer of per-element rates when members differ. ``state`` is what ``step_hook`` sees: per
+    name, SGD's momentum buffer or Adam's pair ``(m, v)`` (views into the flat buffers).
+    """
+
+    def __init__(self, like: Params, config: TrainConfig, lrs: np.ndarray):
+        self.config, self.lr = config, float(lrs[0])
+        if (lrs != lrs[0]).any():
+            col = torch.as_tensor(lrs, dtype=config.dtype)
+            fill = {k: col.view(-1, *[1] * (v.dim() - 1)) for k, v in like.items()}
+            self.lr = _flat(like, fill)[0]
+        n_slots = 3 if config.optimizer == "adam" else int(config.momentum != 0)
+        flats = [_flat(like) for _ in range(n_slots)]
+        self.slots, views = [f for f, _ in flats], [v for _, v in flats]
+        self.state: dict = dict(views[0]) if n_slots == 1 else {}
+        if n_slots == 3:
+            self.state = {k: (views[0][k], views[1][k]) for k in like}
+
+    def step(self, p: torch.Tensor, g: torch.Tensor, t: int) -> None:
+        """Step ``t`` (1-based) of the flat parameters ``p`` with the flat gradient ``g``."""
+        config, lr = self.config, self.lr
+        if config.weight_decay:
+            g.add_(p, alpha=config.weight_decay)
+        if config.optimizer == "sgd":
+            if config.momentum:
+                g = torch.add(g, self.slots[0], alpha=config.momentum, out=self.slots[0])
+            p.addcmul_(g, lr, value=-1) if isinstance(lr, torch.Tensor) else p.add_(g, alpha=-lr)
+            return
+        (beta1, beta2), eps, (m, v, denom) = (0.9, 0.999), 1e-8, self.slots
+        bias1, bias2_sqrt = 1 - beta1**t, math.sqrt(1 - beta2**t)
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        torch.sqrt(v, out=denom).div_(bias2_sqrt).add_(eps)
+        if isinstance(lr, torch.Tensor):
+            p.addcdiv_(m, denom.div_(lr), value=-1 / bias1)
+        else:
+            p.addcdiv_(m, denom, value=-lr / bias1)
+
+
 def train_ensemble(
     data: Dataset,
     widths: Sequence[int],
@@ -252,7 +278,6 @@ def train_ensemble(
     """
     hooks = hooks or TrainHooks()
     optimizer, dtype, batch_size = config.optimizer, config.dtype, config.batch_size
-    momentum, weight_decay = config.momentum, config.weight_decay
     masks, reparam, step_hook = hooks.masks, hooks.reparam, hooks.step_hook
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"unknown optimizer {optimizer!r}")
@@ -261,26 +286,35 @@ def train_ensemble(
             f"widths {tuple(widths)} do not fit {data.n_in} inputs and {data.n_out} outputs"
         )
     seeds = tuple(int(s) for s in seeds)
-    n_members = len(seeds)
-    lrs = np.broadcast_to(np.asarray(config.lr, dtype=float), (n_members,)).copy()
+    lrs = np.broadcast_to(np.asarray(config.lr, dtype=float), (len(seeds),)).copy()
 
     gens = [member_generators(s) for s in seeds]
-    params = stack_params([init_mlp(widths, g_init, dtype=dtype) for g_init, _ in gens])
-    mask_t = _check_masks(masks, params, dtype)
+    init = stack_params([init_mlp(widths, g_init, dtype=dtype) for g_init, _ in gens])
+    mask_t = _check_masks(masks, init, dtype)
     if reparam is not None:
-        params = {k: v.detach() for k, v in reparam.to_raw(params).items()}
-    for k, m in mask_t.items():
-        params[k] = params[k] * m
-    for p in params.values():
-        p.requires_grad_(True)
+        init = {k: v.detach() for k, v in reparam.to_raw(init).items()}
+    init = {k: v * mask_t[k] if k in mask_t else v for k, v in init.items()}
+    # Trained coordinates, gradients and optimizer state: flat buffers, seen through views.
+    flat_p, params = _flat(init, init)
+    flat_g, grads = _flat(init)
+    opt = _Optimizer(init, config, lrs)
 
     def network() -> Params:  # the network's parameters as a function of the trained ones
         return params if reparam is None else reparam.to_params(params)
 
-    lr_t = {
-        k: torch.as_tensor(lrs, dtype=dtype).view(-1, *([1] * (p.dim() - 1)))
-        for k, p in params.items()
-    }
+    def gradients(x: torch.Tensor, y: torch.Tensor) -> None:
+        """``dL/d raw`` into ``grads``: by hand, then through ``to_params`` by autograd."""
+        if reparam is None:
+            ensemble_loss_grad(params, x, y, activation, data.task, grads)
+            return
+        raw = {k: v.detach().requires_grad_() for k, v in params.items()}
+        with torch.enable_grad():
+            net = reparam.to_params(raw)
+        by_net = ensemble_loss_grad(net, x, y, activation, data.task)
+        pulled = torch.autograd.grad(list(net.values()), list(raw.values()), list(by_net.values()))
+        for k, g in zip(raw, pulled, strict=True):
+            grads[k].copy_(g)
+
     x_train, x_test = data.x_train.to(dtype), data.x_test.to(dtype)
     y_train, y_test = data.y_train, data.y_test
     if data.task == "regression":
@@ -305,29 +339,22 @@ def train_ensemble(
         return History(**{k: np.stack(v) if v else None for k, v in rows.items()})
 
     history = record()
-    state: dict = {}  # per parameter: momentum buffer (SGD) or moment pair (Adam)
-    step = 0
-    step_seconds = step_cpu_seconds = 0.0
+    step, seconds = 0, {"step_seconds": 0.0, "step_cpu_seconds": 0.0}
     for epoch in range(1, config.epochs + 1):
         started, started_cpu = time.perf_counter(), time.process_time()
         order = torch.stack([torch.randperm(n, generator=g_order) for _, g_order in gens])
         for start in range(0, n, batch_size):
             idx = order[:, start : start + batch_size]
-            out = ensemble_forward(network(), x_train[idx], activation)
-            loss = loss_per_example(out, y_train[idx], data.task).mean(1).sum()
-            grads = dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True))
+            gradients(x_train[idx], y_train[idx])
             for k, m in mask_t.items():
-                grads[k] = grads[k] * m
+                grads[k].mul_(m)
             step += 1
             with torch.no_grad():
-                if optimizer == "sgd":
-                    _sgd_step(params, grads, state, lr_t, momentum, weight_decay)
-                else:
-                    _adam_step(params, grads, state, lr_t, step, weight_decay)
+                opt.step(flat_p, flat_g, step)
                 if step_hook is not None:
-                    step_hook(step, params, state)
-        step_seconds += time.perf_counter() - started
-        step_cpu_seconds += time.process_time() - started_cpu
+                    step_hook(step, params, opt.state)
+        seconds["step_seconds"] += time.perf_counter() - started
+        seconds["step_cpu_seconds"] += time.process_time() - started_cpu
         history = record()
         if callable(progress):
             progress(epoch, history)
@@ -340,16 +367,7 @@ def train_ensemble(
     with torch.no_grad():
         final = {k: v.detach().clone() for k, v in network().items()}
     return EnsembleResult(
-        final,
-        history,
-        seeds,
-        lrs,
-        tuple(widths),
-        activation,
-        optimizer,
-        step_seconds=step_seconds,
-        step_cpu_seconds=step_cpu_seconds,
-        n_steps=step,
+        final, history, seeds, lrs, tuple(widths), activation, optimizer, n_steps=step, **seconds
     )
 
 
