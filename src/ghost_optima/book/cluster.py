@@ -260,12 +260,17 @@ def _mismatches(prints: dict, mine: dict) -> list[str]:
     return problems
 
 
-def _has_dashboard() -> bool:
+def _dashboard(client) -> str | None:
+    """The dashboard's address when its status page answers (it needs bokeh), else None."""
+    import urllib.request
+
     try:
-        import bokeh  # noqa: F401  (the dashboard's pages need it)
-    except ImportError:
-        return False
-    return True
+        link = client.dashboard_link
+        with urllib.request.urlopen(link, timeout=2) as page:  # noqa: S310 (the scheduler's own)
+            served = page.status == 200 and b"needs bokeh" not in page.read(4096)
+            return link if served else None
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 @contextlib.contextmanager
@@ -301,8 +306,6 @@ def open_executor(workers: int, scheduler: str | None = None, log=print):
                 raise ConfigError(f"cannot reach the scheduler at {scheduler}: {err}") from None
             description = f"on the Dask cluster at {scheduler}"
         check_workers(client, address)
-        services = client.scheduler_info().get("services", {})
-        served = "dashboard" in services and (scheduler is not None or _has_dashboard())
-        dashboard = client.dashboard_link if served else None
+        dashboard = _dashboard(client)
         log(f"running {description}" + (f"; dashboard: {dashboard}" if dashboard else ""))
         yield DaskTasks(client, description)
