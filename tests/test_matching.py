@@ -168,3 +168,9 @@ def test_assign_signed_against_brute_force():
     col, sign = assign(score, None, True)
     best = max(sum(abs(score[i, p[i]]) for i in range(5)) for p in itertools.permutations(range(5)))
     assert (sign * score[np.arange(5), col]).sum() == pytest.approx(best)
+
+
+def test_identity_start_also_recovers_a_planted_copy_and_keeps_the_function():
+    net, copy, g = _planted((20, 64, 64, 64, 5), 7)
+    found = signed_alignment(net, copy, "tanh", start="identity", seed=1)
+    _inverse_matches(found, g)
