@@ -7,13 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ghost_optima.mlp import (
+    ACTIVATIONS,
+    _tanh_,
     ensemble_forward,
+    ensemble_loss_grad,
+    ensemble_outputs,
     hidden_and_output,
     init_mlp,
     loss_per_example,
     mlp_forward,
     mlp_widths,
 )
+from ghost_optima.train import stack_params
 
 TORCH_MODULES = {
     "tanh": torch.nn.Tanh(),
@@ -113,3 +118,61 @@ def test_bad_input_is_refused():
         mlp_forward(init_mlp([2, 3, 1], 0, dtype=torch.float32), torch.zeros(1, 3), "tanh")
     with pytest.raises(ValueError, match="positive ints"):
         init_mlp([2, 0, 1], 0)
+
+
+def _autograd_loss_grad(params, x, y, activation, task):
+    """The reference: autograd through ``ensemble_forward`` of the summed member losses."""
+    leaves = {k: v.detach().clone().requires_grad_() for k, v in params.items()}
+    loss = loss_per_example(ensemble_forward(leaves, x, activation), y, task).mean(-1).sum()
+    return dict(zip(leaves, torch.autograd.grad(loss, list(leaves.values())), strict=True))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.integers(1, 6), min_size=2, max_size=4),
+    st.sampled_from([*ACTIVATIONS, "per_unit"]),
+    st.sampled_from(["classification", "regression"]),
+    st.booleans(),
+    st.integers(0, 2**31),
+)
+def test_hand_written_gradient_matches_autograd(widths, name, task, shared_x, seed):
+    gen = torch.Generator().manual_seed(seed)
+    n_members, n = 3, 5
+    widths[-1] = max(widths[-1], 2)
+    params = stack_params([init_mlp(widths, seed + e) for e in range(n_members)])
+    scale = {}  # a callable per-unit activation: each unit its own slope, through autograd
+
+    def per_unit(z, layer):
+        slope = scale.setdefault(layer, 0.5 + torch.rand(z.shape[-1], dtype=z.dtype, generator=gen))
+        return torch.tanh(slope * z) + 0.1 * z
+
+    activation = per_unit if name == "per_unit" else name
+    lead = () if shared_x else (n_members,)
+    x = torch.randn(*lead, n, widths[0], dtype=torch.float64, generator=gen)
+    if task == "classification":
+        y = torch.randint(0, widths[-1], (*lead, n), generator=gen)
+    else:
+        y = torch.randn(*lead, n, widths[-1], dtype=torch.float64, generator=gen)
+    ref = _autograd_loss_grad(params, x, y, activation, task)
+    got = ensemble_loss_grad(params, x, y, activation, task)
+    out = {k: torch.full_like(v, float("nan")) for k, v in params.items()}
+    into = ensemble_loss_grad(params, x, y, activation, task, out)
+    assert list(got) == list(params)
+    for k in params:
+        torch.testing.assert_close(got[k], ref[k], rtol=1e-10, atol=1e-12)
+        assert into[k] is out[k] and torch.equal(out[k], got[k])
+    torch.testing.assert_close(
+        ensemble_outputs(params, x, activation), ensemble_forward(params, x, activation)
+    )
+
+
+def test_fast_tanh_is_tanh_to_the_last_bit_or_so():
+    gen = torch.Generator().manual_seed(0)
+    for dtype, ulp in ((torch.float32, 2**-23), (torch.float64, 2**-52)):
+        z = 8 * torch.randn(64, 300, dtype=dtype, generator=gen)
+        exact = torch.tanh(z.double())
+        fast = _tanh_(z.clone())
+        assert ((fast.double() - exact).abs() <= 2 * ulp * exact.abs().clamp(min=2**-10)).all()
+    z = torch.linspace(-3, 3, 7, requires_grad=True)
+    out = _tanh_(z.clone())  # autograd tensors keep torch's own kernel, and their graph
+    assert out.grad_fn is not None and torch.equal(out, torch.tanh(z))
