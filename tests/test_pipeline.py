@@ -318,3 +318,20 @@ def test_a_changed_static_file_reaches_the_built_book(book):
     stylesheet.write_text(stylesheet.read_text() + "\n/* changed */\n")
     build(book, "quick")
     assert "/* changed */" in (book.html("quick") / "_static" / "print.css").read_text()
+
+
+def test_a_second_build_with_nothing_changed_does_no_work(book, monkeypatch):
+    build(book, "quick")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a cached build regenerated the pages")
+
+    for name in ("collect_claims", "render", "run_notebook"):
+        monkeypatch.setattr(pipeline, name, must_not_run)
+    started = time.perf_counter()
+    lines = build(book, "quick")
+    assert "book: unchanged, not rebuilt" in lines
+    assert time.perf_counter() - started < 30  # loose: a loaded machine; the bound is 5 s quiet
+    (book.book / "intro.md").write_text("# Fixture\n\nChanged prose.\n")
+    with pytest.raises(AssertionError, match="regenerated the pages"):
+        build(book, "quick")  # a changed source page is rendered again

@@ -218,6 +218,12 @@ def _build(project: Project, job: Plan, force: bool, render_book: bool, log, run
         pending.append(task)
     if pending:
         run_notebook(project, job, pending, run, log)
+    stamp = results.book_stamp(project, profile, every) if render_book else None
+    rendered = (project.html(profile) / "index.html").exists()
+    if not pending and rendered and stamp == results.read_stamp(project.work(profile)):
+        log("book: unchanged, not rebuilt")  # nothing ran, and no input of the pages changed
+        return
+    results.write_stamp(project.work(profile), None)
 
     records = {stem: load_result(folder / f"{stem}.json") for stem in job.notebooks}
     rows = collect_claims(project, records)
@@ -235,6 +241,7 @@ def _build(project: Project, job: Plan, force: bool, render_book: bool, log, run
         log(f"book not rendered: no successful run yet of {missing} (build without --only)")
         return
     render(project, profile, records, rows, overridden, log)
+    results.write_stamp(project.work(profile), stamp)
 
 
 def replicas(project: Project, job: Plan, every: list[cluster.Task]) -> list[dict]:
@@ -286,14 +293,6 @@ def run_notebook(project: Project, job: Plan, pending: list, run: Execution, log
                 )
         except cluster.TaskLost as err:
             raise BuildError(f"{err}; the book was not changed") from err
-
-
-def load_claims(project: Project, profile: str) -> list[dict]:
-    """The ledger rows last written for ``profile`` (ConfigError when it was never built)."""
-    path = project.results(profile) / "claims.json"
-    if not path.exists():
-        raise ConfigError(f"no results for profile {profile!r} yet: build it first")
-    return json.loads(path.read_text(encoding="utf-8"))["claims"]
 
 
 def load_robustness(project: Project, profile: str) -> dict:

@@ -97,3 +97,43 @@ def store(project, job, task, payload: dict, state: dict) -> None:
     scratch.write_bytes(payload["notebook"])
     os.replace(scratch, executed)
     write_json(project.results(task.outputs) / f"{task.stem}.json", record, checksum=True)
+
+
+STAMP = "inputs.stamp"
+
+
+def book_stamp(project, profile: str, tasks: list) -> str:
+    """Digest of everything a rendered book is made from, besides the runs' results themselves:
+    the tasks' inputs hashes and result files, the other files in the profile's results folder
+    and ``results/performance.json``, the book's sources and configuration, the whole package
+    source (pages, rules, summaries) and the git commit (rule history, results commit). When it
+    matches the one stored with the last rendered book and nothing ran, the build stops early."""
+    folder = project.results(profile)
+    written = {folder / "claims.json", folder / "robustness.json"}
+    files = [project.results(t.outputs) / f"{t.stem}.json" for t in tasks]
+    files += [p for p in sorted(folder.glob("*.json")) if p not in written and p not in files]
+    files += [project.root / "results" / "performance.json", project.root / "_config.yml"]
+    return provenance.digest(
+        profile.encode(),
+        *(t.key.encode() for t in tasks),
+        *(p.read_bytes() if p.exists() else b"-" for p in files),
+        provenance.tree_digest(project.book, ("*",), skip_dirs=("_generated",)).encode(),
+        cluster.source_hash().encode(),
+        str(provenance.git_state(project.root)).encode(),
+    )
+
+
+def read_stamp(work: Path) -> str | None:
+    """The stamp stored with the last rendered book (None when there is none, or no book)."""
+    path = work / STAMP
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
+def write_stamp(work: Path, stamp: str | None) -> None:
+    """Store ``stamp`` with the rendered book, or (None) forget it before the pages change."""
+    path = work / STAMP
+    if stamp is None:
+        path.unlink(missing_ok=True)
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    path.write_text(stamp, encoding="utf-8")
