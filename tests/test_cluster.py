@@ -195,3 +195,39 @@ def test_a_failed_task_names_its_notebook_and_cell_from_a_worker(book, local_clu
     assert "ValueError: on a worker" in message and "ran at tcp://" in message
     assert (book.failed("quick") / "10_first.ipynb").exists()
     assert not (book.results("quick") / "10_first.json").exists()
+
+
+def test_ctrl_c_cancels_the_tasks_and_leaves_no_result_nor_process(book):  # noqa: F811
+    (book.notebooks / "10_first.md").write_text(
+        notebook("First", "seed: int = 0  # seed", "import time\n\ntime.sleep(120)")
+    )
+    command = [sys.executable, "-m", "ghost_optima.book.cli", "--root", str(book.root)]
+    process = subprocess.Popen(
+        [*command, "build", "--profile", "quick", "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    for line in process.stdout:  # wait until the second notebook is done, the first one running
+        if "20_second: done" in line:
+            break
+    time.sleep(2)
+    session = [p for p in psutil.process_iter(["pid"]) if _session(p) == process.pid]
+    assert any("ghost_optima.book.runner" in " ".join(p.cmdline()) for p in session)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted; tasks cancelled" in stderr
+    assert (book.results("quick") / "20_second.json").exists()
+    assert not (book.results("quick") / "10_first.json").exists()
+    assert not (book.html("quick") / "index.html").exists()
+    _, alive = psutil.wait_procs(session, timeout=20)
+    assert not alive, [p.cmdline() for p in alive]
+
+
+def _session(process) -> int | None:
+    try:
+        return os.getsid(process.pid)
+    except OSError:
+        return None
