@@ -1,6 +1,10 @@
 # The two commands of the README: `make book` (the main job) and `make test`.
 # Both create .venv from requirements.lock when it is missing or the lock changed.
+# The notebooks run as tasks on a local Dask cluster of cores // threads worker processes;
+# WORKERS=N sets the number (WORKERS=1: one after another, no cluster).
 PROFILE ?= full
+WORKERS ?=
+CLUSTER := $(if $(WORKERS),--workers $(WORKERS))
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +13,7 @@ STAMP := $(VENV)/.installed-lock
 .PHONY: book test lint pytest quick-book clean
 
 book: $(STAMP)
-	$(BIN)/ghost-optima build --profile $(PROFILE) $(ARGS)
+	$(BIN)/ghost-optima build --profile $(PROFILE) $(CLUSTER) $(ARGS)
 
 test: lint pytest quick-book
 	@echo "make test: lint, unit tests, quick book and its checks all passed"
@@ -27,7 +31,7 @@ pytest: $(STAMP)
 
 # The whole book on the fast profile: a notebook that breaks never lands.
 quick-book: $(STAMP)
-	$(BIN)/ghost-optima build --profile quick
+	$(BIN)/ghost-optima build --profile quick $(CLUSTER)
 	$(BIN)/python -m pytest tests/book --book-profile quick
 
 $(STAMP): requirements.lock pyproject.toml
