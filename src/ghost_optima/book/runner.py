@@ -94,15 +94,16 @@ def failure_message(kept: Path, stem: str, payload: dict) -> str:
         (kept / f"{stem}.ipynb").write_bytes(payload["notebook"])
     (kept / f"{stem}.log").write_text(payload.get("log") or "", encoding="utf-8")
     error, code = payload.get("error"), payload["returncode"]
+    name = f"{stem} (replication {payload['replication']})" if payload.get("replication") else stem
     if code == FAILED_CELL_EXIT and error:
         where = f"code cell {error['code_cell']}" if error["code_cell"] else "a cell"
         text = (
-            f"notebook {stem} failed in {where} ({error['first_line']!r}): "
+            f"notebook {name} failed in {where} ({error['first_line']!r}): "
             f"{error['ename']}: {error['evalue']}"
         )
     else:
         log_tail = (payload.get("log") or "").strip().splitlines()[-5:]
-        text = f"notebook {stem} could not run (exit status {code}):\n  " + "\n  ".join(log_tail)
+        text = f"notebook {name} could not run (exit status {code}):\n  " + "\n  ".join(log_tail)
     return (
         f"{text}\n  ran at {payload.get('where', '?')}; executed notebook kept at "
         f"{kept / (stem + '.ipynb')}; the book was not changed"
