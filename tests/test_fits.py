@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ghost_optima.chains import Schedule
 from ghost_optima.fits import fit_log_variance, loglog_slope, ratio_summary
 from ghost_optima.sgd import NoisyQuadratic, simulate_quadratic_sgd
+from ghost_optima.stats import bootstrap_ci
 
 
 def test_fit_log_variance_recovers_exact_plane():
@@ -70,3 +73,37 @@ def test_ratio_summary_against_hand_computation():
     assert s.max_dev.value == pytest.approx(1.0)
     assert s.median.value == pytest.approx(1.5)
     assert s.max_dev.lo <= s.max_dev.value <= s.max_dev.hi
+
+
+@given(
+    st.integers(2, 6),
+    st.integers(3, 12),
+    st.floats(0.05, 2.0),
+    st.integers(0, 2**16),
+)
+@settings(max_examples=40, deadline=None)
+def test_ratio_max_dev_interval_is_the_range_over_simultaneous_intervals(k, n, noise, seed):
+    rng = np.random.default_rng(seed)
+    pred = rng.uniform(0.5, 2.0, k)
+    V = pred * np.exp(noise * rng.standard_normal((n, k)))
+    s = ratio_summary(V, pred, n_boot=200, seed=seed)
+    assert s.max_dev.lo <= s.max_dev.value <= s.max_dev.hi  # contains its point
+    # brute force: the extremes of max_i |r_i - 1| over a grid of r inside the boxes
+    simultaneous = [
+        bootstrap_ci(
+            V[:, i],
+            lambda v, p=pred[i]: float(v.mean() / p),
+            n_boot=200,
+            level=1 - 0.05 / k,
+            seed=seed,
+        )
+        for i in range(k)
+    ]
+    grids = [
+        np.append(np.linspace(e.lo, e.hi, 41), 1.0 if e.lo <= 1 <= e.hi else e.lo)
+        for e in simultaneous
+    ]
+    lo = max(np.min(np.abs(g - 1)) for g in grids)
+    hi = max(np.max(np.abs(g - 1)) for g in grids)
+    assert s.max_dev.lo == pytest.approx(lo, abs=1e-12)
+    assert s.max_dev.hi == pytest.approx(hi, abs=1e-12)
