@@ -3,7 +3,7 @@ M5's recorded cleaning margin, one text per side of zero and one for an interval
 
 import pytest
 
-from ghost_optima.book import claims, summary
+from ghost_optima.book import claims, summary, wording
 
 
 def _rows(margin):
@@ -33,12 +33,12 @@ def test_p2_wording_follows_the_m5_margin(lo, hi, side):
     by_id = {r["id"]: r for r in _rows({"value": (lo + hi) / 2, "lo": lo, "hi": hi, "n": 8})}
     for lang in ("en", "ja"):
         expected = phrase[f"instead_{lang}"][side]
-        assert summary.phrase_text(phrase, "instead", lang, by_id) == expected
+        assert wording.phrase_text(phrase, "instead", lang, by_id) == expected
     assert phrase["figure"]["key"] == claims.registry()["M5"].rule.key
 
 
 def test_p2_without_the_figure_falls_back_to_the_cautious_text():
     phrase = next(p for p in summary.wording()["phrases"] if p["id"] == "P2")
     by_id = {r["id"]: r for r in _rows(None)}
-    assert summary.phrase_text(phrase, "instead", "en", by_id) == phrase["instead_en"]["straddles"]
-    assert summary.phrase_text(phrase, "say", "en", by_id) == phrase["say_en"]
+    assert wording.phrase_text(phrase, "instead", "en", by_id) == phrase["instead_en"]["straddles"]
+    assert wording.phrase_text(phrase, "say", "en", by_id) == phrase["say_en"]

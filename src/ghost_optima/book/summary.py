@@ -25,7 +25,7 @@ from .claims import registry as claims_registry
 from .pages import badge
 from .plotting import japanese_font
 from .record import key_figure, plain_figure, replication_text
-from .wording import by_interval
+from .wording import phrase_text
 
 COLORS = {
     "supported": "#1a7f37",
@@ -310,20 +310,6 @@ def summary_page(all_rows: list[dict], lang: str) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def phrase_text(phrase: dict, status: str, lang: str, by_id: dict[str, dict]) -> str:
-    """The phrase's text for ``status``; a text given as ``{below, straddles, above}`` is chosen
-    by code from the figure that ``phrase["figure"]`` names (``{claim, key, threshold}``):
-    ``wording.by_interval`` of that recorded interval against the threshold."""
-    text = phrase[f"{status}_{lang}"]
-    if not isinstance(text, dict):
-        return text
-    spec = phrase["figure"]
-    figure = (by_id[spec["claim"]].get("figures") or {}).get(spec["key"])
-    if not isinstance(figure, dict) or "lo" not in figure:
-        return text["straddles"]
-    return text[by_interval(figure, spec["threshold"], ("below", "straddles", "above"))]
 
 
 def checklist_page(rows: list[dict]) -> str:

@@ -32,3 +32,15 @@ def near(estimate: dict, target: float, tolerance: float, words: tuple[str, str]
     ``words[1]`` ("far from")."""
     inside = target - tolerance <= estimate["lo"] and estimate["hi"] <= target + tolerance
     return words[0] if inside else words[1]
+
+
+def phrase_text(phrase: dict, status: str, lang: str, by_id: dict[str, dict]) -> str:
+    """A text given as ``{below, straddles, above}`` is chosen by :func:`by_interval` of the
+    figure ``phrase["figure"]`` names (``{claim, key, threshold}``); "straddles" without it."""
+    text, spec = phrase[f"{status}_{lang}"], phrase.get("figure")
+    if not isinstance(text, dict):  # a plain phrase
+        return text
+    fig = (by_id[spec["claim"]].get("figures") or {}).get(spec["key"])
+    if not (isinstance(fig, dict) and "lo" in fig):
+        return text["straddles"]
+    return text[by_interval(fig, spec["threshold"], ("below", "straddles", "above"))]
