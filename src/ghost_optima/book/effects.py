@@ -54,9 +54,12 @@ def effect_table(per_data: Mapping[str, Mapping[str, Estimate]]):
     return pd.DataFrame(rows).set_index("data")
 
 
-def plot_effects(ax, per_data: Mapping[str, Mapping[str, Estimate]], metric: str = "disagreement"):
+def plot_effects(
+    ax, per_data: Mapping[str, Mapping[str, Estimate]], metric: str = "disagreement", legend=True
+):
     """Points with 95% intervals (in %): the remedy against its twin (the effect of breaking the
-    symmetry) and against the baseline (the whole change), per data set, with a zero line."""
+    symmetry) and against the baseline (the whole change), per data set, with a zero line; the
+    legend (if any) outside the axes, on the right."""
     labels = list(per_data)
     arms = (("its twin", "symmetry_effect_{}", "o"), ("the baseline", "{}_change", "s"))
     for k, (against, prefix, marker) in enumerate(arms):
@@ -67,4 +70,5 @@ def plot_effects(ax, per_data: Mapping[str, Mapping[str, Estimate]], metric: str
         ax.errorbar(x, y, yerr=err, fmt=marker, capsize=3, label=f"remedy against {against}")
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_xticks(range(len(labels)), labels)
-    ax.legend(fontsize="small")
+    if legend:
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
