@@ -83,3 +83,18 @@ def test_twin_masks_group_by_brute_force_at_toy_size():
     if math.prod(math.factorial(n) for n in twin.widths[1:-1]) <= 10**6:
         truth = count_automorphisms_bruteforce(twin.widths, twin.masks)
         assert truth == round(10**twin.log10_perm)
+
+
+def test_masked_arms_start_at_the_mask_aware_init(data):
+    """remedies.train starts masked layers at mlp.init_mlp(..., masks=...) exactly once (a
+    trainer that also rescaled would fail here)."""
+    from ghost_optima.mlp import init_mlp
+    from ghost_optima.train import member_generators
+
+    cfg = remedies.RemedyConfig(width=8)
+    arch = twins.architecture("random twin masks", data, cfg)
+    start = remedies.train(arch, data, [3], epochs=0, batch_size=32, lr=0.01).params
+    g_init, _ = member_generators(3)
+    ref = init_mlp(arch.widths, g_init, dtype=torch.float32, masks=arch.masks)
+    for k in ("W1", "b1", "W2", "b2"):
+        torch.testing.assert_close(start[k][0], ref[k])
