@@ -11,7 +11,7 @@ For an ensemble of ``E`` trained networks (stacked parameters, ``ghost_optima.tr
   and only interpolated per pair; the later layers are interpolated explicitly;
 * ``barriers``: ``max_t [L(t) - ((1 - t) L(0) + t L(1))]`` per pair (Frankle et al. 2020;
   Entezari et al. 2022), and ``connected_count``: the number of connected components of a
-  graph on a subset of seeds (``scipy.sparse.csgraph``): basins when an edge is a barrier
+  graph on a subset of seeds (by boolean reachability): basins when an edge is a barrier
   below a tolerance, distinct solutions when an edge is a distance within the SGD spread.
 
 Pairs are listed as ``[(i, j) for i < j]`` in ``itertools.combinations`` order throughout.
@@ -22,7 +22,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from scipy.sparse.csgraph import connected_components
 
 from ghost_optima.align import signed_alignment
 from ghost_optima.data import Dataset
@@ -201,12 +200,30 @@ def to_matrix(values: Sequence[float], n: int) -> np.ndarray:
 
 def connected_count(linked: np.ndarray, members: np.ndarray) -> int:
     """Connected components of the graph on ``members`` (distinct indices) whose edges are the
-    pairs with ``linked[i, j]`` true; 0 for no members."""
+    pairs with ``linked[i, j]`` true; 0 for no members.
+
+    By reachability: ``R = I | A`` squared (boolean) until it stops changing is the indicator of
+    "same component", and each component of size ``s`` contributes ``s`` rows summing to ``s``,
+    so the count is ``sum_i 1 / sum_j R_ij`` (small graphs, called once per bootstrap resample).
+    """
     members = np.unique(np.asarray(members, dtype=np.int64))
     if len(members) == 0:
         return 0
     sub = np.asarray(linked, dtype=bool)[np.ix_(members, members)]
-    return int(connected_components(sub, directed=False)[0])
+    sub = sub | sub.T
+    np.fill_diagonal(sub, False)
+    n_edges = int(sub.sum())
+    if n_edges == 0:
+        return len(members)
+    if n_edges == len(members) * (len(members) - 1):
+        return 1
+    reach = (sub | np.eye(len(members), dtype=bool)).astype(float)
+    while True:
+        nxt = (reach @ reach > 0).astype(float)
+        if np.array_equal(nxt, reach):
+            break
+        reach = nxt
+    return int(round(float((1.0 / reach.sum(1)).sum())))
 
 
 def count_fraction(linked: np.ndarray, eligible: np.ndarray, idx: np.ndarray) -> float:
