@@ -157,10 +157,21 @@ def test_hand_written_gradient_matches_autograd(widths, name, task, shared_x, se
     got = ensemble_loss_grad(params, x, y, activation, task)
     out = {k: torch.full_like(v, float("nan")) for k, v in params.items()}
     into = ensemble_loss_grad(params, x, y, activation, task, out)
-    assert list(got) == list(params)
+    work: dict = {}  # reused buffers: a second call (other inputs) must not see the first
+    ensemble_loss_grad(
+        params,
+        x.flip(-2),
+        y.flip(-1 if task == "classification" else -2),
+        activation,
+        task,
+        None,
+        work,
+    )
+    again = ensemble_loss_grad(params, x, y, activation, task, None, work)
+    assert list(got) == list(params) and work
     for k in params:
         torch.testing.assert_close(got[k], ref[k], rtol=1e-10, atol=1e-12)
-        assert into[k] is out[k] and torch.equal(out[k], got[k])
+        assert into[k] is out[k] and torch.equal(out[k], got[k]) and torch.equal(again[k], got[k])
     torch.testing.assert_close(
         ensemble_outputs(params, x, activation), ensemble_forward(params, x, activation)
     )

@@ -230,25 +230,44 @@ def _tanh_(z: Tensor) -> Tensor:
 
 _aten = torch.ops.aten
 _FROM_OUTPUT: dict[str, tuple[Callable[[Tensor], Tensor], Callable[[Tensor, Tensor], Tensor]]] = {
-    "tanh": (_tanh_, lambda dh, h: _aten.tanh_backward(dh, h)),  # dh (1 - h^2)
-    "sigmoid": (torch.sigmoid_, lambda dh, h: _aten.sigmoid_backward(dh, h)),  # dh h (1 - h)
-    "relu": (torch.relu_, lambda dh, h: _aten.threshold_backward(dh, h, 0)),  # dh [h > 0]
+    "tanh": (_tanh_, lambda dh, h: _aten.tanh_backward.grad_input(dh, h, grad_input=dh)),
+    "sigmoid": (
+        torch.sigmoid_,
+        lambda dh, h: _aten.sigmoid_backward.grad_input(dh, h, grad_input=dh),
+    ),
+    "relu": (
+        torch.relu_,
+        lambda dh, h: _aten.threshold_backward.grad_input(dh, h, 0, grad_input=dh),
+    ),
 }
-"""Activations applied in place whose derivative is a function of the output ``h`` (autograd's
-own kernels); every other activation is differentiated by autograd, one layer at a time."""
+"""Activations applied in place whose derivative is a function of the output ``h``: the
+derivative turns ``dh`` into ``dh (1 - h^2)``, ``dh h (1 - h)``, ``dh [h > 0]`` in place
+(autograd's own kernels). Every other activation is differentiated by autograd, layer by layer."""
 
 Backward = Callable[[Tensor], Tensor]
 
 
+def _slot(work: dict[str, Tensor] | None, key: str, shape: tuple[int, ...], like: Tensor):
+    """The reusable buffer ``work[key]`` of this shape (made when missing), or None (a fresh
+    tensor) without ``work``: reused memory spares the page faults of fresh megabytes."""
+    if work is None:
+        return None
+    buffer = work.get(key)
+    if buffer is None or buffer.shape != shape or buffer.dtype != like.dtype:
+        buffer = work[key] = torch.empty(shape, dtype=like.dtype)
+    return buffer
+
+
 def _forward_columns(
-    params: Params, x: Tensor, activation: ActivationLike, keep: bool
+    params: Params, x: Tensor, activation: ActivationLike, keep: bool, work: dict | None = None
 ) -> tuple[list[Tensor], list[Backward], Tensor]:
     """Column layout forward of a stacked ensemble: ``H_l = h_l^T`` of shape ``(E, n_l, N)``,
 
         H_0 = x^T,   Z_l = W_l H_{l-1} + b_l 1^T (one ``baddbmm``),   H_l = act(Z_l),
 
     and ``F = Z_{L+1}`` of shape ``(E, n_out, N)``. Returns ``[H_0, ..., H_L]``, the map
-    ``dL/dH_l -> dL/dZ_l`` of each hidden layer (when ``keep``) and ``F``.
+    ``dL/dH_l -> dL/dZ_l`` of each hidden layer (when ``keep``; it may overwrite its argument)
+    and ``F``. With ``work``, each ``Z_l`` goes into a reused buffer (``_slot``).
     """
     n_layers, n_members = len(params) // 2, params["W1"].shape[0]
     h = x.mT if x.dim() == 3 else x.T.expand(n_members, *x.T.shape)
@@ -256,7 +275,9 @@ def _forward_columns(
     act = layer_activation(activation)
     inputs, backs = [h], []
     for layer in range(1, n_layers + 1):
-        z = torch.baddbmm(params[f"b{layer}"].unsqueeze(-1), params[f"W{layer}"], h)
+        w, b = params[f"W{layer}"], params[f"b{layer}"]
+        buffer = _slot(work, f"Z{layer}", (*w.shape[:2], h.shape[-1]), h)
+        z = torch.baddbmm(b.unsqueeze(-1), w, h, out=buffer)
         if layer == n_layers:
             return inputs, backs, z
         if fast is not None:
@@ -285,6 +306,7 @@ def ensemble_loss_grad(
     activation: ActivationLike,
     task: Task,
     out: Params | None = None,
+    work: dict[str, Tensor] | None = None,
 ) -> Params:
     """Gradient of ``L = sum_e mean_n loss(f_e(x_en), y_en)`` for each member, by hand.
 
@@ -297,13 +319,14 @@ def ensemble_loss_grad(
         dW_l = G_l H_{l-1}^T,   db_l = G_l 1,   G_{l-1} = act'(Z_{l-1}) * (W_l^T G_l),
 
     each product one ``bmm`` over the members (the input's own gradient is not formed), written
-    into ``out`` (contiguous tensors shaped like ``params``) when given. Member
-    ``e`` gets exactly the gradient of its own mean loss, since members share nothing; the
-    values equal autograd's up to float rounding. Columns (examples last) let MKL run the
-    ``n_out x n_L`` products two to three times faster than with examples first.
+    into ``out`` (contiguous tensors shaped like ``params``) when given; ``work`` (a dict kept
+    from call to call) lends reused buffers for ``Z_l`` and ``G_l``. Member ``e`` gets exactly
+    the gradient of its own mean loss, since members share nothing; the values equal autograd's
+    up to float rounding. Columns (examples last) let MKL run the ``n_out x n_L`` products two
+    to three times faster than with examples first.
     """
     params = {k: v.detach() for k, v in params.items()}
-    inputs, backs, f = _forward_columns(params, x.detach(), activation, keep=True)
+    inputs, backs, f = _forward_columns(params, x.detach(), activation, True, work)
     n = f.shape[-1]
     if task == "classification":
         target = (y.expand(f.shape[0], n) if y.dim() == 1 else y).unsqueeze(1)
@@ -317,5 +340,6 @@ def ensemble_loss_grad(
         grads[w] = torch.bmm(g, inputs[layer - 1].mT, out=grads[w])
         grads[b] = torch.sum(g, -1, out=grads[b])
         if layer > 1:
-            g = backs[layer - 2](torch.bmm(params[w].mT, g))
+            dh = _slot(work, f"G{layer - 1}", inputs[layer - 1].shape, g)
+            g = backs[layer - 2](torch.bmm(params[w].mT, g, out=dh))
     return grads

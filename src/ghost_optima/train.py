@@ -297,7 +297,7 @@ def train_ensemble(
     # Trained coordinates, gradients and optimizer state: flat buffers, seen through views.
     flat_p, params = _flat(init, init)
     flat_g, grads = _flat(init)
-    opt = _Optimizer(init, config, lrs)
+    opt, work = _Optimizer(init, config, lrs), {}
 
     def network() -> Params:  # the network's parameters as a function of the trained ones
         return params if reparam is None else reparam.to_params(params)
@@ -305,7 +305,7 @@ def train_ensemble(
     def gradients(x: torch.Tensor, y: torch.Tensor) -> None:
         """``dL/d raw`` into ``grads``: by hand, then through ``to_params`` by autograd."""
         if reparam is None:
-            ensemble_loss_grad(params, x, y, activation, data.task, grads)
+            ensemble_loss_grad(params, x, y, activation, data.task, grads, work)
             return
         raw = {k: v.detach().requires_grad_() for k, v in params.items()}
         with torch.enable_grad():
@@ -345,7 +345,7 @@ def train_ensemble(
         order = torch.stack([torch.randperm(n, generator=g_order) for _, g_order in gens])
         for start in range(0, n, batch_size):
             idx = order[:, start : start + batch_size]
-            gradients(x_train[idx], y_train[idx])
+            gradients(_take(x_train, idx), _take(y_train, idx))
             for k, m in mask_t.items():
                 grads[k].mul_(m)
             step += 1
@@ -369,6 +369,11 @@ def train_ensemble(
     return EnsembleResult(
         final, history, seeds, lrs, tuple(widths), activation, optimizer, n_steps=step, **seconds
     )
+
+
+def _take(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``t[idx]`` by ``index_select`` (four times faster than advanced indexing here)."""
+    return t.index_select(0, idx.reshape(-1)).view(*idx.shape, *t.shape[1:])
 
 
 def _check_masks(
