@@ -251,11 +251,11 @@ class _Optimizer:
         bias1, bias2_sqrt = 1 - beta1**t, math.sqrt(1 - beta2**t)
         m.lerp_(g, 1 - beta1)
         v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        torch.sqrt(v, out=denom).div_(bias2_sqrt).add_(eps)
+        torch.sqrt(v, out=denom).add_(eps * bias2_sqrt)  # = c (sqrt(v) / c + eps), c = sqrt(1-b2^t)
         if isinstance(lr, torch.Tensor):
-            p.addcdiv_(m, denom.div_(lr), value=-1 / bias1)
+            p.addcdiv_(m, denom.div_(lr), value=-bias2_sqrt / bias1)
         else:
-            p.addcdiv_(m, denom, value=-lr / bias1)
+            p.addcdiv_(m, denom, value=-lr * bias2_sqrt / bias1)
 
 
 def train_ensemble(
