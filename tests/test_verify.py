@@ -86,3 +86,10 @@ def test_replications_shift_the_base_seed_by_disjoint_strides():
     assert seeds == [7 + SEED_STRIDE * i for i in range(1, 5)]
     assert replica_parameters(params, 1)["n_seeds"] == 16 and params["seed"] == 7
     assert outputs("full", 3) == "verify/full/run-3"
+
+
+def test_a_claim_without_key_figures_in_its_replications_gets_no_nan():
+    rows = [ledger_row("A", "supported", 1.0, "n")]
+    again = {"id": "A", "verdict": "supported", "key": None, "figures": {}}
+    attach(rows, robustness(rows, [[again]]))
+    assert rows[0]["robustness"]["key_min"] is None and rows[0]["robustness"]["agree"] == 1

@@ -12,6 +12,8 @@ per claim, the verdict of each replication, how many agree with the recorded ver
 range of the key figure; the ledger shows it, and ``claims.json`` carries it for empirical claims.
 """
 
+import math
+
 from . import claims
 from .claims import figure_value
 
@@ -77,8 +79,14 @@ def robustness(recorded: list[dict], runs: list[list[dict]]) -> dict:
 
 
 def attach(rows: list[dict], found: dict) -> None:
-    """Give each empirical claim's ledger row its ``robustness`` (runs, agree, verdicts, range)."""
+    """Give each empirical claim's ledger row its ``robustness`` (runs, agree, verdicts, range);
+    a range no replication recorded a key figure for is ``None``, not NaN (plain JSON)."""
     for row in rows:
         entry = found["claims"].get(row["id"])
         if entry and row["class"] == "empirical":
-            row["robustness"] = {name: entry[name] for name in ROW_FIELDS}
+            row["robustness"] = {
+                name: None
+                if isinstance(entry[name], float) and math.isnan(entry[name])
+                else entry[name]
+                for name in ROW_FIELDS
+            }
