@@ -39,10 +39,14 @@ def tracked_copy(target: Path) -> None:
 
 
 def recorded(root: Path) -> dict:
-    """Every result file's numbers, without where, when and how fast it ran."""
+    """Every claim notebook's numbers, without where, when and how fast it ran. A result that
+    records no claim (the performance chapter, whose numbers are timings) is left out: timings
+    differ from run to run by nature, the science must not."""
     found = {}
     for path in sorted((root / "results").rglob("[0-9]*.json")):
         record = json.loads(path.read_text())
+        if not record.get("claims"):
+            continue
         provenance = record.pop("provenance")
         found[path.relative_to(root).as_posix()] = {
             "values": record.get("values"),
@@ -81,14 +85,18 @@ def main() -> None:
     print(f"{'workers':>8} {'wall s':>9} {'tasks s':>9} {'speed-up':>9}  identical numbers")
     first, reference = None, None
     with tempfile.TemporaryDirectory(prefix="ghost-optima-bench-workers-") as scratch:
-        for workers in args.workers:
-            root = Path(scratch) / f"workers-{workers}"
+        roots = {workers: Path(scratch) / f"workers-{workers}" for workers in args.workers}
+        for root in roots.values():  # every copy before any build: the same sources for all
             tracked_copy(root)
+        for workers, root in roots.items():
             seconds = build(root, args.profile, workers, args.only)
             numbers = recorded(root)
             first = first or seconds
             reference = reference or numbers
-            same = "yes" if numbers == reference else "NO"
+            differ = sorted(
+                k for k in reference.keys() | numbers.keys() if reference.get(k) != numbers.get(k)
+            )
+            same = "yes" if not differ else "NO: " + ", ".join(differ)
             print(
                 f"{workers:>8} {seconds:>9.1f} {task_seconds(root):>9.1f} "
                 f"{first / seconds:>8.2f}x  {same}",
