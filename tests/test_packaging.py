@@ -48,6 +48,7 @@ def top_level_imports(source: str) -> set[str]:
 def imports_under(folder: str) -> dict[str, set[str]]:
     """Third-party top-level imports of the Python files (and notebooks) under ``folder``."""
     found: dict[str, set[str]] = {}
+    local = {path.stem for path in (ROOT / folder).rglob("*.py")}  # sibling modules, not packages
     for path in sorted((ROOT / folder).rglob("*")):
         if path.suffix == ".py":
             source = path.read_text(encoding="utf-8")
@@ -57,7 +58,7 @@ def imports_under(folder: str) -> dict[str, set[str]]:
         else:
             continue
         for name in top_level_imports(source):
-            if name not in sys.stdlib_module_names and name not in ("ghost_optima", "conftest"):
+            if name not in sys.stdlib_module_names | local and name != "ghost_optima":
                 found.setdefault(name, set()).add(str(path.relative_to(ROOT)))
     return found
 
