@@ -28,6 +28,7 @@ Each score is judged by its AUROC against the known corrupted set (``experiments
 (``stats.bootstrap`` with one group per draw), never members.
 """
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -131,8 +132,10 @@ def confident_learning(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np
     """``(flags, score)``: cleanlab's label issues (bool ``(n,)``, ``find_label_issues`` with its
     default ``prune_by_noise_rate``) and ``1 - self-confidence`` ``(n,)``, both on the members'
     mean out-of-fold probabilities."""
-    from cleanlab.filter import find_label_issues
-    from cleanlab.rank import get_label_quality_scores
+    with warnings.catch_warnings():  # cleanlab imports tqdm.auto, which warns in a kernel
+        warnings.filterwarnings("ignore", "IProgress not found")  # without ipywidgets
+        from cleanlab.filter import find_label_issues
+        from cleanlab.rank import get_label_quality_scores
 
     mean = probs.mean(0)
     mean = mean / mean.sum(1, keepdims=True)

