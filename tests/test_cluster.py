@@ -231,3 +231,17 @@ def _session(process) -> int | None:
         return os.getsid(process.pid)
     except OSError:
         return None
+
+
+def test_the_robustness_report_covers_every_claim_notebook_after_a_build_with_only(
+    book,  # noqa: F811
+    monkeypatch,
+):
+    # a build --only another notebook once wrote a robustness report of that notebook alone
+    monkeypatch.setattr(verify, "claim_notebooks", lambda stems: [s for s in stems if "first" in s])
+    job = pipeline.plan(book, "quick", only=["second"], replications=2)
+    assert job.selected == ["20_second"] and job.replicate == []
+    whole = pipeline.every_notebook(job)
+    assert whole.selected == list(job.notebooks) == ["10_first", "20_second"]
+    labels = [(t.stem, t.replication) for t in pipeline.tasks(book, whole)]
+    assert labels == [("10_first", 0), ("20_second", 0), ("10_first", 1), ("10_first", 2)]

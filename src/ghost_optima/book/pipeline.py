@@ -28,7 +28,7 @@ import fcntl
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import audit, claims, cluster, jupyterbook, pages, profiles, provenance, results, verify
@@ -230,7 +230,7 @@ def _build(project: Project, job: Plan, force: bool, render_book: bool, log, run
     overridden = overrides_in_force(job, records)
     for row in rows:
         row["overrides"] = overridden.get(row["notebook"], {})
-    found = verify.report(rows, replicas(project, job, every))
+    found = verify.report(rows, replicas(project, job, tasks(project, every_notebook(job))))
     verify.attach(rows, found)
     write_json(folder / "robustness.json", {"profile": profile, **found})
     write_json(folder / "claims.json", {"profile": profile, "claims": rows})
@@ -242,6 +242,15 @@ def _build(project: Project, job: Plan, force: bool, render_book: bool, log, run
         return
     render(project, profile, records, rows, overridden, log)
     results.write_stamp(project.work(profile), stamp)
+
+
+def every_notebook(job: Plan) -> Plan:
+    """``job`` widened to the whole book: the robustness report covers every claim notebook,
+    also after a build ``--only`` some of them (their replications are read, not run)."""
+    stems = list(job.notebooks)
+    return replace(
+        job, selected=stems, replicate=verify.claim_notebooks(stems) if job.replications else []
+    )
 
 
 def replicas(project: Project, job: Plan, every: list[cluster.Task]) -> list[dict]:
