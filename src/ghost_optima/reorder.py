@@ -122,6 +122,13 @@ def _take_units(params: Params, layer: int, order: Tensor) -> Params:
     return out
 
 
+def _sorted_by_bias(params: Params, layer: int) -> tuple[Params, torch.Tensor]:
+    """``params`` with the units of hidden ``layer`` relabelled in increasing bias (stable), and
+    those biases: the common start of ``SortedBiases`` and its twin ``CumsumBiases``."""
+    out = _take_units(params, layer, torch.argsort(params[f"b{layer}"], dim=-1, stable=True))
+    return out, out[f"b{layer}"]
+
+
 @dataclass(frozen=True)
 class SortedBiases:
     """Train with the biases of ``layers`` sorted: raw ``r = (b_1, d_1, ..., d_{n-1})`` (same
@@ -146,8 +153,7 @@ class SortedBiases:
     def to_raw(self, params: Params) -> Params:
         out = dict(params)
         for layer in self.layers:
-            out = _take_units(out, layer, torch.argsort(out[f"b{layer}"], dim=-1, stable=True))
-            b = out[f"b{layer}"]
+            out, b = _sorted_by_bias(out, layer)
             gaps = torch.diff(b, dim=-1)
             if bool((gaps <= 0).any()):
                 raise ValueError(f"layer {layer} has tied biases; they cannot be strictly sorted")
@@ -178,8 +184,7 @@ class CumsumBiases:
     def to_raw(self, params: Params) -> Params:
         out = dict(params)
         for layer in self.layers:
-            out = _take_units(out, layer, torch.argsort(out[f"b{layer}"], dim=-1, stable=True))
-            b = out[f"b{layer}"]
+            out, b = _sorted_by_bias(out, layer)
             out[f"b{layer}"] = torch.cat([b[..., :1], torch.diff(b, dim=-1)], dim=-1)
         return out
 
