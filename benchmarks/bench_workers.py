@@ -23,19 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from ghost_optima.book.bench import tracked_copy
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def tracked_copy(target: Path) -> None:
-    """The files git tracks, copied to ``target`` (a fresh clone without the .git folder)."""
-    names = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    for name in filter(None, names):
-        source, copy = ROOT / name, target / name
-        if source.is_file():
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            copy.write_bytes(source.read_bytes())
 
 
 def recorded(root: Path) -> dict:
@@ -87,7 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ghost-optima-bench-workers-") as scratch:
         roots = {workers: Path(scratch) / f"workers-{workers}" for workers in args.workers}
         for root in roots.values():  # every copy before any build: the same sources for all
-            tracked_copy(root)
+            tracked_copy(ROOT, root)
         for workers, root in roots.items():
             seconds = build(root, args.profile, workers, args.only)
             numbers = recorded(root)
