@@ -213,3 +213,28 @@ def test_fan_in_init_is_the_mask_aware_init_and_keeps_the_dense_variance():
     var_naive = (x @ (dense["W1"] * mask).T).var()  # dense fan-in: a quarter of the variance
     assert var_masked / var_dense == pytest.approx(1.0, abs=0.1)
     assert var_naive / var_dense == pytest.approx(0.25, abs=0.05)
+
+
+def test_fan_in_init_trains_by_hand_exactly_as_through_autograd():
+    """``identity_to_params`` lets the trainer skip autograd; the run must equal the one that
+    differentiates through the identity ``to_params`` (a copy of FanInInit without the flag)."""
+
+    class ThroughAutograd:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def to_raw(self, params):
+            return self.inner.to_raw(params)
+
+        def to_params(self, raw):
+            return {k: v * 1.0 for k, v in raw.items()}  # an identity autograd must go through
+
+    data, _ = teacher_student(96, 32, 6, (5, 3), "classification", seed=0)
+    masks = layer_masks((6, 8, 8, 3), "random", 0.5, generator=_gen(3))
+    config = TrainConfig(2, 16, "adam", [0.01, 0.03], dtype=torch.float64)
+    runs = [
+        train_ensemble(data, (6, 8, 8, 3), "tanh", [0, 1], config, TrainHooks(masks, reparam))
+        for reparam in (FanInInit(masks), ThroughAutograd(FanInInit(masks)))
+    ]
+    for k, v in runs[0].params.items():
+        torch.testing.assert_close(v, runs[1].params[k], rtol=1e-12, atol=1e-12)

@@ -299,6 +299,7 @@ class FanInInit:
     """
 
     masks: Masks
+    identity_to_params = True  # the trainer may skip autograd through ``to_params``
 
     def to_raw(self, params):
         out = dict(params)

@@ -37,9 +37,8 @@ Optional hooks let the same trainer serve variants of the architecture (the reme
 Speed (``benchmarks/bench_trainer.py``). A step is a handful of large kernels and no autograd
 graph: the gradient is written out by hand (``ghost_optima.mlp.ensemble_loss_grad``: one
 batched matmul per product, examples in columns, ``tanh`` through NumPy's vectorized loop);
-only a reparameterization (a small graph on the parameters) or a callable activation (a graph
-per hidden layer) use autograd. The updates run in place on tensors the step owns: momentum in
-one pass, the parameter in one ``addcmul_`` with the per-member learning rate broadcast.
+only a reparameterization (unless ``identity_to_params``: a start-only rescaling) or a callable
+activation use autograd. Updates run in place (momentum in one pass, parameters one addcmul_).
 """
 
 import math
@@ -293,6 +292,7 @@ def train_ensemble(
     mask_t = _check_masks(masks, init, dtype)
     if reparam is not None:
         init = {k: v.detach() for k, v in reparam.to_raw(init).items()}
+        reparam = None if getattr(reparam, "identity_to_params", False) else reparam
     init = {k: v * mask_t[k] if k in mask_t else v for k, v in init.items()}
     # Trained coordinates, gradients and optimizer state: flat buffers, seen through views.
     flat_p, params = _flat(init, init)
