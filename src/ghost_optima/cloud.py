@@ -26,7 +26,7 @@ from torch import Tensor
 from ghost_optima.chains import ChainRecord, Gradient, Schedule, Watch, run_chains
 from ghost_optima.data import Dataset
 from ghost_optima.hessian import flatten_params
-from ghost_optima.mlp import Params, ensemble_forward, loss_per_example, mlp_forward
+from ghost_optima.mlp import Params, ensemble_loss_grad, loss_per_example, mlp_forward
 from ghost_optima.train import TrainConfig, member, train_ensemble
 
 __all__ = [
@@ -159,21 +159,23 @@ def mlp_gradient(objective: MLPObjective) -> Gradient:
 
         g_c = grad_theta mean_{j in b_c} CE(f_theta(x_j), y_j) |_{theta_c} + wd * theta_c
 
-    The ``C`` networks are one stacked ensemble (:func:`ghost_optima.mlp.ensemble_forward`, one
-    batched matmul per layer) and the gradient of the sum over chains of their batch losses,
-    by reverse-mode autograd, is every chain's own gradient (the chains share no parameter).
-    Works for any depth and activation of the objective.
+    The ``C`` networks are one stacked ensemble and the gradient of the sum over chains of
+    their batch losses is every chain's own gradient (the chains share no parameter). It is
+    computed by the hand-written backward pass :func:`ghost_optima.mlp.ensemble_loss_grad`
+    (one batched matmul per product, reused buffers), which equals reverse-mode autograd's
+    value up to float rounding at about half its cost per step. Works for any depth and
+    activation of the objective.
     """
     X, y, wd = objective.X, objective.y, objective.weight_decay
     template = objective.unflatten(torch.zeros(_n_params(objective), dtype=X.dtype))
     names = list(template)
     shapes = [tuple(template[k].shape) for k in names]
     sizes = [template[k].numel() for k in names]
+    work: dict[str, Tensor] = {}
 
     def gradient(theta: Tensor, batch: Tensor | None) -> Tensor:
         n_chains = theta.shape[0]
-        th = theta.detach().requires_grad_(True)
-        chunks = th.split(sizes, dim=1)
+        chunks = theta.detach().split(sizes, dim=1)
         params = {k: c.view(n_chains, *s) for k, c, s in zip(names, chunks, shapes, strict=True)}
         if batch is None:
             xb, yb = X, y
@@ -181,9 +183,10 @@ def mlp_gradient(objective: MLPObjective) -> Gradient:
             flat = batch.reshape(-1)
             xb = X.index_select(0, flat).view(n_chains, batch.shape[1], X.shape[1])
             yb = y.index_select(0, flat).view(n_chains, batch.shape[1])
-        out = ensemble_forward(params, xb, objective.activation)
-        loss = loss_per_example(out, yb, "classification").mean(dim=-1).sum()
-        (g,) = torch.autograd.grad(loss, th)
+        grads = ensemble_loss_grad(
+            params, xb, yb, objective.activation, "classification", work=work
+        )
+        g = torch.cat([grads[k].reshape(n_chains, -1) for k in names], dim=1)
         return g.add_(theta, alpha=wd) if wd else g
 
     return gradient
