@@ -34,11 +34,10 @@ Optional hooks let the same trainer serve variants of the architecture (the reme
 * ``step_hook(step, raw, state)`` runs after every optimizer step and may edit the parameters
   and the optimizer state in place (``ghost_optima.reorder.CanonicalSortHook``).
 
-Speed (``benchmarks/bench_trainer.py``). A step is a handful of large kernels and no autograd
-graph: the gradient is written out by hand (``ghost_optima.mlp.ensemble_loss_grad``: one
-batched matmul per product, examples in columns, ``tanh`` through NumPy's vectorized loop);
-only a reparameterization (unless ``identity_to_params``: a start-only rescaling) or a callable
-activation use autograd. Updates run in place (momentum in one pass, parameters one addcmul_).
+Speed (``benchmarks/bench_trainer.py``): no autograd graph, the gradient written by hand
+(``mlp.ensemble_loss_grad``: one batched matmul per product, examples in columns, ``tanh`` by
+NumPy), except through a reparameterization (unless ``identity_to_params``: a start-only
+rescaling) or a callable activation. Updates run in place (momentum in one pass, one addcmul_).
 """
 
 import math
@@ -138,7 +137,7 @@ def evaluate(
 
 @dataclass(frozen=True)
 class History:
-    """Per-epoch metrics, arrays of shape ``(epochs + 1, E)``; row 0 is at initialisation.
+    """Per-epoch metrics ``(epochs + 1, E)``, row 0 at initialisation (``record_every`` > 1: fewer).
 
     ``noisy_train_loss`` and ``clean_train_loss`` are the mean training losses over the examples
     inside and outside ``label_noise_mask`` (None when no mask was given).
@@ -184,7 +183,8 @@ class TrainConfig:
 
     ``lr`` is one learning rate for all members or one per member (repeat a seed with several
     learning rates to sweep them from a common start). ``weight_decay`` is coupled L2, as in
-    ``torch.optim``; ``momentum`` is heavy-ball momentum of SGD (ignored by Adam).
+    ``torch.optim``; ``momentum`` is heavy-ball momentum of SGD (ignored by Adam). The history
+    gets a row every ``record_every`` epochs and after the last (evaluation is not free).
     """
 
     epochs: int
@@ -194,6 +194,7 @@ class TrainConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     dtype: torch.dtype = torch.float32
+    record_every: int = 1
 
 
 @dataclass(frozen=True)
@@ -232,9 +233,8 @@ class _Optimizer:
         n_slots = 3 if config.optimizer == "adam" else int(config.momentum != 0)
         flats = [_flat(like) for _ in range(n_slots)]
         self.slots, views = [f for f, _ in flats], [v for _, v in flats]
-        self.state: dict = dict(views[0]) if n_slots == 1 else {}
-        if n_slots == 3:
-            self.state = {k: (views[0][k], views[1][k]) for k in like}
+        pairs = {k: (views[0][k], views[1][k]) for k in like} if n_slots == 3 else {}
+        self.state: dict = dict(views[0]) if n_slots == 1 else pairs
 
     def step(self, p: torch.Tensor, g: torch.Tensor, t: int) -> None:
         """Step ``t`` (1-based) of the flat parameters ``p`` with the flat gradient ``g``."""
@@ -355,7 +355,7 @@ def train_ensemble(
                     step_hook(step, params, opt.state)
         seconds["step_seconds"] += time.perf_counter() - started
         seconds["step_cpu_seconds"] += time.process_time() - started_cpu
-        history = record()
+        history = history if epoch % config.record_every and epoch < config.epochs else record()
         if callable(progress):
             progress(epoch, history)
         elif progress:
