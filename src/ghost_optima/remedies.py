@@ -245,9 +245,11 @@ def train(
     batch_size: int,
     lr: float | Sequence[float],
     dtype: torch.dtype = torch.float32,
+    record_every: int = 1,
 ) -> EnsembleResult:
     """One ``train_ensemble`` call (Adam, one member per seed, ``lr`` one or one per member) for
-    the variant. Masked layers start at the fan-in-correct scale (``masks.FanInInit``)."""
+    the variant. Masked layers start at the fan-in-correct scale (``masks.FanInInit``).
+    ``record_every`` is ``TrainConfig``'s (``epochs``: metrics only at the start and the end)."""
     hook = CanonicalSortHook("tanh", arch.sort_every) if arch.sort_every else None
     reparam = arch.reparam
     if reparam is None and arch.masks:
@@ -257,7 +259,7 @@ def train(
         arch.widths,
         arch.activation,
         seeds,
-        TrainConfig(epochs, batch_size, "adam", lr, dtype=dtype),
+        TrainConfig(epochs, batch_size, "adam", lr, dtype=dtype, record_every=record_every),
         TrainHooks(masks=arch.masks, reparam=reparam, step_hook=hook),
     )
 
