@@ -247,9 +247,7 @@ def train(
     dtype: torch.dtype = torch.float32,
     record_every: int = 1,
 ) -> EnsembleResult:
-    """One ``train_ensemble`` call (Adam, one member per seed, ``lr`` one or one per member) for
-    the variant. Masked layers start at the fan-in-correct scale (``masks.FanInInit``).
-    ``record_every`` is ``TrainConfig``'s (``epochs``: metrics only at the start and the end)."""
+    """One ``train_ensemble`` call, masks fan-in-correct (``lr``, ``record_every``: TrainConfig's)."""
     hook = CanonicalSortHook("tanh", arch.sort_every) if arch.sort_every else None
     reparam = arch.reparam
     if reparam is None and arch.masks:
