@@ -247,7 +247,7 @@ def train(
     dtype: torch.dtype = torch.float32,
     record_every: int = 1,
 ) -> EnsembleResult:
-    """One ``train_ensemble`` call, masks fan-in-correct (``lr``, ``record_every``: TrainConfig's)."""
+    """One ``train_ensemble`` call, masks fan-in-correct (``lr``, ``record_every``: TrainConfig)."""
     hook = CanonicalSortHook("tanh", arch.sort_every) if arch.sort_every else None
     reparam = arch.reparam
     if reparam is None and arch.masks:
