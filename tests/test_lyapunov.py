@@ -143,6 +143,27 @@ def test_loss_widths_on_a_quadratic_and_the_exponent():
     assert psi.value == pytest.approx(2.0)
 
 
+@pytest.mark.parametrize(
+    ("widths", "activation"), [([5, 4, 3], "tanh"), ([5, 4, 3], "sin"), ([5, 3, 4, 3], "tanh")]
+)
+def test_mlp_line_loss_is_the_loss_along_each_direction(widths, activation):
+    g = torch.Generator().manual_seed(1)
+    params = init_mlp(widths, g)
+    X = torch.randn(30, 5, dtype=torch.float64, generator=g)
+    y = torch.randint(0, 3, (30,), generator=g)
+    objective, theta = cloud.mlp_objective(params, X, y, activation=activation, weight_decay=0.05)
+    P = torch.randn(theta.numel(), 6, dtype=torch.float64, generator=g)
+    t = torch.linspace(-2.0, 3.0, 6, dtype=torch.float64)
+    along = vf.mlp_line_loss(objective)(theta, P)(t)
+    direct = torch.stack([objective.loss(theta + t[i] * P[:, i]) for i in range(6)])
+    torch.testing.assert_close(along, direct, rtol=1e-12, atol=1e-12)
+    plain = vf.loss_widths(objective.loss, theta, P.numpy(), factor=1.5)
+    fast = vf.loss_widths(
+        objective.loss, theta, P.numpy(), factor=1.5, line=vf.mlp_line_loss(objective)
+    )
+    np.testing.assert_allclose(fast, plain, rtol=1e-9)
+
+
 def test_principal_directions_recover_a_known_covariance():
     rng = np.random.default_rng(4)
     Q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
