@@ -128,7 +128,8 @@ def minimize(
     opt.step(closure)
     state = opt.state[opt._params[0]]
     theta = theta.detach()
-    g = torch.func.grad(loss)(theta)
+    point = theta.clone().requires_grad_(True)  # plain autograd: torch.func would import dynamo
+    (g,) = torch.autograd.grad(loss(point), point)
     return theta, float(g.norm()), int(state.get("n_iter", 0))
 
 
