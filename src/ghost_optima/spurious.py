@@ -70,12 +70,40 @@ def _kernel_sum(A: Tensor, B: Tensor) -> Tensor:
     return k.sum(dim=(-1, -2))
 
 
-def _kernel_grad(A: Tensor, B: Tensor) -> Tensor:
-    """``sum_j grad_{a_i} K(a_i, b_j)``, shape of ``A``."""
-    na, nb, cos, t = _angles(A, B)
+def _gradient_and_loss(
+    W: Tensor, V: Tensor, nv: Tensor, kvv: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
+    """The gradient ``(R, n, d)`` and, when ``kvv = sum_{i, j} K(v_i, v_j)`` is given, the loss
+    ``(R,)`` of the students ``W: (R, n, d)`` (or ``(n, d)``), from one set of angles.
+
+    With ``c_ij = cos t_ij``, ``s_ij = sin t_ij`` the cosines and sines between ``w_i`` and the
+    other students ``w_j`` (then the teachers ``v_j``, ``V: (k, d)``, row norms ``nv``), the
+    gradient of :func:`population_loss` is ``sum_j (|w_j| s_ij w_i / |w_i| + (pi - t_ij) w_j)
+    / (2 pi)`` minus the same sum over the teachers, and the loss is ``(sum K(w_i, w_j) - 2 sum
+    K(w_i, v_j) + kvv) / 2`` with ``K = |a| |b| (s + (pi - t) c) / (2 pi)``: the kernel sums
+    reuse the gradient's norms, cosines, angles and sines, with the operations of
+    :func:`_kernel_sum`, so the loss has the same bits as :func:`population_loss` for an
+    orthonormal teacher (whose products ``W V^T`` are exact) and agrees to rounding otherwise.
+    """
+    na = W.norm(dim=-1).clamp_min(1e-300)
+    wide = na.unsqueeze(-1)
+    # student-student: A = B = W
+    cos = (W @ W.transpose(-1, -2) / (wide * na.unsqueeze(-2))).clamp(-1.0, 1.0)
+    rest = math.pi - torch.arccos(cos)
     sin = (1 - cos * cos).clamp_min(0.0).sqrt()
-    radial = (nb.unsqueeze(-2) * sin).sum(-1, keepdim=True) * A / na.unsqueeze(-1)
-    return (radial + (math.pi - t) @ B) / (2 * math.pi)
+    radial = (na.unsqueeze(-2) * sin).sum(-1, keepdim=True) * W / wide
+    g = (radial + rest @ W) / (2 * math.pi)
+    kww = None if kvv is None else (wide * na.unsqueeze(-2) * (sin + rest * cos) / (2 * math.pi))
+    # student-teacher: A = W, B = V
+    cos = (W @ V.T / (wide * nv)).clamp(-1.0, 1.0)
+    rest_v = math.pi - torch.arccos(cos)
+    sin = (1 - cos * cos).clamp_min(0.0).sqrt()
+    radial = (nv * sin).sum(-1, keepdim=True) * W / wide
+    g = g - (radial + rest_v @ V) / (2 * math.pi)
+    if kvv is None:
+        return g, None
+    kwv = wide * nv * (sin + rest_v * cos) / (2 * math.pi)
+    return g, 0.5 * (kww.sum(dim=(-1, -2)) - 2 * kwv.sum(dim=(-1, -2)) + kvv)
 
 
 def population_loss(W: Tensor, V: Tensor) -> Tensor:
@@ -85,9 +113,10 @@ def population_loss(W: Tensor, V: Tensor) -> Tensor:
 
 
 def population_gradient(W: Tensor, V: Tensor) -> Tensor:
-    """``(R, n, d)``: the gradient of :func:`population_loss` in ``W``."""
-    V = V.to(W.dtype).expand(*W.shape[:-2], *V.shape)
-    return _kernel_grad(W, W) - _kernel_grad(W, V)
+    """``(R, n, d)``: the gradient of :func:`population_loss` in ``W``,
+    ``sum_j grad_{w_i} K(w_i, w_j) - sum_j grad_{w_i} K(w_i, v_j)`` for every unit ``i``."""
+    V = V.to(W.dtype)
+    return _gradient_and_loss(W, V, V.norm(dim=-1).clamp_min(1e-300), None)[0]
 
 
 @dataclass(frozen=True)
@@ -107,23 +136,31 @@ def descend(
 
     A restart stops moving once its gradient norm is at most ``grad_tol`` or its loss at most
     ``loss_stop`` (near a zero-loss minimum, where over-parameterised students converge
-    slowly); the loop ends when all have stopped or after ``max_steps`` steps.
+    slowly); the loop ends when all have stopped or after ``max_steps`` steps. Every step
+    evaluates the gradient and (with ``loss_stop > 0``) the loss from one set of angles, on the
+    restarts still moving, kept together in one tensor that is re-gathered only on the steps
+    where some of them stop.
     """
+    V = V.to(W0.dtype)
+    nv = V.norm(dim=-1).clamp_min(1e-300)
+    kvv = _kernel_sum(V, V) if loss_stop > 0 else None
     W = W0.clone()
-    steps = torch.zeros(len(W), dtype=torch.long)
-    active = torch.ones(len(W), dtype=torch.bool)
-    for _ in range(max_steps):
-        idx = active.nonzero().squeeze(1)
+    steps = torch.full((len(W),), max_steps, dtype=torch.long)
+    idx = torch.arange(len(W))
+    Wa = W.clone()
+    for step in range(max_steps):
         if len(idx) == 0:
             break
-        g = population_gradient(W[idx], V)
-        norms = g.flatten(1).norm(dim=1)
-        moving = norms > grad_tol
-        if loss_stop > 0:
-            moving &= population_loss(W[idx], V) > loss_stop
-        W[idx[moving]] -= lr * g[moving]
-        steps[idx[moving]] += 1
-        active[idx[~moving]] = False
+        g, loss = _gradient_and_loss(Wa, V, nv, kvv)
+        moving = g.flatten(1).norm(dim=1) > grad_tol
+        if loss is not None:
+            moving &= loss > loss_stop
+        if not bool(moving.all()):
+            W[idx[~moving]] = Wa[~moving]
+            steps[idx[~moving]] = step
+            idx, Wa, g = idx[moving], Wa[moving], g[moving]
+        Wa -= lr * g
+    W[idx] = Wa
     grad_norm = population_gradient(W, V).flatten(1).norm(dim=1)
     return Descent(W, population_loss(W, V), grad_norm, steps)
 
