@@ -1,6 +1,8 @@
 """Benchmark: signed weight matching against sign-normalise-then-match (prints a table; not a test).
 
-Run: ``PYTHONPATH=src python benchmarks/bench_align.py``. Two CPU threads.
+Run: ``PYTHONPATH=src python benchmarks/bench_align.py``. Every row at one and at two threads
+(torch and BLAS; the descent itself runs its products on one BLAS thread, see
+``matching.descend``).
 
 On the Git Re-Basin MNIST MLP shape 784-512-512-512-10 with tanh units: two independent
 random nets, and a net against a copy moved by a random signed permutation plus 1e-3 relative
@@ -9,7 +11,8 @@ noise. For each, the wall time (best of ``REPEATS``) of
 * ``previous``: ``align.sign_normalised_matching`` (both nets sign-normalised on their own,
   then permutation coordinate descent);
 * ``signed``: ``align.signed_alignment`` (signed permutation coordinate descent, started from
-  the previous method's answer, so it includes that method's time);
+  the previous method's answer, so it includes that method's time: ``align.group_alignment``
+  runs both phases on one set of score terms);
 * ``signed, from the identity``: ``signed_alignment(start="identity")``, the same descent
   started from the identity (no guarantee against the previous method, no time spent on it);
 * ``activation``: ``align.signed_alignment(method="activation")`` on 1000 random inputs,
@@ -22,6 +25,7 @@ other jobs held the cores. Target: signed weight matching under 1 second.
 import time
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from ghost_optima.align import distance, sign_normalised_matching, signed_alignment
 from ghost_optima.mlp import init_mlp
@@ -49,7 +53,6 @@ def rel(a, b, g):
 
 
 def main() -> None:
-    torch.set_num_threads(2)
     a, b = init_mlp(WIDTHS, 0), init_mlp(WIDTHS, 1)
     spec = mlp_permutation_spec(len(WIDTHS) - 2)
     g = random_transform(spec, WIDTHS, "tanh", 2)
@@ -67,11 +70,15 @@ def main() -> None:
             p, q, "tanh", method="activation", x=x
         ),
     }
-    print(f"{'pair':<18} {'method':<38} {'wall s':>7} {'CPU s':>7} {'distance':>9}")
-    for pair_name, (p, q) in {"independent nets": (a, b), "planted copy": (a, copy)}.items():
-        for name, fn in methods.items():
-            wall, cpu, found = best_time(lambda fn=fn, p=p, q=q: fn(p, q))
-            print(f"{pair_name:<18} {name:<38} {wall:7.3f} {cpu:7.3f} {rel(p, q, found):9.4f}")
+    print(f"{'threads':>7} {'pair':<18} {'method':<38} {'wall s':>7} {'CPU s':>7} {'distance':>9}")
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        with threadpool_limits(threads):
+            for pair, (p, q) in {"independent nets": (a, b), "planted copy": (a, copy)}.items():
+                for name, fn in methods.items():
+                    wall, cpu, found = best_time(lambda fn=fn, p=p, q=q: fn(p, q))
+                    row = f"{threads:>7} {pair:<18} {name:<38} {wall:7.3f} {cpu:7.3f}"
+                    print(f"{row} {rel(p, q, found):9.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -29,13 +29,22 @@ import numpy as np
 import torch
 
 from ghost_optima.data import Task
-from ghost_optima.matching import activation_matching, coordinate_descent
+from ghost_optima.matching import (
+    KINDS,
+    NONE,
+    ODD,
+    activation_matching,
+    as_numpy,
+    coordinate_descent,
+    descend,
+)
 from ghost_optima.mlp import ACTIVATIONS
 from ghost_optima.symmetry import (
     PermutationSpec,
     Transform,
     apply_transform,
     compose_transforms,
+    incoming_spec,
     mlp_permutation_spec,
 )
 from ghost_optima.train import evaluate
@@ -103,8 +112,9 @@ def signed_alignment(
     ``method="weight"``: maximise ``<theta^a, g . theta^b>`` over signed permutations by
     coordinate descent (``matching.coordinate_descent``); exact for one hidden layer (an
     assignment on ``|S|`` with signs from ``S``). For odd activations and several hidden layers
-    the descent starts from sign-normalise-then-match (``normalize_signs`` on both nets, then
-    ``weight_matching``), so it is never worse than that older method; ``start="identity"``
+    the descent starts from sign-normalise-then-match (``group_alignment``: that method run in
+    the raw coordinates, signs tied to the pairs, sharing its score terms with the free descent
+    that follows), so it is never worse than that older method; ``start="identity"``
     starts from the identity instead (about half the time, no such guarantee: worse on 21 of 300
     small random pairs, better on the rest). ReLU: permutations only
     (a positive rescaling is not a sign). ``method="activation"``: ``matching.activation_matching``
@@ -120,17 +130,11 @@ def signed_alignment(
         raise ValueError(f"unknown method {method!r}")
     spec = mlp_permutation_spec(n_hidden)
     names = [f"P{layer}" for layer in range(1, n_hidden + 1)]
-    init = None
     if odd and n_hidden > 1 and start == "previous":
-        init = sign_normalised_matching(params_a, params_b, seed=seed, max_iter=max_iter)
+        parities = [("odd",) * len(params_a[f"b{layer}"]) for layer in range(1, n_hidden + 1)]
+        return group_alignment(params_a, params_b, parities, seed=seed, max_iter=max_iter)[0]
     return coordinate_descent(
-        params_a,
-        params_b,
-        spec,
-        signed=names if odd else (),
-        max_iter=max_iter,
-        seed=seed,
-        init=init,
+        params_a, params_b, spec, signed=names if odd else (), max_iter=max_iter, seed=seed
     )
 
 
@@ -154,6 +158,64 @@ def align_to(params_a: Params, params_b: Params, activation: str, **kwargs) -> P
     """``b`` moved by ``signed_alignment(params_a, params_b, activation, **kwargs)``."""
     g = signed_alignment(params_a, params_b, activation, **kwargs)
     return apply_transform(params_b, mlp_permutation_spec(_n_hidden(params_b)), g)
+
+
+def group_alignment(
+    params_a: Params,
+    params_b: Params,
+    parities: Sequence[Sequence[str]],
+    *,
+    classes: dict[str, np.ndarray] | None = None,
+    seed: int = 0,
+    max_iter: int = 100,
+) -> tuple[Transform, dict[str, torch.Tensor]]:
+    """The element of ``b``'s group maximising ``<theta^a, g . theta^b>``, started from
+    sign-normalise-then-match, so never worse than that method.
+
+    An MLP with ``L = len(parities)`` hidden layers; ``parities[l - 1][i]`` is ``"odd"`` (flip
+    incoming row, bias and outgoing column together), ``"even"`` (flip the incoming side only,
+    ``phi(-z) = phi(z)``) or ``"none"``; ``classes[p]`` restricts permutations (units of one
+    class share a parity). ``descend`` first runs the descent with the signs tied to the pairs,
+    ``s_i = d^a_i d^b_{pi(i)}`` (``d`` the flips of ``orthopoly.normalize_signs``), which is
+    weight matching of the two sign-normalised nets, then the free one from its end. Exact
+    for one hidden layer. Returns ``(g, even)``: ``g`` the permutations and odd flips, ``even``
+    the incoming-only flips, applied after ``g`` (``apply_group``).
+    """
+    spec = mlp_permutation_spec(len(parities))
+    kinds = {f"P{k}": np.array([KINDS[u] for u in units]) for k, units in enumerate(parities, 1)}
+    a, b = as_numpy(params_a), as_numpy(params_b)
+    d_a, d_b = _normalising_flips(a, kinds), _normalising_flips(b, kinds)
+    pattern = {p: (d_a[p], d_b[p]) for p in kinds}
+    state = descend(
+        a, b, spec, kinds, dict(max_iter=max_iter, seed=seed, classes=classes, pattern=pattern)
+    )
+    perms = {p: torch.as_tensor(s[0], dtype=torch.long) for p, s in state.items()}
+    signs = {p: torch.as_tensor(s[2]) for p, s in state.items()}
+    return Transform(perms, signs), {p: torch.as_tensor(s[1] * s[2]) for p, s in state.items()}
+
+
+def apply_group(params: Params, g: Transform, even: dict[str, torch.Tensor]) -> Params:
+    """``params`` moved by ``group_alignment``'s answer: ``g`` on the MLP's spec, then the
+    incoming-only flips ``even`` on its produced axes (``symmetry.incoming_spec``)."""
+    spec = mlp_permutation_spec(len(g.perms))
+    identity = {p: torch.arange(len(s)) for p, s in even.items()}
+    moved = apply_transform(params, spec, g)
+    return apply_transform(moved, incoming_spec(spec), Transform(identity, signs=even))
+
+
+def _normalising_flips(params: dict, kinds: dict) -> dict:
+    """Per hidden layer ``(s_in, s_out)`` of sign normalisation (``orthopoly.normalize_signs``):
+    ``s_in`` the sign of the largest-magnitude entry of ``[W_l[i] s_out^(l-1), b_l[i]]`` (1 for
+    units of no parity), ``s_out = s_in`` for odd units and 1 otherwise."""
+    flips, prev = {}, None
+    for layer, (p, kind) in enumerate(kinds.items(), start=1):
+        w, bias = params[f"W{layer}"], params[f"b{layer}"]
+        rows = np.concatenate([w if prev is None else w * prev, bias[:, None]], axis=1)
+        peak = rows[np.arange(len(rows)), np.abs(rows).argmax(1)]
+        s_in = np.where((kind != NONE) & (peak < 0), -1.0, 1.0)
+        prev = np.where(kind == ODD, s_in, 1.0)
+        flips[p] = (s_in, prev)
+    return flips
 
 
 CanonicalKey = Literal["incoming_norm", "outgoing_norm", "bias"]
