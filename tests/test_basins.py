@@ -46,6 +46,23 @@ def test_segment_losses_equal_interpolating_every_network(task, activation, hidd
     np.testing.assert_allclose(basins.barriers(curves), ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
+def test_segment_losses_same_in_any_chunking(activation):
+    """The reused buffer carries nothing from one chunk to the next (one pair per chunk, a
+    smaller last chunk, or all pairs at once give the same curves)."""
+    data, _ = teacher_student(40, 10, 4, (5, 3), "classification", seed=2)
+    stacked = _stack((4, 6, 5, 3), 5, seed=3)
+    gs = [None] * len(basins.all_pairs(5))
+    xy = (data.x_train, data.y_train)
+    curves = [
+        basins.segment_losses(stacked, gs, xy, activation, "classification", max_floats=m)
+        for m in (1, 3 * 40 * 6 * 5, 2**30)
+    ]
+    np.testing.assert_allclose(curves[0], curves[1], rtol=1e-6)
+    np.testing.assert_allclose(curves[0], curves[2], rtol=1e-6)
+    assert np.isfinite(curves[0]).all() and curves[0].shape == (10, 7)
+
+
 def test_activation_pairs_equal_activation_matching_pair_by_pair():
     stacked = _stack((5, 9, 6, 2), 3)
     x = torch.randn(50, 5, generator=torch.Generator().manual_seed(0))
