@@ -68,3 +68,30 @@ def test_effects_are_remedy_against_twin_and_against_baseline():
     assert out["acc_change"].value == pytest.approx(remedy.test_acc.mean() - base.test_acc.mean())
     for est in out.values():
         assert est.lo <= est.value <= est.hi
+
+
+@pytest.mark.parametrize(
+    "variants",
+    [
+        ("baseline",),
+        ("random masks", "random twin masks", "banded masks"),
+        ("poly distinct", "poly shared"),
+    ],
+)
+def test_arms_trained_together_equal_arms_trained_alone(data, variants):
+    from ghost_optima import twins
+
+    cfg = remedies.RemedyConfig(width=8, twin_block=2)
+    archs = [twins.architecture(v, data, cfg) for v in variants]
+    kw = dict(epochs=2, batch_size=32)
+    together = fair.fit_arms(archs, data, [0, 1, 2], GRID, [5, 6], **kw)
+    for arch, (choice, run) in zip(archs, together, strict=True):
+        alone_choice, alone = fair.fit(arch, data, [0, 1, 2], GRID, [5, 6], **kw)
+        np.testing.assert_allclose(
+            choice.selection.scores, alone_choice.selection.scores, rtol=1e-5
+        )
+        assert choice.lr == alone_choice.lr and run.activation is arch.activation
+        for k, v in alone.params.items():
+            torch.testing.assert_close(run.params[k], v, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(run.history.test_acc[-1], alone.history.test_acc[-1])
+        assert run.history.test_acc.shape == (2, 3)  # start and end only

@@ -54,6 +54,21 @@ def test_activation_value_and_gradient(basis):
         act(torch.zeros(2, 4, dtype=torch.float64), 1)
 
 
+@pytest.mark.parametrize("basis", ["legendre", "chebyshev"])
+def test_per_member_rows_act_like_each_member_alone(basis):
+    gen = torch.Generator().manual_seed(2)
+    rows = torch.stack([random_pattern(6, 3, generator=gen) for _ in range(3)])  # (E, n, D + 1)
+    z = torch.randn(3, 7, 6, dtype=torch.float64, generator=gen)
+    joint = PolyActivation((rows,), basis)
+    for e in range(3):
+        alone = PolyActivation((rows[e],), basis)(z[e], 1)
+        np.testing.assert_allclose(joint(z, 1)[e].numpy(), alone.numpy(), atol=1e-14)
+    zg = z[:, :2].clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: joint(t, 1), (zg,))
+    with pytest.raises(ValueError):
+        joint(torch.zeros(3, 2, 4, dtype=torch.float64), 1)
+
+
 def test_patterns_parities_and_classes():
     deg = degree_pattern(8, [1, 2, 3, 4])
     assert deg.shape == (8, 5) and (deg.sum(1) == 1).all()

@@ -8,19 +8,29 @@ learning rate per member), scores each grid value by the mean final validation l
 seeds, and picks the lowest (``selection.choose_on_validation``, which refuses anything but a
 validation split: the test set is never seen). The main run then trains on the whole training
 set at the chosen rate, every arm for the same number of steps.
+
+``fit_arms`` does the same for several arms at once: arms of equal widths whose layers differ
+only by their masks (per-member masks) or their polynomial coefficients (per-member rows) are
+trained as one ensemble, both the selection runs of all of them and their main runs. Members
+share nothing, so each member's run is the one ``fit`` gives (up to float rounding of the
+batched kernels); only the CPU time per step is shared, in proportion to the members.
 """
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ghost_optima import remedies
 from ghost_optima.data import Dataset
+from ghost_optima.masks import FanInInit
+from ghost_optima.orthopoly import PolyActivation
 from ghost_optima.remedies import Architecture
 from ghost_optima.selection import Selection, choose_on_validation, validation_split
 from ghost_optima.stats import Estimate
-from ghost_optima.train import EnsembleResult
+from ghost_optima.train import EnsembleResult, History, TrainConfig, TrainHooks, train_ensemble
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,143 @@ def fit(
     kw = dict(epochs=epochs, batch_size=batch_size)
     choice = select_lr(arch, data, grid, select_seeds, split_seed=select_seeds[0], **kw)
     return choice, remedies.train(arch, data, seeds, lr=choice.lr, **kw)
+
+
+def _group_key(arch: Architecture) -> tuple | None:
+    """What arms must share to be one ensemble (None: trained alone, as ``remedies.train``)."""
+    if arch.reparam is not None or arch.sort_every:
+        return None
+    act = arch.activation
+    if isinstance(act, str):
+        return arch.widths, act
+    if isinstance(act, PolyActivation):
+        return arch.widths, act.basis, tuple(tuple(c.shape) for c in act.coefficients)
+    return None
+
+
+def _stacked(archs: Sequence[Architecture], counts: Sequence[int]) -> tuple:
+    """The activation and the masks ``(E, n_l, n_{l-1})`` of the members of ``archs`` (arm
+    ``a`` repeated ``counts[a]`` times); a layer an arm leaves dense gets a mask of ones."""
+    act = archs[0].activation
+    if isinstance(act, PolyActivation):
+        layers = zip(*(a.activation.coefficients for a in archs), strict=True)
+        rows = [
+            torch.cat([c.expand(k, *c.shape) for c, k in zip(cs, counts, strict=True)])
+            for cs in layers
+        ]
+        act = PolyActivation(tuple(rows), act.basis)
+    names = sorted({name for a in archs for name in (a.masks or {})})
+    shape = {
+        f"W{layer}": (n, m) for layer, (m, n) in enumerate(itertools.pairwise(archs[0].widths), 1)
+    }
+    masks = {
+        name: torch.cat(
+            [
+                (a.masks or {}).get(name, torch.ones(shape[name])).float().expand(k, *shape[name])
+                for a, k in zip(archs, counts, strict=True)
+            ]
+        )
+        for name in names
+    }
+    return act, masks or None
+
+
+def _split(result: EnsembleResult, archs: Sequence[Architecture], counts: Sequence[int]) -> list:
+    """The per-arm ``EnsembleResult`` of a joint run (CPU time shared by member count)."""
+    out, start, total = [], 0, sum(counts)
+    for arch, k in zip(archs, counts, strict=True):
+        part = slice(start, start + k)
+        h = result.history
+        history = History(*(None if v is None else v[:, part].copy() for v in vars(h).values()))
+        out.append(
+            EnsembleResult(
+                {n: v[part].clone() for n, v in result.params.items()},
+                history,
+                result.seeds[part],
+                result.lrs[part],
+                result.widths,
+                arch.activation,
+                result.optimizer,
+                result.step_seconds * k / total,
+                result.step_cpu_seconds * k / total,
+                result.n_steps,
+            )
+        )
+        start += k
+    return out
+
+
+def train_together(
+    archs: Sequence[Architecture],
+    data: Dataset,
+    seeds: Sequence[Sequence[int]],
+    lrs: Sequence[Sequence[float]],
+    *,
+    epochs: int,
+    batch_size: int,
+) -> list[EnsembleResult]:
+    """``[remedies.train(archs[a], data, seeds[a], lr=lrs[a]) for a]`` as one ``train_ensemble``
+    call (arms of one ``_group_key``): members ``(a, s)`` in arm order, per-member masks with
+    the fan-in-correct start (``masks.FanInInit``) and per-member polynomial rows. The history
+    has two rows, at the start and after the last epoch (``record_every``: no evaluation in
+    between, which the arms' measurements never read)."""
+    counts = [len(s) for s in seeds]
+    act, masks = _stacked(archs, counts)
+    lr = [float(v) for rates in lrs for v in rates]
+    config = TrainConfig(epochs, batch_size, "adam", lr, record_every=epochs)  # final rows only
+    hooks = TrainHooks(masks=masks, reparam=FanInInit(masks) if masks else None)
+    members = [int(s) for ss in seeds for s in ss]
+    return _split(train_ensemble(data, archs[0].widths, act, members, config, hooks), archs, counts)
+
+
+def fit_arms(
+    archs: Sequence[Architecture],
+    data: Dataset,
+    seeds: Sequence[int],
+    grid: Sequence[float],
+    select_seeds: Sequence[int],
+    *,
+    epochs: int,
+    batch_size: int,
+) -> list[tuple[LrChoice, EnsembleResult]]:
+    """``[fit(arch, ...) for arch in archs]``, arms of one ``_group_key`` trained together:
+    one selection ensemble (every arm, rate and selection seed) on the same validation split,
+    then one main ensemble (every arm at its chosen rate)."""
+    groups: dict = {}
+    for i, arch in enumerate(archs):
+        key = _group_key(arch)
+        groups.setdefault(i if key is None else key, []).append(i)
+    kw = dict(epochs=epochs, batch_size=batch_size)
+    out: dict[int, tuple[LrChoice, EnsembleResult]] = {}
+    split = validation_split(data, 0.2, seed=select_seeds[0])
+    for idx in groups.values():
+        if _group_key(archs[idx[0]]) is None:
+            out[idx[0]] = fit(archs[idx[0]], data, seeds, grid, select_seeds, **kw)
+            continue
+        arms, g = [archs[i] for i in idx], np.asarray(grid, float)
+        runs = train_together(
+            arms,
+            split,
+            [[s for _ in g for s in select_seeds]] * len(arms),
+            [[float(v) for v in g for _ in select_seeds]] * len(arms),
+            **kw,
+        )
+        choices = []
+        for arch, run in zip(arms, runs, strict=True):
+            loss = run.history.test_loss[-1].reshape(len(g), len(select_seeds))  # validation
+            mean = np.where(np.isfinite(loss), loss, np.inf).mean(1)
+            choices.append(
+                LrChoice(
+                    arch.variant,
+                    data.name,
+                    choose_on_validation(lambda _s, _g, m=mean: m, split, g),
+                )
+            )
+        mains = train_together(
+            arms, data, [list(seeds)] * len(arms), [[c.lr] * len(seeds) for c in choices], **kw
+        )
+        out.update(zip(idx, zip(choices, mains, strict=True), strict=True))
+    return [out[i] for i in range(len(archs))]
 
 
 def effects(

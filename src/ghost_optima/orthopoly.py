@@ -85,14 +85,16 @@ def clenshaw(x: Tensor, c: Tensor, basis: Basis, *, slope: bool = False):
     Clenshaw (1955) runs the three-term recurrence backwards,
     ``b_k = c_k + A_k x b_{k+1} + beta_{k+1} b_{k+2}`` from ``k = D`` down to 1, then
     ``S = c_0 + x b_1 + beta_1 b_2``; differentiating each line gives ``S'``. It costs two fused
-    operations per degree on ``x`` of shape ``(..., n)`` (``c``: ``(n, D + 1)``), without
+    operations per degree on ``x`` of shape ``(..., n)`` (``c``: ``(n, D + 1)``, or per member
+    ``(E, n, D + 1)`` with ``x`` ``(E, N, n)``), without
     materialising the basis, and is as stable as the forward recurrence.
     """
     A, beta = _recurrence(basis)
-    cols = c.T.contiguous()  # (D + 1, n): one contiguous row per degree
+    # (D + 1, n): one contiguous row per degree; per-member rows c (E, n, D + 1) for x (E, N, n)
+    cols = c.T.contiguous() if c.dim() == 2 else c.movedim(-1, 0).unsqueeze(-2).contiguous()
     zero = torch.zeros_like(x)
     b1 = b2 = d1 = d2 = zero
-    for k in range(c.shape[1] - 1, 0, -1):
+    for k in range(c.shape[-1] - 1, 0, -1):
         b_k = torch.add(cols[k], b2, alpha=beta(k + 1)).addcmul_(x, b1, value=A(k))
         if slope:
             d_k = torch.add(b1, d2, alpha=beta(k + 1) / A(k)).addcmul_(x, d1).mul_(A(k))
@@ -159,8 +161,9 @@ def shared_pattern(n_units: int, max_degree: int, *, generator: torch.Generator)
 class PolyActivation:
     """Per-unit activations ``phi_i(z) = sum_d c[l][i, d] B_d(tanh z)`` for every hidden layer.
 
-    ``coefficients[l - 1]`` has shape ``(n_l, D_l + 1)``. Called as ``act(z, layer)`` with
-    ``z`` of shape ``(..., n_layer)`` (the ``train_ensemble`` convention).
+    ``coefficients[l - 1]`` has shape ``(n_l, D_l + 1)``, or ``(E, n_l, D_l + 1)`` for rows per
+    ensemble member. Called as ``act(z, layer)`` with ``z`` of shape ``(..., n_layer)``, or
+    ``(E, N, n_layer)`` with per-member rows (the ``train_ensemble`` convention).
     """
 
     coefficients: tuple[Tensor, ...]
@@ -168,8 +171,9 @@ class PolyActivation:
 
     def __call__(self, z: Tensor, layer: int) -> Tensor:
         c = self.coefficients[layer - 1].to(z.dtype)
-        if z.shape[-1] != len(c):
-            raise ValueError(f"layer {layer} has {len(c)} units, got input of width {z.shape[-1]}")
+        if z.shape[-1] != c.shape[-2]:
+            n = c.shape[-2]
+            raise ValueError(f"layer {layer} has {n} units, got input of width {z.shape[-1]}")
         return _PolyOfTanh.apply(z, c, self.basis)
 
     def __repr__(self) -> str:
