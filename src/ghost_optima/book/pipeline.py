@@ -230,7 +230,10 @@ def _build(project: Project, job: Plan, force: bool, render_book: bool, log, run
     overridden = overrides_in_force(job, records)
     for row in rows:
         row["overrides"] = overridden.get(row["notebook"], {})
-    found = verify.report(rows, replicas(project, job, tasks(project, every_notebook(job))))
+    whole = every_notebook(job)
+    found = verify.report(
+        rows, replicas(project, job, every if whole == job else tasks(project, whole))
+    )
     verify.attach(rows, found)
     write_json(folder / "robustness.json", {"profile": profile, **found})
     write_json(folder / "claims.json", {"profile": profile, "claims": rows})
