@@ -181,6 +181,7 @@ def test_default_workers_fit_the_cores():
     assert cluster.default_workers(4, cores=16) == 4
     assert cluster.default_workers(3, cores=2) == 1
     assert cluster.threads_env(2)["OMP_NUM_THREADS"] == "2"
+    assert cluster.threads_env(2)["OMP_WAIT_POLICY"] == "PASSIVE"
 
 
 def test_a_failed_task_names_its_notebook_and_cell_from_a_worker(book, local_cluster):  # noqa: F811

@@ -81,8 +81,12 @@ def fingerprint() -> dict:
 
 
 def threads_env(threads: int) -> dict[str, str]:
-    """Environment that fixes the threads of torch, OpenMP and the BLAS libraries of a run."""
-    return {name: str(threads) for name in THREAD_VARIABLES}
+    """Environment that fixes the threads of torch, OpenMP and the BLAS libraries of a run.
+
+    Idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``) instead of spinning: on a machine
+    shared with other runs a spinning thread holds a core its partner's work needs. Results do
+    not depend on it."""
+    return {**{name: str(threads) for name in THREAD_VARIABLES}, "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def default_workers(threads: int, cores: int | None = None) -> int:
