@@ -31,12 +31,11 @@ import torch
 from ghost_optima.data import Task
 from ghost_optima.matching import (
     KINDS,
-    NONE,
-    ODD,
     activation_matching,
     as_numpy,
     coordinate_descent,
     descend,
+    normalising_flips,
 )
 from ghost_optima.mlp import ACTIVATIONS
 from ghost_optima.symmetry import (
@@ -184,7 +183,7 @@ def group_alignment(
     spec = mlp_permutation_spec(len(parities))
     kinds = {f"P{k}": np.array([KINDS[u] for u in units]) for k, units in enumerate(parities, 1)}
     a, b = as_numpy(params_a), as_numpy(params_b)
-    d_a, d_b = _normalising_flips(a, kinds), _normalising_flips(b, kinds)
+    d_a, d_b = normalising_flips(a, kinds), normalising_flips(b, kinds)
     pattern = {p: (d_a[p], d_b[p]) for p in kinds}
     state = descend(
         a, b, spec, kinds, dict(max_iter=max_iter, seed=seed, classes=classes, pattern=pattern)
@@ -201,21 +200,6 @@ def apply_group(params: Params, g: Transform, even: dict[str, torch.Tensor]) -> 
     identity = {p: torch.arange(len(s)) for p, s in even.items()}
     moved = apply_transform(params, spec, g)
     return apply_transform(moved, incoming_spec(spec), Transform(identity, signs=even))
-
-
-def _normalising_flips(params: dict, kinds: dict) -> dict:
-    """Per hidden layer ``(s_in, s_out)`` of sign normalisation (``orthopoly.normalize_signs``):
-    ``s_in`` the sign of the largest-magnitude entry of ``[W_l[i] s_out^(l-1), b_l[i]]`` (1 for
-    units of no parity), ``s_out = s_in`` for odd units and 1 otherwise."""
-    flips, prev = {}, None
-    for layer, (p, kind) in enumerate(kinds.items(), start=1):
-        w, bias = params[f"W{layer}"], params[f"b{layer}"]
-        rows = np.concatenate([w if prev is None else w * prev, bias[:, None]], axis=1)
-        peak = rows[np.arange(len(rows)), np.abs(rows).argmax(1)]
-        s_in = np.where((kind != NONE) & (peak < 0), -1.0, 1.0)
-        prev = np.where(kind == ODD, s_in, 1.0)
-        flips[p] = (s_in, prev)
-    return flips
 
 
 CanonicalKey = Literal["incoming_norm", "outgoing_norm", "bias"]

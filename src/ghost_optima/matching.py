@@ -276,6 +276,21 @@ def as_numpy(params: Params) -> dict:
     return {k: v.detach().double().cpu().numpy() for k, v in params.items()}
 
 
+def normalising_flips(params: dict, kinds: dict) -> dict:
+    """Per hidden layer ``(s_in, s_out)`` of sign normalisation (``orthopoly.normalize_signs``):
+    ``s_in`` the sign of the largest-magnitude entry of ``[W_l[i] s_out^(l-1), b_l[i]]`` (1 for
+    units of no parity), ``s_out = s_in`` for odd units and 1 otherwise."""
+    flips, prev = {}, None
+    for layer, (p, kind) in enumerate(kinds.items(), start=1):
+        w, bias = params[f"W{layer}"], params[f"b{layer}"]
+        rows = np.concatenate([w if prev is None else w * prev, bias[:, None]], axis=1)
+        peak = rows[np.arange(len(rows)), np.abs(rows).argmax(1)]
+        s_in = np.where((kind != NONE) & (peak < 0), -1.0, 1.0)
+        prev = np.where(kind == ODD, s_in, 1.0)
+        flips[p] = (s_in, prev)
+    return flips
+
+
 def coordinate_descent(
     params_a: Params,
     params_b: Params,

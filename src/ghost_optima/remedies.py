@@ -21,8 +21,8 @@ All train with Adam on the same minibatches (``train.train_ensemble``, one membe
 masked layers at the fan-in-correct start). ``measure`` records, per variant and data set: test
 accuracy and loss per seed, seed-to-seed test prediction disagreement (``(E, E)``), the test-loss
 barrier (``align.barrier``) between seeds ``2p`` and ``2p + 1`` before and after alignment
-*within the variant's own symmetry group* (signs normalised by parity, weight matching restricted
-to exchangeable units; sorted biases: the canonical copy in the sorted domain), and the CPU time
+*within the variant's own symmetry group* (signed weight matching with each unit's parity,
+permutations within exchangeable units; sorted biases: flips, then re-sorted), and the CPU time
 per step. Intervals are percentile bootstraps over seeds (``stats.bootstrap``), seeds resampled
 jointly across the variants of one data set (paired); a pairwise statistic is NaN on a resample
 with fewer than two distinct seeds, and such resamples are dropped. Twins that keep the symmetry
@@ -38,11 +38,12 @@ import torch
 
 from ghost_optima import masks as masks_mod
 from ghost_optima import orthopoly
-from ghost_optima.align import barrier, canonicalize, permute, weight_matching
+from ghost_optima.align import apply_group, barrier, group_alignment
 from ghost_optima.data import Dataset
 from ghost_optima.mlp import ensemble_forward
 from ghost_optima.modular import matched_modular, windows_1d, windows_2d
 from ghost_optima.reorder import CanonicalSortHook, SortedBiases
+from ghost_optima.sorted_domain import sorted_sign_alignment
 from ghost_optima.stats import Estimate, bootstrap
 from ghost_optima.train import (
     EnsembleResult,
@@ -263,15 +264,13 @@ def train(
 
 
 def align_within(arch: Architecture, a: dict, b: dict) -> tuple[dict, dict]:
-    """``(a', b')``: both endpoints moved by the variant's own symmetries so ``b'`` is aligned
-    to ``a'`` (functions unchanged; masks and sorted domains respected)."""
+    """``(a, b')``: ``b`` moved by the variant's own group so it is aligned to ``a`` (functions
+    unchanged; masks, parities and sorted domains respected): ``align.group_alignment``, the
+    signed weight matching with each unit's parity and permutations within ``arch.classes``;
+    sorted biases, ``sorted_domain.sorted_sign_alignment`` (flips, then re-sorted)."""
     if arch.align_by_bias:
-        return canonicalize(a, "tanh", key="bias"), canonicalize(b, "tanh", key="bias")
-    a = orthopoly.normalize_signs(a, arch.parities)
-    b = orthopoly.normalize_signs(b, arch.parities)
-    if arch.classes is not None and all(len(np.unique(v)) == len(v) for v in arch.classes.values()):
-        return a, b  # no permutation survives: nothing to match
-    return a, permute(b, weight_matching(a, b, classes=arch.classes))
+        return a, sorted_sign_alignment(a, b)
+    return a, apply_group(b, *group_alignment(a, b, arch.parities, classes=arch.classes))
 
 
 @dataclass(frozen=True)
