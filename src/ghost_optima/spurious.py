@@ -71,7 +71,7 @@ def _kernel_sum(A: Tensor, B: Tensor) -> Tensor:
 
 
 def _gradient_and_loss(
-    W: Tensor, V: Tensor, nv: Tensor, kvv: Tensor | None
+    W: Tensor, V: Tensor, nv: Tensor, kvv: Tensor | None, basis: bool = False
 ) -> tuple[Tensor, Tensor | None]:
     """The gradient ``(R, n, d)`` and, when ``kvv = sum_{i, j} K(v_i, v_j)`` is given, the loss
     ``(R,)`` of the students ``W: (R, n, d)`` (or ``(n, d)``), from one set of angles.
@@ -84,6 +84,8 @@ def _gradient_and_loss(
     reuse the gradient's norms, cosines, angles and sines, with the operations of
     :func:`_kernel_sum`, so the loss has the same bits as :func:`population_loss` for an
     orthonormal teacher (whose products ``W V^T`` are exact) and agrees to rounding otherwise.
+    ``basis``: ``V`` is the identity (:func:`orthonormal_teacher` with ``d = k``), so the
+    products with it are skipped (they are exact).
     """
     na = W.norm(dim=-1).clamp_min(1e-300)
     wide = na.unsqueeze(-1)
@@ -95,11 +97,11 @@ def _gradient_and_loss(
     g = (radial + rest @ W) / (2 * math.pi)
     kww = None if kvv is None else (wide * na.unsqueeze(-2) * (sin + rest * cos) / (2 * math.pi))
     # student-teacher: A = W, B = V
-    cos = (W @ V.T / (wide * nv)).clamp(-1.0, 1.0)
+    cos = ((W if basis else W @ V.T) / (wide * nv)).clamp(-1.0, 1.0)
     rest_v = math.pi - torch.arccos(cos)
     sin = (1 - cos * cos).clamp_min(0.0).sqrt()
     radial = (nv * sin).sum(-1, keepdim=True) * W / wide
-    g = g - (radial + rest_v @ V) / (2 * math.pi)
+    g = g - (radial + (rest_v if basis else rest_v @ V)) / (2 * math.pi)
     if kvv is None:
         return g, None
     kwv = wide * nv * (sin + rest_v * cos) / (2 * math.pi)
@@ -144,6 +146,7 @@ def descend(
     V = V.to(W0.dtype)
     nv = V.norm(dim=-1).clamp_min(1e-300)
     kvv = _kernel_sum(V, V) if loss_stop > 0 else None
+    basis = V.shape[0] == V.shape[1] and torch.equal(V, torch.eye(len(V), dtype=V.dtype))
     W = W0.clone()
     steps = torch.full((len(W),), max_steps, dtype=torch.long)
     idx = torch.arange(len(W))
@@ -151,7 +154,7 @@ def descend(
     for step in range(max_steps):
         if len(idx) == 0:
             break
-        g, loss = _gradient_and_loss(Wa, V, nv, kvv)
+        g, loss = _gradient_and_loss(Wa, V, nv, kvv, basis)
         moving = g.flatten(1).norm(dim=1) > grad_tol
         if loss is not None:
             moving &= loss > loss_stop
