@@ -132,3 +132,27 @@ def test_constant_loss_and_init_distances():
     assert basins.constant_loss(data) == pytest.approx(float(-(p * p.log()).sum()))
     d = basins.init_distances((3, 8, 2), "tanh", [0, 1, 2, 3])
     assert d.shape == (2,) and (d > 0).all()
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(2, 9), seed=st.integers(0, 10**6))
+def test_pair_means_and_bootstrap_columns_equal_the_loop(n, seed):
+    """Batched pair means equal ``experiments.pair_mean`` resample by resample, and
+    ``bootstrap_columns`` returns what ``stats.bootstrap`` returns for the same statistic."""
+    from ghost_optima.stats import bootstrap
+
+    rng = np.random.default_rng(seed)
+    mats = rng.normal(size=(3, n, n))
+    mats = (mats + mats.transpose(0, 2, 1)) / 2
+    mats[0][rng.random((n, n)) < 0.2] = np.nan  # missing pairs (asymmetric on purpose)
+    idx = basins.resamples(n, n_boot=50, seed=seed)
+    batched = basins.pair_means(mats, idx)
+    loop = np.array([[experiments.pair_mean(m, i) for m in mats] for i in idx])
+    np.testing.assert_allclose(batched, loop, rtol=1e-12, atol=1e-12)
+    if np.isfinite(loop[1:, 0]).sum() * 2 < 50 or np.isnan(loop[0]).any():
+        return
+    ests = basins.bootstrap_columns(batched, n, n_boot=50, seed=seed)
+    for k, est in enumerate(ests):
+        ref = bootstrap(lambda i, m=mats[k]: experiments.pair_mean(m, i), n, n_boot=50, seed=seed)
+        got, want = [est.value, est.lo, est.hi], [ref.value, ref.lo, ref.hi]
+        np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -33,6 +33,7 @@ from ghost_optima.mlp import (
     layer_activation,
     loss_per_example,
 )
+from ghost_optima.stats import Estimate, bootstrap
 from ghost_optima.symmetry import Transform, apply_transform, mlp_permutation_spec
 from ghost_optima.train import member, member_generators
 
@@ -248,6 +249,54 @@ def count_fraction(linked: np.ndarray, eligible: np.ndarray, idx: np.ndarray) ->
     chosen = np.unique(np.asarray(idx))
     chosen = chosen[np.asarray(eligible, dtype=bool)[chosen]]
     return connected_count(linked, chosen) / len(chosen) if len(chosen) else float("nan")
+
+
+def resamples(n: int, *, n_boot: int, seed: int = 0) -> np.ndarray:
+    """``(n_boot + 1, n)`` seed indices: the identity, then the resamples ``stats.bootstrap``
+    draws for ``n`` units (``default_rng(seed).integers(0, n, (n_boot, n))``)."""
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    return np.vstack([np.arange(n), draws])
+
+
+def pair_means(matrices: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``experiments.pair_mean`` of every matrix ``(K, n, n)`` on every resample ``idx``
+    ``(B, n)`` at once, shape ``(B, K)``: with ``C`` the ``(B, n)`` draw counts, ``M`` the
+    matrices with NaN and the diagonal set to 0 and ``W`` the indicator of their valid entries,
+    ``(c_b^T M_k c_b) / (c_b^T W_k c_b)`` (NaN where no valid pair is drawn)."""
+    m = np.asarray(matrices, dtype=float)
+    n = m.shape[-1]
+    valid = ~np.isnan(m)
+    valid[:, np.arange(n), np.arange(n)] = False
+    counts = (np.asarray(idx)[:, :, None] == np.arange(n)).sum(1).astype(float)
+    num = np.einsum("bkj,bj->bk", np.einsum("bi,kij->bkj", counts, np.where(valid, m, 0.0)), counts)
+    den = np.einsum("bkj,bj->bk", np.einsum("bi,kij->bkj", counts, valid.astype(float)), counts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def bootstrap_columns(
+    values: np.ndarray, n: int, *, n_boot: int, seed: int = 0, level: float = 0.95
+) -> list[Estimate]:
+    """``stats.bootstrap`` of statistics already evaluated on ``resamples(n, n_boot=n_boot,
+    seed=seed)``: ``values`` ``(n_boot + 1, K)``, row 0 on the identity; one ``Estimate`` per
+    column, the one ``stats.bootstrap`` returns for that statistic (its NaN policy included).
+    The first column checks that ``stats.bootstrap`` draws the rows ``resamples`` lists."""
+    values = np.asarray(values, dtype=float)
+    if values.shape[0] != n_boot + 1:
+        raise ValueError(f"need {n_boot + 1} rows (identity and resamples), got {values.shape}")
+    rows = resamples(n, n_boot=n_boot, seed=seed)
+    out = []
+    for k, column in enumerate(values.T):
+        order = iter(range(n_boot + 1))
+
+        def statistic(idx, column=column, order=order, check=k == 0):
+            r = next(order)
+            if check and not np.array_equal(idx, rows[r]):
+                raise RuntimeError("stats.bootstrap no longer draws the rows of resamples()")
+            return column[r]
+
+        out.append(bootstrap(statistic, n, n_boot=n_boot, seed=seed, level=level))
+    return out
 
 
 def init_distances(
