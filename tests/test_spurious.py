@@ -102,6 +102,43 @@ def test_descent_reaches_the_teacher_for_a_small_net_and_stops_each_restart():
     assert run.steps.min() < run.steps.max()  # restarts stop on their own
 
 
+def reference_descent(W0, V, *, lr, max_steps, grad_tol, loss_stop):
+    """One restart at a time, the loss and the gradient from the public functions."""
+    ends, steps = [], []
+    for w in W0:
+        w, moved = w[None].clone(), 0
+        while moved < max_steps:
+            g = sp.population_gradient(w, V)
+            if g.norm() <= grad_tol or sp.population_loss(w, V).item() <= loss_stop:
+                break
+            w, moved = w - lr * g, moved + 1
+        ends.append(w[0])
+        steps.append(moved)
+    return torch.stack(ends), torch.tensor(steps)
+
+
+@pytest.mark.parametrize("teacher", ["basis", "rotated"])
+def test_batched_descent_matches_one_restart_at_a_time(teacher):
+    """The batched loop (shared angles, the moving restarts compacted only when some stop)
+    against the plain loop; the same bits for the standard-basis teacher, whose products are
+    exact, and rounding-level agreement for a rotated one."""
+    V = sp.orthonormal_teacher(4)
+    if teacher == "rotated":
+        V = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(2),
+                                        dtype=torch.float64))[0]  # fmt: skip
+    W0 = sp.random_students(6, 5, 4, seed=7)
+    kwargs = dict(lr=0.3, max_steps=400, grad_tol=1e-4, loss_stop=1e-5)
+    run = sp.descend(W0, V, **kwargs)
+    W_ref, steps_ref = reference_descent(W0, V, **kwargs)
+    assert torch.equal(run.steps, steps_ref)
+    assert 0 < run.steps.min() < run.steps.max()  # restarts stop at different steps
+    if teacher == "basis":
+        assert torch.equal(run.W, W_ref)
+    else:
+        assert torch.allclose(run.W, W_ref, rtol=0, atol=1e-12)
+    assert torch.equal(run.loss, sp.population_loss(run.W, V))
+
+
 def test_wilson_interval_known_values():
     assert sp.wilson_interval(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-5)
     assert sp.wilson_interval(5, 10) == pytest.approx((0.23659, 0.76341), abs=1e-5)

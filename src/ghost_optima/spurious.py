@@ -70,6 +70,11 @@ def _kernel_sum(A: Tensor, B: Tensor) -> Tensor:
     return k.sum(dim=(-1, -2))
 
 
+def _is_basis(V: Tensor) -> bool:
+    """Whether ``V`` is the ``k x k`` identity (whose products are exact and can be skipped)."""
+    return V.shape[0] == V.shape[1] and torch.equal(V, torch.eye(len(V), dtype=V.dtype))
+
+
 def _gradient_and_loss(
     W: Tensor, V: Tensor, nv: Tensor, kvv: Tensor | None, basis: bool = False
 ) -> tuple[Tensor, Tensor | None]:
@@ -118,7 +123,7 @@ def population_gradient(W: Tensor, V: Tensor) -> Tensor:
     """``(R, n, d)``: the gradient of :func:`population_loss` in ``W``,
     ``sum_j grad_{w_i} K(w_i, w_j) - sum_j grad_{w_i} K(w_i, v_j)`` for every unit ``i``."""
     V = V.to(W.dtype)
-    return _gradient_and_loss(W, V, V.norm(dim=-1).clamp_min(1e-300), None)[0]
+    return _gradient_and_loss(W, V, V.norm(dim=-1).clamp_min(1e-300), None, _is_basis(V))[0]
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,7 @@ def descend(
     V = V.to(W0.dtype)
     nv = V.norm(dim=-1).clamp_min(1e-300)
     kvv = _kernel_sum(V, V) if loss_stop > 0 else None
-    basis = V.shape[0] == V.shape[1] and torch.equal(V, torch.eye(len(V), dtype=V.dtype))
+    basis = _is_basis(V)
     W = W0.clone()
     steps = torch.full((len(W),), max_steps, dtype=torch.long)
     idx = torch.arange(len(W))
