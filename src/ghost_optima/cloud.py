@@ -128,8 +128,7 @@ def minimize(
     opt.step(closure)
     state = opt.state[opt._params[0]]
     theta = theta.detach()
-    point = theta.clone().requires_grad_(True)  # plain autograd: torch.func would import dynamo
-    (g,) = torch.autograd.grad(loss(point), point)
+    g = torch.func.grad(loss)(theta)
     return theta, float(g.norm()), int(state.get("n_iter", 0))
 
 
