@@ -274,28 +274,45 @@ def pair_means(matrices: np.ndarray, idx: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
+_CHECKED: set = set()  # (n, n_boot, seed, level) already run once through stats.bootstrap
+
+
 def bootstrap_columns(
     values: np.ndarray, n: int, *, n_boot: int, seed: int = 0, level: float = 0.95
 ) -> list[Estimate]:
     """``stats.bootstrap`` of statistics already evaluated on ``resamples(n, n_boot=n_boot,
     seed=seed)``: ``values`` ``(n_boot + 1, K)``, row 0 on the identity; one ``Estimate`` per
     column, the one ``stats.bootstrap`` returns for that statistic (its NaN policy included).
-    The first column checks that ``stats.bootstrap`` draws the rows ``resamples`` lists."""
+
+    The first column of a given ``(n, n_boot, seed, level)`` goes through ``stats.bootstrap``
+    itself, checking that it draws the rows ``resamples`` lists; later ones take the same
+    percentiles of the finite resampled values directly (``stats.bootstrap`` loops in Python).
+    """
     values = np.asarray(values, dtype=float)
     if values.shape[0] != n_boot + 1:
         raise ValueError(f"need {n_boot + 1} rows (identity and resamples), got {values.shape}")
-    rows = resamples(n, n_boot=n_boot, seed=seed)
+    key = (n, n_boot, seed, level)
     out = []
-    for k, column in enumerate(values.T):
-        order = iter(range(n_boot + 1))
+    for column in values.T:
+        if key not in _CHECKED or n == 1:
+            rows, order = resamples(n, n_boot=n_boot, seed=seed), iter(range(n_boot + 1))
 
-        def statistic(idx, column=column, order=order, check=k == 0):
-            r = next(order)
-            if check and not np.array_equal(idx, rows[r]):
-                raise RuntimeError("stats.bootstrap no longer draws the rows of resamples()")
-            return column[r]
+            def statistic(idx, column=column, rows=rows, order=order):
+                r = next(order)
+                if not np.array_equal(idx, rows[r]):
+                    raise RuntimeError("stats.bootstrap no longer draws the rows of resamples()")
+                return column[r]
 
-        out.append(bootstrap(statistic, n, n_boot=n_boot, seed=seed, level=level))
+            out.append(bootstrap(statistic, n, n_boot=n_boot, seed=seed, level=level))
+            _CHECKED.add(key)
+            continue
+        boots = column[1:][np.isfinite(column[1:])]
+        if 2 * len(boots) < n_boot:
+            raise ValueError(
+                f"only {len(boots)} of {n_boot} bootstrap resamples gave a finite value"
+            )
+        lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+        out.append(Estimate(float(column[0]), float(lo), float(hi), n))
     return out
 
 
