@@ -246,3 +246,15 @@ def test_the_robustness_report_covers_every_claim_notebook_after_a_build_with_on
     assert whole.selected == list(job.notebooks) == ["10_first", "20_second"]
     labels = [(t.stem, t.replication) for t in pipeline.tasks(book, whole)]
     assert labels == [("10_first", 0), ("20_second", 0), ("10_first", 1), ("10_first", 2)]
+
+
+def test_ctrl_c_is_seen_even_where_its_exception_is_swallowed():
+    previous = signal.getsignal(signal.SIGINT)
+    with cluster._interrupt_flag() as interrupted:
+        try:  # a finalizer that swallows the KeyboardInterrupt, as Python does in __del__
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        assert interrupted.is_set()
+    assert signal.getsignal(signal.SIGINT) is previous

@@ -28,10 +28,12 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +52,7 @@ THREAD_VARIABLES = (
 )
 LOG_TAIL_LINES = 40
 WORKER_WAIT_SECONDS = 60
+POLL_SECONDS = 0.2  # how often the client looks for finished tasks and Ctrl-C
 
 
 @dataclass(frozen=True)
@@ -205,19 +208,55 @@ class DaskTasks:
                 priority=priority,
             )
             futures[future] = spec
+        finished = as_completed(futures)
         try:
-            for future in as_completed(futures):
-                spec = futures[future]
-                try:
-                    payload = future.result()
-                except Exception as err:  # KilledWorker, a lost scheduler: name the notebook
-                    raise TaskLost(
-                        f"notebook {spec['stem']} (replication {spec['replication']}) could not "
-                        f"run on the cluster: {type(err).__name__}: {err}"
-                    ) from err
-                yield spec, payload
+            with _interrupt_flag() as interrupted:
+                while not finished.is_empty():
+                    if interrupted.is_set():  # also when Ctrl-C's exception was swallowed
+                        raise KeyboardInterrupt
+                    batch = finished.next_batch(block=False)
+                    if not batch:
+                        time.sleep(POLL_SECONDS)
+                    for future in batch:
+                        yield futures[future], _payload(future, futures[future])
         finally:
             self.client.cancel(list(futures), force=True)
+
+
+def _payload(future, spec: dict) -> dict:
+    try:
+        return future.result()
+    except Exception as err:  # KilledWorker, a lost scheduler: name the notebook
+        raise TaskLost(
+            f"notebook {spec['stem']} (replication {spec['replication']}) could not "
+            f"run on the cluster: {type(err).__name__}: {err}"
+        ) from err
+
+
+@contextlib.contextmanager
+def _interrupt_flag():
+    """An event set by Ctrl-C (SIGINT) while the block runs, besides the usual exception.
+
+    A KeyboardInterrupt raised where Python ignores exceptions (a finalizer such as a Dask
+    future's ``__del__``, run by the garbage collector in the waiting loop) is lost; the flag
+    is not, so the loop that polls it still stops. Outside the main thread, where no signal
+    handler can be set, the event never fires and Ctrl-C works as before.
+    """
+    interrupted = threading.Event()
+
+    def on_interrupt(signum, frame):
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+    except ValueError:  # not the main thread
+        yield interrupted
+        return
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def check_workers(client, address: str, tries: int = 3) -> None:
