@@ -64,14 +64,24 @@ def select_lr(
     seeds = list(seeds)
 
     def score(split: Dataset, values: np.ndarray) -> np.ndarray:
-        members = [s for _ in values for s in seeds]
-        lrs = [float(v) for v in values for _ in seeds]
+        members, lrs = _grid_members(values, seeds)
         result = remedies.train(arch, split, members, epochs=epochs, batch_size=batch_size, lr=lrs)
-        loss = result.history.test_loss[-1].reshape(len(values), len(seeds))  # validation slot
-        return np.where(np.isfinite(loss), loss, np.inf).mean(1)
+        return _validation_scores(result, len(values), len(seeds))
 
     split = validation_split(data, fraction, seed=split_seed)
     return LrChoice(arch.variant, data.name, choose_on_validation(score, split, grid))
+
+
+def _grid_members(grid, seeds) -> tuple[list[int], list[float]]:
+    """Members ``(g, s)`` in grid-major order: their seeds and learning rates."""
+    return [int(s) for _ in grid for s in seeds], [float(v) for v in grid for _ in seeds]
+
+
+def _validation_scores(run: EnsembleResult, n_grid: int, n_seeds: int) -> np.ndarray:
+    """``(G,)``: the final validation loss (the split's test slot) of a ``_grid_members`` run,
+    averaged over seeds; a diverged member makes its rate score ``inf``."""
+    loss = run.history.test_loss[-1].reshape(n_grid, n_seeds)
+    return np.where(np.isfinite(loss), loss, np.inf).mean(1)
 
 
 def fit(
@@ -203,17 +213,11 @@ def fit_arms(
             out[idx[0]] = fit(archs[idx[0]], data, seeds, grid, select_seeds, **kw)
             continue
         arms, g = [archs[i] for i in idx], np.asarray(grid, float)
-        runs = train_together(
-            arms,
-            split,
-            [[s for _ in g for s in select_seeds]] * len(arms),
-            [[float(v) for v in g for _ in select_seeds]] * len(arms),
-            **kw,
-        )
+        members, lrs = _grid_members(g, select_seeds)
+        runs = train_together(arms, split, [members] * len(arms), [lrs] * len(arms), **kw)
         choices = []
         for arch, run in zip(arms, runs, strict=True):
-            loss = run.history.test_loss[-1].reshape(len(g), len(select_seeds))  # validation
-            mean = np.where(np.isfinite(loss), loss, np.inf).mean(1)
+            mean = _validation_scores(run, len(g), len(select_seeds))
             choices.append(
                 LrChoice(
                     arch.variant,
