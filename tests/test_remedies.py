@@ -323,3 +323,46 @@ def test_sorted_sign_alignment_is_exact_for_one_hidden_layer():
             )
             best = max(best, _inner(a, permute(out, {"P1": torch.argsort(out["b1"])})))
         assert _inner(a, sorted_sign_alignment(a, b)) == pytest.approx(best, rel=1e-12)
+
+
+@pytest.mark.parametrize("variant", ["baseline", "modules", "random twin masks", "sorted biases"])
+def test_relu_arms_keep_their_permutations_and_no_sign_flips(data, variant):
+    """ReLU arms (``RemedyConfig(activation="relu")``): no sign group is counted, every unit has
+    no parity, a permutation inside the arm's classes leaves the function unchanged, and the
+    alignment within the group finds the permuted copy again."""
+    from ghost_optima import twins
+
+    arch = twins.architecture(variant, data, remedies.RemedyConfig(width=8, activation="relu"))
+    assert arch.activation == "relu" and arch.log10_sign == 0.0
+    assert {p for layer in arch.parities for p in layer} == {"none"}
+    result = remedies.train(arch, data, [0], epochs=2, batch_size=32, lr=0.01, dtype=torch.float64)
+    net = member(result.params, 0)
+    gen = torch.Generator().manual_seed(1)
+    perms = {}
+    for k, labels in enumerate(twins.unit_classes(arch) or [None, None], 1):
+        n = net[f"b{k}"].shape[0]
+        labels = np.zeros(n, int) if labels is None or arch.align_by_bias else np.asarray(labels)
+        perm = torch.arange(n)
+        if not arch.align_by_bias:  # sorted biases: no permutation stays in the domain
+            for label in np.unique(labels):
+                idx = torch.as_tensor(np.flatnonzero(labels == label))
+                perm[idx] = idx[torch.randperm(len(idx), generator=gen)]
+        perms[f"P{k}"] = perm
+    copy = apply_transform(net, mlp_permutation_spec(2), type(random_transform(
+        mlp_permutation_spec(2), arch.widths, "tanh", 0))(perms, signs=None))
+    x = data.x_test.double()
+    out = ensemble_forward(stack_params([net]), x, "relu")
+    assert torch.allclose(ensemble_forward(stack_params([copy]), x, "relu"), out)
+    a, b = remedies.align_within(arch, net, copy)
+
+    def inner(p):
+        return sum(float((a[k] * p[k]).sum()) for k in a)
+
+    assert inner(b) >= inner(copy) - 1e-9  # never worse than leaving the copy alone
+    if variant != "random twin masks":  # weight matching on two layers may stop short there
+        assert all(torch.allclose(a[k], b[k], atol=1e-10) for k in a)
+
+
+def test_unknown_activation_is_refused_before_any_architecture():
+    with pytest.raises(ValueError, match="activation"):
+        remedies.RemedyConfig(activation="gelu")

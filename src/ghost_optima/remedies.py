@@ -4,7 +4,7 @@ A *variant* is an architecture (plus, for two of them, a training procedure) for
 with ``n_0`` inputs and ``C`` classes, sized to the dense baseline's parameter count:
 
 =================  =====================================================================
-baseline           tanh MLP ``n_0 - h - h - C``
+baseline           MLP ``n_0 - h - h - C`` with ``cfg.activation`` (tanh unless set)
 canonical sort     the baseline, moved to its canonical copy every ``sort_every`` steps
                    with the optimizer state relabelled (``reorder.CanonicalSortHook``)
 sorted biases      the baseline trained with sorted biases in both hidden layers
@@ -55,6 +55,17 @@ from ghost_optima.train import (
 )
 
 LOG10_2 = math.log10(2.0)
+PARITY = {"tanh": "odd", "relu": "none"}
+"""Each hidden activation's sign symmetry: tanh is odd (flip a unit's incoming and outgoing
+weights); ReLU has none, only a continuous positive rescaling, which is not counted."""
+
+
+def sign_group(activation: str, widths: Sequence[int]) -> tuple[tuple[tuple[str, ...], ...], float]:
+    """``(parities, log10_sign)`` of hidden layers of ``widths`` units with ``activation``:
+    ``2^(sum n_l)`` sign flips for tanh, none for ReLU."""
+    parity = PARITY[activation]
+    log10_sign = sum(widths) * LOG10_2 if parity == "odd" else 0.0
+    return tuple((parity,) * n for n in widths), log10_sign
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,11 @@ class RemedyConfig:
     poly_basis: str = "legendre"
     structure_seed: int = 0  # seed of random masks and random polynomial coefficients
     twin_block: int = 4  # units per exchangeable block of twin masks (masked widths its multiple)
+    activation: str = "tanh"  # hidden units of the dense, masked and modular arms: tanh or relu
+
+    def __post_init__(self):
+        if self.activation not in PARITY:
+            raise ValueError(f"activation must be one of {tuple(PARITY)}, got {self.activation!r}")
 
 
 @dataclass(frozen=True)
@@ -129,21 +145,23 @@ def dense_widths(data: Dataset, cfg: RemedyConfig) -> tuple[int, ...]:
     return (data.n_in, cfg.width, cfg.width, data.n_out)
 
 
-def dense_tanh(variant: str, data: Dataset, cfg: RemedyConfig, **extra) -> Architecture:
-    """The dense tanh baseline; ``extra`` sets its training procedure (and overrides counts)."""
+def dense_net(variant: str, data: Dataset, cfg: RemedyConfig, **extra) -> Architecture:
+    """The dense baseline (``cfg.activation``); ``extra`` sets its training procedure (and
+    overrides counts)."""
     h, widths = cfg.width, dense_widths(data, cfg)
-    fields = dict(log10_perm=2 * _log10_fact(h), log10_sign=2 * h * LOG10_2) | extra
+    parities, log10_sign = sign_group(cfg.activation, (h, h))
+    fields = dict(log10_perm=2 * _log10_fact(h), log10_sign=log10_sign) | extra
     return Architecture(
-        variant, widths, "tanh", dense_count(widths), parities=(("odd",) * h,) * 2, **fields
+        variant, widths, cfg.activation, dense_count(widths), parities=parities, **fields
     )
 
 
 def _canonical_sort(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
-    return dense_tanh(variant, data, cfg, sort_every=cfg.sort_every)
+    return dense_net(variant, data, cfg, sort_every=cfg.sort_every)
 
 
 def _sorted_biases(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
-    return dense_tanh(
+    return dense_net(
         variant, data, cfg, log10_perm=0.0, reparam=SortedBiases((1, 2)), align_by_bias=True
     )
 
@@ -160,22 +178,25 @@ def _masked(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
         widths = (n0, hm, hm, c)
         gen = torch.Generator().manual_seed(cfg.structure_seed)
         masks = masks_mod.layer_masks(widths, variant.split()[0], cfg.density, generator=gen)
-    return masked_architecture(variant, widths, masks)
+    return masked_architecture(variant, widths, masks, cfg.activation)
 
 
-def masked_architecture(variant: str, widths: tuple[int, ...], masks: dict) -> Architecture:
-    """A tanh net with ``masks``, its surviving group counted exactly (``surviving_group``)."""
+def masked_architecture(
+    variant: str, widths: tuple[int, ...], masks: dict, activation: str = "tanh"
+) -> Architecture:
+    """A net with ``masks``, its surviving group counted exactly (``surviving_group``)."""
     group = masks_mod.surviving_group(widths, masks)
     if not group.exact:
         raise ValueError(f"{variant}: the surviving group is not a product of twin classes")
+    parities, log10_sign = sign_group(activation, widths[1:-1])
     return Architecture(
         variant,
         widths=widths,
-        activation="tanh",
+        activation=activation,
         n_params=masks_mod.param_count(widths, masks),
         log10_perm=group.log10_order,
-        log10_sign=sum(widths[1:-1]) * LOG10_2,
-        parities=tuple(("odd",) * n for n in widths[1:-1]),
+        log10_sign=log10_sign,
+        parities=parities,
         classes=group.labels(),
         masks=masks,
     )
@@ -219,7 +240,7 @@ def poly_architecture(variant: str, widths: tuple[int, ...], coefs: tuple, basis
 
 Builder = Callable[[str, Dataset, RemedyConfig], Architecture]
 VARIANTS: dict[str, Builder] = {  # each variant's builder, in table order
-    "baseline": dense_tanh,
+    "baseline": dense_net,
     "canonical sort": _canonical_sort,
     "sorted biases": _sorted_biases,
     "random masks": _masked,
@@ -249,7 +270,7 @@ def train(
     record_every: int = 1,
 ) -> EnsembleResult:
     """One ``train_ensemble`` call, masks fan-in-correct (``lr``, ``record_every``: TrainConfig)."""
-    hook = CanonicalSortHook("tanh", arch.sort_every) if arch.sort_every else None
+    hook = CanonicalSortHook(arch.activation, arch.sort_every) if arch.sort_every else None
     reparam = arch.reparam
     if reparam is None and arch.masks:
         reparam = masks_mod.FanInInit(arch.masks)
@@ -267,9 +288,11 @@ def align_within(arch: Architecture, a: dict, b: dict) -> tuple[dict, dict]:
     """``(a, b')``: ``b`` moved by the variant's own group so it is aligned to ``a`` (functions
     unchanged; masks, parities and sorted domains respected): ``align.group_alignment``, the
     signed weight matching with each unit's parity and permutations within ``arch.classes``;
-    sorted biases, ``sorted_domain.sorted_sign_alignment`` (flips, then re-sorted)."""
+    sorted biases, ``sorted_domain.sorted_sign_alignment`` (flips, then re-sorted; without
+    odd units nothing moves ``b`` inside the sorted domain)."""
     if arch.align_by_bias:
-        return a, sorted_sign_alignment(a, b)
+        odd = any(p == "odd" for layer in arch.parities for p in layer)
+        return a, sorted_sign_alignment(a, b) if odd else b
     return a, apply_group(b, *group_alignment(a, b, arch.parities, classes=arch.classes))
 
 

@@ -50,7 +50,7 @@ TWIN_OF = {
 
 
 def _cumsum_biases(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
-    return remedies.dense_tanh(variant, data, cfg, reparam=CumsumBiases((1, 2)))
+    return remedies.dense_net(variant, data, cfg, reparam=CumsumBiases((1, 2)))
 
 
 def _twin_masks(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
@@ -61,7 +61,7 @@ def _twin_masks(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
     masks = masks_mod.block_masks(
         remedy.widths, pattern, cfg.density, cfg.twin_block, generator=gen
     )
-    return remedies.masked_architecture(variant, remedy.widths, masks)
+    return remedies.masked_architecture(variant, remedy.widths, masks, cfg.activation)
 
 
 def _shared_window_modules(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
@@ -76,14 +76,15 @@ def _shared_window_modules(variant: str, data: Dataset, cfg: RemedyConfig) -> Ar
         window = spread_window_1d(data.n_in, size)
     net = Modular(data.n_in, data.n_out, (window,) * len(windows), remedy.units)
     masks = net.masks()
+    parities, log10_sign = remedies.sign_group(cfg.activation, net.widths[1:-1])
     return Architecture(
         variant,
         widths=net.widths,
-        activation="tanh",
+        activation=cfg.activation,
         n_params=net.n_params(),
         log10_perm=net.log10_perm_order(),
-        log10_sign=sum(net.widths[1:-1]) * remedies.LOG10_2,
-        parities=tuple(("odd",) * n for n in net.widths[1:-1]),
+        log10_sign=log10_sign,
+        parities=parities,
         # alignment within modules only (a subgroup: whole-module swaps are not searched)
         classes={f"P{k}": net.module_of(k) for k in (1, 2)},
         masks=masks,
