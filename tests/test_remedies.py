@@ -348,8 +348,11 @@ def test_relu_arms_keep_their_permutations_and_no_sign_flips(data, variant):
                 idx = torch.as_tensor(np.flatnonzero(labels == label))
                 perm[idx] = idx[torch.randperm(len(idx), generator=gen)]
         perms[f"P{k}"] = perm
-    copy = apply_transform(net, mlp_permutation_spec(2), type(random_transform(
-        mlp_permutation_spec(2), arch.widths, "tanh", 0))(perms, signs=None))
+    copy = apply_transform(
+        net,
+        mlp_permutation_spec(2),
+        type(random_transform(mlp_permutation_spec(2), arch.widths, "tanh", 0))(perms, signs=None),
+    )
     x = data.x_test.double()
     out = ensemble_forward(stack_params([net]), x, "relu")
     assert torch.allclose(ensemble_forward(stack_params([copy]), x, "relu"), out)
