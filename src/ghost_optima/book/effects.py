@@ -72,3 +72,13 @@ def plot_effects(
     ax.set_xticks(range(len(labels)), labels)
     if legend:
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+
+
+def direction(est: Estimate) -> str:
+    """Where a 95% interval lies against zero: ``"below 0"`` (``hi < 0``), ``"above 0"``
+    (``lo > 0``) or ``"includes 0"``; two settings agree on an effect when this word is the same."""
+    if est.hi < 0:
+        return "below 0"
+    if est.lo > 0:
+        return "above 0"
+    return "includes 0"
