@@ -6,6 +6,7 @@ import torch
 
 from ghost_optima import fair, remedies
 from ghost_optima.data import teacher_student
+from ghost_optima.mlp import ensemble_forward
 from ghost_optima.selection import validation_split
 
 
@@ -40,6 +41,23 @@ def test_scores_are_the_mean_validation_loss_of_separate_runs(data):
         reference.append(run.history.test_loss[-1].mean())
     np.testing.assert_allclose(choice.selection.scores, reference, rtol=1e-5)
     assert choice.lr == GRID[int(np.argmin(reference))]
+
+
+def test_error_scores_are_the_mean_validation_error_and_fit_arms_uses_them(data):
+    arch = remedies.architecture("random masks", data, remedies.RemedyConfig(width=8))
+    kw = dict(epochs=2, batch_size=32)
+    choice = fair.select_lr(arch, data, GRID, [5, 6], split_seed=5, score="error", **kw)
+    split = validation_split(data, 0.2, seed=5)
+    reference = []
+    for lr in GRID:  # one small run per learning rate, its error on the validation slot
+        run = remedies.train(arch, split, [5, 6], lr=lr, **kw)
+        preds = ensemble_forward(run.params, split.x_test, arch.activation).argmax(-1)
+        reference.append((preds != split.y_test).double().mean().item())
+    np.testing.assert_allclose(choice.selection.scores, reference, atol=1e-6)
+    ((arm_choice, _),) = fair.fit_arms([arch], data, [0], GRID, [5, 6], score="error", **kw)
+    np.testing.assert_allclose(arm_choice.selection.scores, choice.selection.scores, atol=1e-6)
+    with pytest.raises(ValueError, match="score"):
+        fair.select_lr(arch, data, GRID, [5], score="auc", **kw)
 
 
 def _fake(acc, dis, name="d"):
