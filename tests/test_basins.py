@@ -126,6 +126,13 @@ def test_measure_pairs_aligned_is_the_lower_and_removes_a_planted_copy():
     assert m["train_weight"][0, 1] < 1e-6
 
 
+def test_activation_matching_refuses_fewer_inputs_than_units():
+    data, _ = teacher_student(5, 5, 3, (4, 1), "regression", seed=1)
+    stacked = stack_params([init_mlp((3, 6, 1), k, dtype=torch.float32) for k in range(2)])
+    with pytest.raises(ValueError, match="6 units"):
+        basins.measure_pairs(stacked, data, "tanh", n_eval=5, n_points=3)
+
+
 def test_constant_loss_and_init_distances():
     data, _ = teacher_student(50, 10, 3, (4, 2), "classification", seed=0)
     p = torch.bincount(data.y_train, minlength=2).double() / 50

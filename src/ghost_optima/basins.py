@@ -339,8 +339,9 @@ def measure_pairs(
     stacked: Params, data: Dataset, activation: str, *, n_eval: int, n_points: int, seed: int = 0
 ) -> dict[str, np.ndarray]:
     """Every pair of an ensemble's members compared three ways: unaligned (``naive``), after
-    signed weight matching (``weight``) and after activation matching on the first ``n_eval``
-    training inputs (``activation``).
+    signed weight matching (``weight``) and after activation matching on every training input
+    (``activation``, as Git Re-Basin does; a ``ValueError`` when the training set has fewer
+    inputs than the widest hidden layer has units, whose correlations would be rank-deficient).
 
     Returns ``(E, E)`` matrices (NaN diagonal): ``"{split}_{method}"`` the loss barrier on the
     first ``n_eval`` examples of ``split`` (``train``, ``test``), ``"dist_{method}"`` the raw
@@ -349,6 +350,12 @@ def measure_pairs(
     upper bound on the value modulo the group).
     """
     n = stacked["W1"].shape[0]
+    widest = max(stacked[f"b{k}"].shape[1] for k in range(1, len(stacked) // 2))
+    if len(data.x_train) < widest:
+        raise ValueError(
+            f"activation matching of {widest} units needs at least as many training inputs, "
+            f"got {len(data.x_train)}"
+        )
     splits = {
         "train": (data.x_train[:n_eval], data.y_train[:n_eval]),
         "test": (data.x_test[:n_eval], data.y_test[:n_eval]),
@@ -356,7 +363,7 @@ def measure_pairs(
     found = {
         "naive": [None] * len(all_pairs(n)),
         "weight": pair_transforms(stacked, activation, "weight", seed=seed),
-        "activation": pair_transforms(stacked, activation, "activation", x=splits["train"][0]),
+        "activation": pair_transforms(stacked, activation, "activation", x=data.x_train),
     }
     out = {}
     for method, gs in found.items():
