@@ -5,10 +5,10 @@ learning rate alone. ``select_lr`` gives every arm its own: it holds out a fract
 *training* set (``selection.validation_split``), trains ``len(seeds) x len(grid)`` members as one
 ensemble (member ``(g, s)``: seed ``s`` at learning rate ``grid[g]``, ``train_ensemble`` takes a
 learning rate per member), scores each grid value by the mean final validation loss over its
-seeds (or the validation error, ``score="error"``, as ``recipes.tune_lr`` does), and picks the
-lowest (``selection.choose_on_validation``, which refuses anything but a
-validation split: the test set is never seen). The main run then trains on the whole training
-set at the chosen rate, every arm for the same number of steps.
+seeds (or the validation error, ``score="error"``, as ``recipes.tune_lr`` does; both
+``selection.grid_scores``), and picks the lowest (``selection.choose_on_validation``, which
+refuses anything but a validation split: the test set is never seen). The main run then trains
+on the whole training set at the chosen rate, every arm for the same number of steps.
 
 ``fit_arms`` does the same for several arms at once: arms of equal widths whose layers differ
 only by their masks (per-member masks) or their polynomial coefficients (per-member rows) are
@@ -20,7 +20,6 @@ batched kernels); only the CPU time per step is shared, in proportion to the mem
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -30,17 +29,17 @@ from ghost_optima.data import Dataset
 from ghost_optima.masks import FanInInit
 from ghost_optima.orthopoly import PolyActivation
 from ghost_optima.remedies import Architecture
-from ghost_optima.selection import Selection, choose_on_validation, validation_split
+from ghost_optima.selection import (
+    Score,
+    Selection,
+    check_score,
+    choose_on_validation,
+    grid_members,
+    grid_scores,
+    validation_split,
+)
 from ghost_optima.stats import Estimate
 from ghost_optima.train import EnsembleResult, History, TrainConfig, TrainHooks, train_ensemble
-
-Score = Literal["loss", "error"]
-"""What a learning rate is chosen by on validation: the final cross-entropy or the error rate."""
-
-
-def _check_score(score: str) -> None:
-    if score not in ("loss", "error"):  # before any training
-        raise ValueError(f"score must be 'loss' or 'error', got {score!r}")
 
 
 @dataclass(frozen=True)
@@ -71,31 +70,17 @@ def select_lr(
     """The learning rate of ``arch`` on ``data`` from ``grid``, chosen on a validation split
     (``fraction`` of the training set, drawn with ``split_seed``) by ``score``; ``seeds`` seed
     the members of the selection run (use seeds apart from the main run's)."""
-    _check_score(score)
+    check_score(score)
     grid = np.asarray(grid, float)
     seeds = list(seeds)
 
     def scores(split: Dataset, values: np.ndarray) -> np.ndarray:
-        members, lrs = _grid_members(values, seeds)
+        members, lrs = grid_members(values, seeds)
         result = remedies.train(arch, split, members, epochs=epochs, batch_size=batch_size, lr=lrs)
-        return _validation_scores(result, len(values), len(seeds), score)
+        return grid_scores(result.history, len(values), len(seeds), score)
 
     split = validation_split(data, fraction, seed=split_seed)
     return LrChoice(arch.variant, data.name, choose_on_validation(scores, split, grid))
-
-
-def _grid_members(grid, seeds) -> tuple[list[int], list[float]]:
-    """Members ``(g, s)`` in grid-major order: their seeds and learning rates."""
-    return [int(s) for _ in grid for s in seeds], [float(v) for v in grid for _ in seeds]
-
-
-def _validation_scores(run: EnsembleResult, n_grid: int, n_seeds: int, score: Score) -> np.ndarray:
-    """``(G,)``: the final validation loss (the split's test slot) of a ``_grid_members`` run,
-    or its error ``1 - accuracy`` (``score="error"``), averaged over seeds; a diverged member
-    makes its rate score ``inf``."""
-    final = run.history.test_loss[-1] if score == "loss" else 1.0 - run.history.test_acc[-1]
-    diverged = ~np.isfinite(run.history.test_loss[-1])
-    return np.where(diverged, np.inf, final).reshape(n_grid, n_seeds).mean(1)
 
 
 def fit(
@@ -220,7 +205,7 @@ def fit_arms(
     """``[fit(arch, ..., score=score) for arch in archs]``, arms of one ``_group_key`` trained
     together: one selection ensemble (every arm, rate and selection seed) on the same
     validation split, then one main ensemble (every arm at its chosen rate)."""
-    _check_score(score)
+    check_score(score)
     groups: dict = {}
     for i, arch in enumerate(archs):
         key = _group_key(arch)
@@ -233,11 +218,11 @@ def fit_arms(
             out[idx[0]] = fit(archs[idx[0]], data, seeds, grid, select_seeds, score=score, **kw)
             continue
         arms, g = [archs[i] for i in idx], np.asarray(grid, float)
-        members, lrs = _grid_members(g, select_seeds)
+        members, lrs = grid_members(g, select_seeds)
         runs = train_together(arms, split, [members] * len(arms), [lrs] * len(arms), **kw)
         choices = []
         for arch, run in zip(arms, runs, strict=True):
-            mean = _validation_scores(run, len(g), len(select_seeds), score)
+            mean = grid_scores(run.history, len(g), len(select_seeds), score)
             choices.append(
                 LrChoice(
                     arch.variant,

@@ -29,7 +29,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ghost_optima.data import Dataset
-from ghost_optima.selection import Selection, choose_on_validation, validation_split
+from ghost_optima.selection import (
+    Selection,
+    choose_on_validation,
+    grid_members,
+    grid_scores,
+    validation_split,
+)
 from ghost_optima.train import EnsembleResult, TrainConfig, train_ensemble
 
 PUBLISHED_MNIST1D: dict[str, float] = {
@@ -68,16 +74,15 @@ def validation_errors(
 ) -> np.ndarray:
     """Mean validation error ``(G,)`` of ``recipe`` at each learning rate of ``grid`` ``(G,)``.
 
-    One ensemble of ``G * S`` members (rate ``g`` repeated for each of the ``S`` seeds), trained
-    on ``split.x_train``; the error of a member is ``1 - accuracy`` on ``split.x_test`` (the
-    validation examples) after the last epoch, averaged over the ``S`` seeds of each rate.
+    One ensemble of ``G * S`` members (``selection.grid_members``), trained on
+    ``split.x_train``; the error of a member is ``1 - accuracy`` on ``split.x_test`` (the
+    validation examples) after the last epoch, averaged over the ``S`` seeds of each rate
+    (``selection.grid_scores``; ``inf`` for a rate whose member diverged).
     """
-    seeds = [int(s) for s in seeds]
-    lrs = np.repeat(np.asarray(grid, float), len(seeds))
+    members, lrs = grid_members(grid, seeds)
     config = replace(recipe.config, lr=tuple(lrs))
-    result = train_ensemble(split, recipe.widths, recipe.activation, seeds * len(grid), config)
-    acc = result.history.test_acc[-1].reshape(len(seeds), len(grid), order="F")
-    return 1.0 - acc.mean(0)
+    result = train_ensemble(split, recipe.widths, recipe.activation, members, config)
+    return grid_scores(result.history, len(grid), len(members) // len(grid), "error")
 
 
 def tune_lr(

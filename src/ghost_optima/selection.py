@@ -12,10 +12,15 @@ the grid values whose score is within ``tol`` of the best, the "good band" of a 
 (Smith, "Cyclical learning rates", 2017, uses the same range test). ``choose_on_validation``
 runs both steps and refuses a data set that is not a validation split, so a selection can be
 shown, by construction and in a test, never to see the test set.
+
+A grid of ``G`` values times ``S`` seeds is trained as one ensemble of ``G * S`` members in
+grid-major order (``grid_members``: member ``g * S + s`` has seed ``seeds[s]`` and value
+``grid[g]``); ``grid_scores`` reduces its final validation loss or error to one score per value.
 """
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import torch
@@ -23,6 +28,9 @@ import torch
 from ghost_optima.data import Dataset
 
 VALIDATION = ":validation"
+
+Score = Literal["loss", "error"]
+"""What a grid value is scored by on validation: the final cross-entropy or the error rate."""
 
 
 def validation_split(data: Dataset, fraction: float, *, seed: int) -> Dataset:
@@ -96,3 +104,25 @@ def choose_on_validation(
     if not split.name.endswith(VALIDATION):
         raise ValueError(f"'{split.name}' is not a validation split: selection never sees test")
     return select(grid, score(split, np.asarray(grid, float)))
+
+
+def check_score(score: str) -> None:
+    """Refuse a score other than ``"loss"`` or ``"error"`` (call it before any training)."""
+    if score not in ("loss", "error"):
+        raise ValueError(f"score must be 'loss' or 'error', got {score!r}")
+
+
+def grid_members(grid: Sequence[float], seeds: Sequence[int]) -> tuple[list[int], list[float]]:
+    """The ``G * S`` members of a grid search, grid-major: their seeds and grid values."""
+    return [int(s) for _ in grid for s in seeds], [float(v) for v in grid for _ in seeds]
+
+
+def grid_scores(history, n_grid: int, n_seeds: int, score: Score = "loss") -> np.ndarray:
+    """``(G,)``: the final validation loss of a ``grid_members`` run (``history``, a
+    ``train.History`` whose test slot holds the validation examples), or its error
+    ``1 - accuracy`` (``score="error"``), averaged over seeds; a member whose final loss is not
+    finite (diverged) makes its value score ``inf``."""
+    check_score(score)
+    final = history.test_loss[-1] if score == "loss" else 1.0 - history.test_acc[-1]
+    diverged = ~np.isfinite(history.test_loss[-1])
+    return np.where(diverged, np.inf, final).reshape(n_grid, n_seeds).mean(1)
