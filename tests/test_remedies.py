@@ -6,7 +6,7 @@ import scipy.stats as sps
 import torch
 import torch.nn.functional as F
 
-from ghost_optima import remedies
+from ghost_optima import fair, remedies
 from ghost_optima.align import barrier
 from ghost_optima.data import Dataset, teacher_student, with_label_noise
 from ghost_optima.mlp import ensemble_forward, mlp_forward
@@ -152,10 +152,10 @@ def test_estimates_and_changes_against_scipy_and_closed_forms():
     assert row["disagreement"].value == pytest.approx(base.disagreement[off].mean())
     assert row["disagreement"].n == 6
     # closed forms of the point values: a shift of 0.1 in every accuracy, a ratio of means
-    shift = remedies.change([(base, other)], "test_acc", relative=False, n_boot=500)
+    shift = fair.change([(base, other)], "test_acc", relative=False, n_boot=500)
     assert shift.value == pytest.approx(-0.1) and shift.lo == pytest.approx(-0.1)
     assert shift.hi == pytest.approx(-0.1)
-    rel = remedies.change([(base, other)], "disagreement", relative=True, n_boot=500)
+    rel = fair.change([(base, other)], "disagreement", relative=True, n_boot=500)
     ratio = other.disagreement[off].mean() / base.disagreement[off].mean() - 1
     assert rel.value == pytest.approx(ratio) and rel.lo <= rel.value <= rel.hi
 
@@ -368,4 +368,4 @@ def test_relu_arms_keep_their_permutations_and_no_sign_flips(data, variant):
 
 def test_unknown_activation_is_refused_before_any_architecture():
     with pytest.raises(ValueError, match="activation"):
-        remedies.RemedyConfig(activation="gelu")
+        remedies.RemedyConfig(activation="swish")

@@ -38,8 +38,11 @@ from ghost_optima.selection import (
     grid_scores,
     validation_split,
 )
-from ghost_optima.stats import Estimate
+from ghost_optima.stats import Estimate, bootstrap
 from ghost_optima.train import EnsembleResult, History, TrainConfig, TrainHooks, train_ensemble
+
+VALIDATION_FRACTION = 0.2
+"""Share of an arm's training set held out to choose its learning rate."""
 
 
 @dataclass(frozen=True)
@@ -63,13 +66,12 @@ def select_lr(
     *,
     epochs: int,
     batch_size: int,
-    fraction: float = 0.2,
     split_seed: int = 0,
     score: Score = "loss",
 ) -> LrChoice:
     """The learning rate of ``arch`` on ``data`` from ``grid``, chosen on a validation split
-    (``fraction`` of the training set, drawn with ``split_seed``) by ``score``; ``seeds`` seed
-    the members of the selection run (use seeds apart from the main run's)."""
+    (``VALIDATION_FRACTION`` of the training set, drawn with ``split_seed``) by ``score``;
+    ``seeds`` seed the members of the selection run (use seeds apart from the main run's)."""
     check_score(score)
     grid = np.asarray(grid, float)
     seeds = list(seeds)
@@ -79,7 +81,7 @@ def select_lr(
         result = remedies.train(arch, split, members, epochs=epochs, batch_size=batch_size, lr=lrs)
         return grid_scores(result.history, len(values), len(seeds), score)
 
-    split = validation_split(data, fraction, seed=split_seed)
+    split = validation_split(data, VALIDATION_FRACTION, seed=split_seed)
     return LrChoice(arch.variant, data.name, choose_on_validation(scores, split, grid))
 
 
@@ -212,7 +214,7 @@ def fit_arms(
         groups.setdefault(i if key is None else key, []).append(i)
     kw = dict(epochs=epochs, batch_size=batch_size)
     out: dict[int, tuple[LrChoice, EnsembleResult]] = {}
-    split = validation_split(data, 0.2, seed=select_seeds[0])
+    split = validation_split(data, VALIDATION_FRACTION, seed=select_seeds[0])
     for idx in groups.values():
         if _group_key(archs[idx[0]]) is None:
             out[idx[0]] = fit(archs[idx[0]], data, seeds, grid, select_seeds, score=score, **kw)
@@ -235,6 +237,41 @@ def fit_arms(
         )
         out.update(zip(idx, zip(choices, mains, strict=True), strict=True))
     return [out[i] for i in range(len(archs))]
+
+
+def change(
+    comparisons: Sequence[tuple[remedies.Measured, remedies.Measured]],
+    metric: str,
+    *,
+    relative: bool,
+    n_boot: int,
+    seed: int = 0,
+) -> Estimate:
+    """Mean over ``(base, other)`` comparisons of ``other - base`` (or ``other / base - 1``).
+
+    ``metric`` is ``"disagreement"``, ``"disagreement_per_error"`` (means over seed pairs) or
+    ``"test_acc"`` (mean over seeds).
+    Seeds are resampled once per data set and shared by every comparison on it (paired).
+    """
+    names = sorted({b.dataset for b, _ in comparisons})
+    sizes = {b.dataset: len(b.test_acc) for b, _ in comparisons}
+
+    def value(m: remedies.Measured, idx: np.ndarray) -> float:
+        if metric == "disagreement":
+            return remedies.mean_pairwise(m.disagreement, idx)
+        if metric == "disagreement_per_error":
+            return remedies.mean_pairwise(remedies.per_error(m), idx)
+        return float(getattr(m, metric)[idx].mean())
+
+    def stat(*draw: np.ndarray) -> float:
+        idx = dict(zip(names, draw, strict=True))
+        diffs = []
+        for base, other in comparisons:
+            b, o = value(base, idx[base.dataset]), value(other, idx[base.dataset])
+            diffs.append(o / b - 1 if relative else o - b)
+        return float(np.mean(diffs))
+
+    return bootstrap(stat, [sizes[n] for n in names], n_boot=n_boot, seed=seed)
 
 
 def effects(
@@ -263,6 +300,6 @@ def effects(
             ("per_error", "disagreement_per_error", True),
             ("acc", "test_acc", False),
         ):
-            est = remedies.change(pairs, metric, relative=relative, n_boot=n_boot, seed=seed)
+            est = change(pairs, metric, relative=relative, n_boot=n_boot, seed=seed)
             out[label.format(short)] = est
     return out

@@ -26,7 +26,8 @@ permutations within exchangeable units; sorted biases: flips, then re-sorted), a
 per step. Intervals are percentile bootstraps over seeds (``stats.bootstrap``), seeds resampled
 jointly across the variants of one data set (paired); a pairwise statistic is NaN on a resample
 with fewer than two distinct seeds, and such resamples are dropped. Twins that keep the symmetry
-are in ``ghost_optima.twins``; learning rates chosen on validation in ``ghost_optima.fair``.
+are in ``ghost_optima.twins``; learning rates chosen on validation and the paired comparisons
+(``change``) in ``ghost_optima.fair``.
 """
 
 import math
@@ -40,7 +41,7 @@ from ghost_optima import masks as masks_mod
 from ghost_optima import orthopoly
 from ghost_optima.align import apply_group, barrier, group_alignment
 from ghost_optima.data import Dataset
-from ghost_optima.mlp import ensemble_forward
+from ghost_optima.mlp import ACTIVATIONS, ensemble_forward
 from ghost_optima.modular import matched_modular, windows_1d, windows_2d
 from ghost_optima.reorder import CanonicalSortHook, SortedBiases
 from ghost_optima.sorted_domain import sorted_sign_alignment
@@ -55,17 +56,14 @@ from ghost_optima.train import (
 )
 
 LOG10_2 = math.log10(2.0)
-PARITY = {"tanh": "odd", "relu": "none"}
-"""Each hidden activation's sign symmetry: tanh is odd (flip a unit's incoming and outgoing
-weights); ReLU has none, only a continuous positive rescaling, which is not counted."""
 
 
 def sign_group(activation: str, widths: Sequence[int]) -> tuple[tuple[tuple[str, ...], ...], float]:
     """``(parities, log10_sign)`` of hidden layers of ``widths`` units with ``activation``:
-    ``2^(sum n_l)`` sign flips for tanh, none for ReLU."""
-    parity = PARITY[activation]
-    log10_sign = sum(widths) * LOG10_2 if parity == "odd" else 0.0
-    return tuple((parity,) * n for n in widths), log10_sign
+    ``2^(sum n_l)`` sign flips when it is odd (``mlp.ACTIVATIONS``, tanh), none otherwise (a
+    ReLU's positive rescalings are continuous and not counted)."""
+    odd = ACTIVATIONS[activation].symmetry == "odd"
+    return tuple(("odd" if odd else "none",) * n for n in widths), sum(widths) * LOG10_2 * odd
 
 
 @dataclass(frozen=True)
@@ -80,11 +78,13 @@ class RemedyConfig:
     poly_basis: str = "legendre"
     structure_seed: int = 0  # seed of random masks and random polynomial coefficients
     twin_block: int = 4  # units per exchangeable block of twin masks (masked widths its multiple)
-    activation: str = "tanh"  # hidden units of the dense, masked and modular arms: tanh or relu
+    activation: str = "tanh"  # hidden units of the dense, masked and modular arms (mlp.ACTIVATIONS)
 
     def __post_init__(self):
-        if self.activation not in PARITY:
-            raise ValueError(f"activation must be one of {tuple(PARITY)}, got {self.activation!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -385,38 +385,3 @@ def estimate_row(m: Measured, *, n_boot: int, seed: int = 0) -> dict:
         "log10_group": m.arch.log10_perm + m.arch.log10_sign,
         "ms_per_step": m.ms_per_step,
     }
-
-
-def change(
-    comparisons: Sequence[tuple[Measured, Measured]],
-    metric: str,
-    *,
-    relative: bool,
-    n_boot: int,
-    seed: int = 0,
-) -> Estimate:
-    """Mean over ``(base, other)`` comparisons of ``other - base`` (or ``other / base - 1``).
-
-    ``metric`` is ``"disagreement"``, ``"disagreement_per_error"`` (means over seed pairs) or
-    ``"test_acc"`` (mean over seeds).
-    Seeds are resampled once per data set and shared by every comparison on it (paired).
-    """
-    names = sorted({b.dataset for b, _ in comparisons})
-    sizes = {b.dataset: len(b.test_acc) for b, _ in comparisons}
-
-    def value(m: Measured, idx: np.ndarray) -> float:
-        if metric == "disagreement":
-            return mean_pairwise(m.disagreement, idx)
-        if metric == "disagreement_per_error":
-            return mean_pairwise(per_error(m), idx)
-        return float(getattr(m, metric)[idx].mean())
-
-    def stat(*draw: np.ndarray) -> float:
-        idx = dict(zip(names, draw, strict=True))
-        diffs = []
-        for base, other in comparisons:
-            b, o = value(base, idx[base.dataset]), value(other, idx[base.dataset])
-            diffs.append(o / b - 1 if relative else o - b)
-        return float(np.mean(diffs))
-
-    return bootstrap(stat, [sizes[n] for n in names], n_boot=n_boot, seed=seed)
