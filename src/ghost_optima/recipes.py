@@ -82,7 +82,7 @@ def validation_errors(
     members, lrs = grid_members(grid, seeds)
     config = replace(recipe.config, lr=tuple(lrs))
     result = train_ensemble(split, recipe.widths, recipe.activation, members, config)
-    return grid_scores(result.history, len(grid), len(members) // len(grid), "error")
+    return grid_scores(result.history, len(grid), len(seeds), "error")
 
 
 def tune_lr(

@@ -20,7 +20,7 @@ grid-major order (``grid_members``: member ``g * S + s`` has seed ``seeds[s]`` a
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -107,9 +107,9 @@ def choose_on_validation(
 
 
 def check_score(score: str) -> None:
-    """Refuse a score other than ``"loss"`` or ``"error"`` (call it before any training)."""
-    if score not in ("loss", "error"):
-        raise ValueError(f"score must be 'loss' or 'error', got {score!r}")
+    """Refuse a score that is not a ``Score`` (call it before any training)."""
+    if score not in get_args(Score):
+        raise ValueError(f"score must be one of {get_args(Score)}, got {score!r}")
 
 
 def grid_members(grid: Sequence[float], seeds: Sequence[int]) -> tuple[list[int], list[float]]:
