@@ -23,7 +23,7 @@ test: lint pytest quick-book
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/python -m ghost_optima.book.check_notebooks notebooks
+	$(BIN)/python -m ghost_optima.book.build.check_notebooks notebooks
 	$(BIN)/lint-imports
 
 pytest: $(STAMP)

@@ -27,9 +27,9 @@ import time
 import torch
 from threadpoolctl import threadpool_limits
 
-from ghost_optima.align import distance, sign_normalised_matching, signed_alignment
-from ghost_optima.mlp import init_mlp
-from ghost_optima.symmetry import apply_transform, mlp_permutation_spec, random_transform
+from ghost_optima.core.mlp import init_mlp
+from ghost_optima.symmetry.align import distance, sign_normalised_matching, signed_alignment
+from ghost_optima.symmetry.group import apply_transform, mlp_permutation_spec, random_transform
 
 REPEATS = 3
 WIDTHS = (784, 512, 512, 512, 10)

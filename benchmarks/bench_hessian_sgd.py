@@ -13,10 +13,11 @@ run at a sweep of its own stopping tolerance, loosest first, and the first setti
 eigenvalues are all within ``--target`` relative error of the reference is reported: equal
 accuracy, each method at its cheapest. Every setting tried is printed.
 
-Part 2. :func:`ghost_optima.sgd.simulate_quadratic_sgd` with 256 chains at once (one run of the
-chain engine :func:`ghost_optima.chains.run_chains`) against the same function called once per
+Part 2. :func:`ghost_optima.sgd.known_problems.simulate_quadratic_sgd` with 256 chains at once (one
+run of the
+chain engine :func:`ghost_optima.sgd.chains.run_chains`) against the same function called once per
 chain in a Python loop (same steps, same burn-in), and likewise for
-:func:`ghost_optima.sgd.simulate_linear_regression_sgd`.
+:func:`ghost_optima.sgd.known_problems.simulate_linear_regression_sgd`.
 
 Timings are wall-clock seconds (``time.perf_counter``) on ``--threads`` torch threads; the
 machine may be shared, so compare ratios within one run.
@@ -38,20 +39,20 @@ import torch  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from torch import nn  # noqa: E402
 
-from ghost_optima.chains import Schedule  # noqa: E402
-from ghost_optima.hessian import (  # noqa: E402
+from ghost_optima.landscape.hessian import (  # noqa: E402
     hessian_matrix,
     hvp,
     make_flat_loss,
     power_iteration_top_k,
     top_eigenpairs,
 )
-from ghost_optima.sgd import (  # noqa: E402
+from ghost_optima.sgd.chains import Schedule  # noqa: E402
+from ghost_optima.sgd.known_problems import (  # noqa: E402
     NoisyQuadratic,
     simulate_linear_regression_sgd,
     simulate_quadratic_sgd,
 )
-from ghost_optima.stationary import stationary_variance  # noqa: E402
+from ghost_optima.sgd.stationary import stationary_variance  # noqa: E402
 
 DT = torch.float64
 

@@ -23,11 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ghost_optima.align import canonicalize, distance, permute, weight_matching
-from ghost_optima.data import Dataset, digits
-from ghost_optima.mlp import init_mlp
-from ghost_optima.symmetry import Transform, apply_transform, mlp_permutation_spec, random_transform
-from ghost_optima.train import TrainConfig, member, member_generators, train_ensemble
+from ghost_optima.core.data import Dataset, digits
+from ghost_optima.core.mlp import init_mlp
+from ghost_optima.core.train import TrainConfig, member, member_generators, train_ensemble
+from ghost_optima.symmetry.align import canonicalize, distance, permute, weight_matching
+from ghost_optima.symmetry.group import (
+    Transform,
+    apply_transform,
+    mlp_permutation_spec,
+    random_transform,
+)
 
 REPEATS = 3
 WIDTHS = (64, 32, 10)

@@ -48,8 +48,8 @@ from types import ModuleType
 
 import torch
 
-from ghost_optima import train
-from ghost_optima.data import mnist1d
+from ghost_optima.core import train
+from ghost_optima.core.data import mnist1d
 
 PREVIOUS = "f83fcf279df4f940a6b0bd55c8d5183505739865"  # the autograd trainer (last before #14)
 SEEDS, BATCH = tuple(range(64)), 64
@@ -57,7 +57,8 @@ RUNS = [(64, "sgd"), (256, "sgd"), (512, "sgd"), (256, "adam")]
 
 
 def previous_trainer(commit: str) -> ModuleType | None:
-    """``ghost_optima.train`` as it was at ``commit`` (it imports today's ``ghost_optima.mlp``)."""
+    """``ghost_optima.core.train`` as it was at ``commit`` (it imports today's
+    ``ghost_optima.core.mlp``)."""
     root = Path(__file__).resolve().parents[1]
     try:
         source = subprocess.run(

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ghost_optima.book.bench import tracked_copy
+from ghost_optima.book.build.bench import tracked_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,7 @@ def task_seconds(root: Path) -> float:
 
 
 def build(root: Path, profile: str, workers: int, only: list[str]) -> float:
-    command = [sys.executable, "-m", "ghost_optima.book.cli", "--root", str(root), "build"]
+    command = [sys.executable, "-m", "ghost_optima.book.build.cli", "--root", str(root), "build"]
     command += ["--profile", profile, "--workers", str(workers)]
     command += ["--only", *only] if only else []
     started = time.perf_counter()

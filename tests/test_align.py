@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from ghost_optima.align import (
+from ghost_optima.core.mlp import init_mlp, mlp_forward
+from ghost_optima.symmetry.align import (
     barrier,
     canonicalize,
     count_distinct,
@@ -15,8 +16,7 @@ from ghost_optima.align import (
     permute,
     weight_matching,
 )
-from ghost_optima.mlp import init_mlp, mlp_forward
-from ghost_optima.symmetry import (
+from ghost_optima.symmetry.group import (
     PermutationSpec,
     Transform,
     apply_transform,

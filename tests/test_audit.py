@@ -2,8 +2,8 @@
 
 import subprocess
 
-from ghost_optima.book.audit import rule_history
-from ghost_optima.book.claims import rule_digest
+from ghost_optima.book.verdicts.audit import rule_history
+from ghost_optima.book.verdicts.claims import rule_digest
 
 RULE = {
     "text": "t",
@@ -72,13 +72,13 @@ def test_outside_git_there_is_no_history(tmp_path):
 
 
 def test_a_registered_rule_hashes_like_its_yaml():
-    from ghost_optima.book.claims import Rule
+    from ghost_optima.book.verdicts.claims import Rule
 
     assert rule_digest(Rule(**RULE)) == rule_digest(RULE)
 
 
 def test_a_rule_changed_after_its_first_recorded_verdict_is_flagged_with_its_history(tmp_path):
-    from ghost_optima.book import pages
+    from ghost_optima.book.pages import ledger
 
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     rules = commit(tmp_path, "rules", {"claims.yml": registry_text("x > 1", "x > 1")})
@@ -112,7 +112,7 @@ def test_a_rule_changed_after_its_first_recorded_verdict_is_flagged_with_its_his
         "rule_first_verdict": a["first_verdict"],
         "results_commit": None,
     }
-    said = pages._decided(row)
+    said = ledger._decided(row)
     assert "**Flagged**: the rule in force was changed after the chapter's first recorded" in said
     assert f"first recorded this claim in `{chapter[:10]}`" in said
     assert f"`{rules[:10]}`" in said and "supported branch" in said

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghost_optima.book import pipeline, profiles
-from ghost_optima.book.profiles import ConfigError
+from ghost_optima.book.build import pipeline, profiles
+from ghost_optima.book.build.profiles import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 DECLARED = profiles.load(ROOT / "notebooks")
@@ -97,7 +97,7 @@ def project_copy(tmp_path) -> pipeline.Project:
 def timed_cli(project: pipeline.Project, *args) -> tuple[subprocess.CompletedProcess, float]:
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "ghost_optima.book.cli", "--root", str(project.root), *args],
+        [sys.executable, "-m", "ghost_optima.book.build.cli", "--root", str(project.root), *args],
         capture_output=True,
         text=True,
         timeout=60,

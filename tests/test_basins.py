@@ -1,4 +1,5 @@
-"""Basins and barriers among seeds (ghost_optima.basins) against pair-by-pair references."""
+"""Basins and barriers among seeds (ghost_optima.landscape.basins) against pair-by-pair
+references."""
 
 import numpy as np
 import pytest
@@ -6,12 +7,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghost_optima import basins, experiments
-from ghost_optima.data import teacher_student
-from ghost_optima.matching import activation_matching
-from ghost_optima.mlp import init_mlp
-from ghost_optima.symmetry import apply_transform, mlp_permutation_spec, random_transform
-from ghost_optima.train import member, stack_params
+from ghost_optima.core.data import teacher_student
+from ghost_optima.core.mlp import init_mlp
+from ghost_optima.core.train import member, stack_params
+from ghost_optima.landscape import basins
+from ghost_optima.symmetry import pairwise
+from ghost_optima.symmetry.group import apply_transform, mlp_permutation_spec, random_transform
+from ghost_optima.symmetry.matching import activation_matching
 
 
 def _stack(widths, n, seed=0):
@@ -40,7 +42,7 @@ def test_segment_losses_equal_interpolating_every_network(task, activation, hidd
         member(stacked, j) if g is None else apply_transform(member(stacked, j), spec, g)
         for (_, j), g in zip(pairs, gs, strict=True)
     ]
-    ref = experiments.segment_barriers(
+    ref = pairwise.segment_barriers(
         firsts, seconds, data.x_train, data.y_train, activation, task, n_points=5
     )
     np.testing.assert_allclose(basins.barriers(curves), ref, atol=1e-5)
@@ -144,9 +146,9 @@ def test_constant_loss_and_init_distances():
 @settings(max_examples=20, deadline=None)
 @given(n=st.integers(2, 9), seed=st.integers(0, 10**6))
 def test_pair_means_and_bootstrap_columns_equal_the_loop(n, seed):
-    """Batched pair means equal ``experiments.pair_mean`` resample by resample, and
+    """Batched pair means equal ``pairwise.pair_mean`` resample by resample, and
     ``bootstrap_columns`` returns what ``stats.bootstrap`` returns for the same statistic."""
-    from ghost_optima.stats import bootstrap
+    from ghost_optima.core.stats import bootstrap
 
     rng = np.random.default_rng(seed)
     mats = rng.normal(size=(3, n, n))
@@ -154,12 +156,12 @@ def test_pair_means_and_bootstrap_columns_equal_the_loop(n, seed):
     mats[0][rng.random((n, n)) < 0.2] = np.nan  # missing pairs (asymmetric on purpose)
     idx = basins.resamples(n, n_boot=50, seed=seed)
     batched = basins.pair_means(mats, idx)
-    loop = np.array([[experiments.pair_mean(m, i) for m in mats] for i in idx])
+    loop = np.array([[pairwise.pair_mean(m, i) for m in mats] for i in idx])
     np.testing.assert_allclose(batched, loop, rtol=1e-12, atol=1e-12)
     if np.isfinite(loop[1:, 0]).sum() * 2 < 50 or np.isnan(loop[0]).any():
         return
     ests = basins.bootstrap_columns(batched, n, n_boot=50, seed=seed)
     for k, est in enumerate(ests):
-        ref = bootstrap(lambda i, m=mats[k]: experiments.pair_mean(m, i), n, n_boot=50, seed=seed)
+        ref = bootstrap(lambda i, m=mats[k]: pairwise.pair_mean(m, i), n, n_boot=50, seed=seed)
         got, want = [est.value, est.lo, est.hi], [ref.value, ref.lo, ref.hi]
         np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghost_optima.book import bench, microbench, pages
+from ghost_optima.book.build import bench
+from ghost_optima.book.pages import ledger, microbench
 
 REPORT = {
     "machine": {"platform": "Linux-x", "processor": "x86_64", "cpu_count": 2},
@@ -37,7 +38,7 @@ RECORDS = {
 
 
 def test_page_states_machine_and_every_timing():
-    text = pages.performance_page(REPORT, RECORDS)
+    text = ledger.performance_page(REPORT, RECORDS)
     assert "2 cores" in text and "torch 2.13.0" in text and "numpy" not in text
     assert "| quick | fresh copy | 61.5 | 1.2 |" in text
     assert "| full | fresh copy | 900.0 | 2.0 |" in text
@@ -46,7 +47,7 @@ def test_page_states_machine_and_every_timing():
 
 
 def test_page_without_bench_still_gives_this_builds_timings():
-    text = pages.performance_page(None, RECORDS)
+    text = ledger.performance_page(None, RECORDS)
     assert "| 10_symmetry | 12.2 | 2 | abcdef0123 (dirty) |" in text
     assert "| 20_critical_points | 7.5 | 1 | none |" in text
     assert "All notebooks together: 20 s." in text
@@ -67,7 +68,7 @@ def test_tracked_copy_takes_only_tracked_files(tmp_path):
 
 
 def test_side_by_side_table_comes_from_the_benchmark_chapter():
-    from ghost_optima.book.performance import BENCH_CHAPTER
+    from ghost_optima.book.pages.performance import BENCH_CHAPTER
 
     row = {
         "task": "aligning two networks",
@@ -90,14 +91,14 @@ def test_side_by_side_table_comes_from_the_benchmark_chapter():
             "profile": "full",
         },
     }
-    text = pages.performance_page(None, {**RECORDS, BENCH_CHAPTER: chapter})
+    text = ledger.performance_page(None, {**RECORDS, BENCH_CHAPTER: chapter})
     assert (
         "| aligning two networks | 8 hidden units | weight matching: 0.0005 "
         "| all 8! relabellings: 0.113 | 225× | optimum minus the score reached: 0 |" in text
     )
     assert "on the `full` profile with 1 thread(s), commit `fedcba9876`" in text
     assert f"{{doc}}`{BENCH_CHAPTER}`" in text
-    assert "not part of this build" in pages.performance_page(None, RECORDS)
+    assert "not part of this build" in ledger.performance_page(None, RECORDS)
 
 
 @given(st.integers(1, 7), st.integers(0, 2**32 - 1))
@@ -116,7 +117,8 @@ def test_brute_force_matching_finds_the_assignment_optimum(n, seed):
 def test_matching_score_is_the_inner_product_after_relabelling():
     import torch
 
-    from ghost_optima import align, mlp
+    from ghost_optima.core import mlp
+    from ghost_optima.symmetry import align
 
     a = mlp.init_mlp((5, 4, 3), 0, dtype=torch.float64)
     b = mlp.init_mlp((5, 4, 3), 1, dtype=torch.float64)

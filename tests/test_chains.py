@@ -1,4 +1,4 @@
-"""Tests of ghost_optima.chains: sampler against its laws, engine against closed forms."""
+"""Tests of ghost_optima.sgd.chains: sampler against its laws, engine against closed forms."""
 
 import itertools
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import stats
 
-from ghost_optima.chains import ChainRecord, Schedule, Watch, run_chains, sample_batches
+from ghost_optima.sgd.chains import ChainRecord, Schedule, Watch, run_chains, sample_batches
 
 DT = torch.float64
 

@@ -3,7 +3,8 @@ M5's recorded cleaning margin, one text per side of zero and one for an interval
 
 import pytest
 
-from ghost_optima.book import claims, summary, wording
+from ghost_optima.book.pages import summary, wording
+from ghost_optima.book.verdicts import claims
 
 
 def _rows(margin):

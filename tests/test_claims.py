@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ghost_optima.book import claims
-from ghost_optima.book.claims import Rule, RuleError, evaluate
+from ghost_optima.book.verdicts import claims
+from ghost_optima.book.verdicts.claims import Rule, RuleError, evaluate
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "CLAIMS.md"
 
@@ -199,7 +199,7 @@ def test_an_unreachable_branch_is_reported():
 
 
 def test_plain_figures_round_to_what_the_interval_supports():
-    from ghost_optima.book.record import plain_figure
+    from ghost_optima.book.verdicts.record import plain_figure
 
     assert plain_figure({"value": 0.5012, "lo": 0.25, "hi": 0.75}) == (
         "0.50 (95% interval 0.25 to 0.75)"

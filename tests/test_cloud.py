@@ -1,14 +1,16 @@
-"""Tests of ghost_optima.cloud against independent references (autograd, torch.nn.functional)."""
+"""Tests of ghost_optima.sgd.network_chains against independent references (autograd,
+torch.nn.functional)."""
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from ghost_optima import cloud, mlp
-from ghost_optima.chains import Schedule, Watch
-from ghost_optima.gradient_noise import per_sample_grads
-from ghost_optima.train import TrainConfig
+from ghost_optima.core import mlp
+from ghost_optima.core.train import TrainConfig
+from ghost_optima.landscape.gradient_noise import per_sample_grads
+from ghost_optima.sgd import network_chains
+from ghost_optima.sgd.chains import Schedule, Watch
 
 DT = torch.float64
 
@@ -19,7 +21,7 @@ def problem():
     X = torch.randn(60, 5, generator=gen, dtype=DT)
     y = torch.randint(0, 3, (60,), generator=gen)
     params = mlp.init_mlp([5, 4, 3], gen)
-    obj, theta = cloud.mlp_objective(params, X, y, weight_decay=0.05)
+    obj, theta = network_chains.mlp_objective(params, X, y, weight_decay=0.05)
     return X, y, params, obj, theta
 
 
@@ -46,7 +48,7 @@ def test_objective_matches_torch_cross_entropy(problem):
 def test_sgd_chains_follow_autograd_step_by_step(problem, replacement):
     X, y, _, obj, theta = problem
     eta, B, steps, chains = 0.3, 7, 4, 3
-    out = cloud.mlp_sgd_chains(
+    out = network_chains.mlp_sgd_chains(
         obj,
         Schedule(eta, B, steps, replacement=replacement),
         chains,
@@ -81,7 +83,7 @@ def test_sgd_chains_follow_autograd_step_by_step(problem, replacement):
 def test_full_batch_is_gradient_descent(problem):
     X, y, _, obj, theta = problem
     start = theta + 0.01
-    out = cloud.mlp_sgd_chains(
+    out = network_chains.mlp_sgd_chains(
         obj, Schedule(0.5, len(X), 5), 2, torch.Generator().manual_seed(0), Watch(theta), start
     )
     ref = start.clone()
@@ -95,12 +97,12 @@ def test_chain_gradient_of_a_deeper_relu_net_matches_autograd():
     gen = torch.Generator().manual_seed(2)
     X = torch.randn(30, 4, generator=gen, dtype=DT)
     y = torch.randint(0, 3, (30,), generator=gen)
-    obj, theta = cloud.mlp_objective(
+    obj, theta = network_chains.mlp_objective(
         mlp.init_mlp([4, 5, 3, 3], gen), X, y, activation="relu", weight_decay=0.1
     )
     thetas = torch.stack([theta, theta + 0.05, theta - 0.02])
     batch = torch.tensor([[0, 1, 1, 7], [3, 4, 5, 6], [29, 0, 2, 2]])
-    got = cloud.mlp_gradient(obj)(thetas, batch)
+    got = network_chains.mlp_gradient(obj)(thetas, batch)
     for c in range(3):
         th = thetas[c].clone().requires_grad_(True)
         out = mlp.mlp_forward(obj.unflatten(th), X[batch[c]], "relu")
@@ -111,17 +113,17 @@ def test_chain_gradient_of_a_deeper_relu_net_matches_autograd():
 
 def test_minimize_reaches_a_small_gradient(problem):
     X, y, _, obj, theta = problem
-    ts, gn, it = cloud.minimize(obj.loss, theta, grad_tol=1e-10)
+    ts, gn, it = network_chains.minimize(obj.loss, theta, grad_tol=1e-10)
     assert gn < 1e-8 and it > 0
     assert float(obj.loss(ts)) < float(obj.loss(theta))
 
 
 def test_trained_minimum_reaches_a_small_gradient():
-    from ghost_optima import data
+    from ghost_optima.core import data
 
     ds, _ = data.teacher_student(80, 10, 4, [3, 3], "classification", seed=2)
     train = TrainConfig(epochs=3, batch_size=64, lr=0.1, momentum=0.9, weight_decay=0.01)
-    obj, trained, star, gn = cloud.trained_minimum(ds, 4, train, seed=0, grad_tol=1e-9)
+    obj, trained, star, gn = network_chains.trained_minimum(ds, 4, train, seed=0, grad_tol=1e-9)
     g = torch.func.grad(obj.loss)(star)
     assert float(g.norm()) == pytest.approx(gn) and gn < 1e-7
     assert float(obj.loss(star)) <= float(obj.loss(trained))

@@ -14,8 +14,9 @@ import psutil
 import pytest
 from test_pipeline import book, notebook, page_text  # noqa: F401  (the fixture book of the pipeline tests)
 
-from ghost_optima.book import cluster, pipeline, verify
-from ghost_optima.book.profiles import ConfigError
+from ghost_optima.book.build import cluster, pipeline
+from ghost_optima.book.build.profiles import ConfigError
+from ghost_optima.book.verdicts import verify
 
 ROOT = Path(__file__).resolve().parents[1]
 distributed = pytest.importorskip("distributed")
@@ -79,10 +80,10 @@ def test_a_worker_killed_mid_task_does_not_break_the_build(book, local_cluster, 
         (book.notebooks / "20_second.md")
         .read_text()
         .replace(
-            "from ghost_optima.book.record import Recorder",
+            "from ghost_optima.book.verdicts.record import Recorder",
             f"import os, pathlib, time\nmark = pathlib.Path({str(mark)!r})\n"
             "if not mark.exists():\n    mark.write_text(str(os.getpid()))\n    time.sleep(120)\n"
-            "from ghost_optima.book.record import Recorder",
+            "from ghost_optima.book.verdicts.record import Recorder",
         )
     )
     run = pipeline.Execution(scheduler=local_cluster.scheduler_address)
@@ -202,7 +203,7 @@ def test_ctrl_c_cancels_the_tasks_and_leaves_no_result_nor_process(book):  # noq
     (book.notebooks / "10_first.md").write_text(
         notebook("First", "seed: int = 0  # seed", "import time\n\ntime.sleep(120)")
     )
-    command = [sys.executable, "-m", "ghost_optima.book.cli", "--root", str(book.root)]
+    command = [sys.executable, "-m", "ghost_optima.book.build.cli", "--root", str(book.root)]
     process = subprocess.Popen(
         [*command, "build", "--profile", "quick", "--workers", "2"],
         stdout=subprocess.PIPE,
@@ -215,7 +216,7 @@ def test_ctrl_c_cancels_the_tasks_and_leaves_no_result_nor_process(book):  # noq
             break
     time.sleep(2)
     session = [p for p in psutil.process_iter(["pid"]) if _session(p) == process.pid]
-    assert any("ghost_optima.book.runner" in " ".join(p.cmdline()) for p in session)
+    assert any("ghost_optima.book.build.runner" in " ".join(p.cmdline()) for p in session)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr

@@ -91,14 +91,33 @@ def lint_imports(cwd: Path, pythonpath: Path) -> subprocess.CompletedProcess:
 def test_import_contracts_are_kept():
     done = lint_imports(ROOT, ROOT / "src")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "2 kept, 0 broken" in done.stdout
+    assert "4 kept, 0 broken" in done.stdout
+
+
+def planted_contracts(tmp_path: Path, where: str, source: str) -> subprocess.CompletedProcess:
+    """lint-imports on a copy of the package with one planted module."""
+    shutil.copytree(PACKAGE, tmp_path / "src" / "ghost_optima")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "src" / "ghost_optima" / where).write_text(source)
+    return lint_imports(tmp_path, tmp_path / "src")
 
 
 def test_import_contracts_catch_a_science_module_importing_the_book(tmp_path):
-    shutil.copytree(PACKAGE, tmp_path / "src" / "ghost_optima")
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    planted = tmp_path / "src" / "ghost_optima" / "planted.py"
-    planted.write_text("from ghost_optima.book import claims\n")
-    done = lint_imports(tmp_path, tmp_path / "src")
+    planted = "from ghost_optima.book.verdicts import claims\n"
+    done = planted_contracts(tmp_path, "core/planted.py", planted)
     assert done.returncode != 0
-    assert "ghost_optima.planted -> ghost_optima.book.claims" in done.stdout
+    assert "ghost_optima.core.planted -> ghost_optima.book.verdicts.claims" in done.stdout
+
+
+def test_import_contracts_catch_a_lower_layer_importing_a_higher_one(tmp_path):
+    done = planted_contracts(
+        tmp_path, "symmetry/planted.py", "from ghost_optima.sgd import chains\n"
+    )
+    assert done.returncode != 0
+    assert "ghost_optima.symmetry.planted -> ghost_optima.sgd.chains" in done.stdout
+
+
+def test_every_module_lives_in_a_topic_subpackage():
+    """The architecture is visible on disk: nothing but ``__init__`` directly under the package."""
+    loose = [p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py"]
+    assert not loose, f"modules outside a topic subpackage: {loose}"

@@ -1,4 +1,4 @@
-"""Tests of ghost_optima.critical against critical points known in closed form."""
+"""Tests of ghost_optima.landscape.critical against critical points known in closed form."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ghost_optima.critical import hessian_spectrum, morse_index, refine_critical_point
+from ghost_optima.landscape.critical import hessian_spectrum, morse_index, refine_critical_point
 
 DT = torch.float64
 

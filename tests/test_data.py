@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghost_optima.data import Dataset, digits, flip_labels, mnist1d, teacher_student
+from ghost_optima.core.data import Dataset, digits, flip_labels, mnist1d, teacher_student
 
 
 def _assert_same(a: Dataset, b: Dataset) -> None:

@@ -7,11 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import precision_score, recall_score
 
-from ghost_optima import data_first, fair, remedies
-from ghost_optima.data import digits, flip_labels, teacher_student
-from ghost_optima.recipes import Recipe
-from ghost_optima.selection import validation_split
-from ghost_optima.train import TrainConfig
+from ghost_optima.core.data import digits, flip_labels, teacher_student
+from ghost_optima.core.train import TrainConfig
+from ghost_optima.labels import data_first
+from ghost_optima.remedies import fair, protocol
+from ghost_optima.selection.recipes import Recipe
+from ghost_optima.selection.validation import validation_split
 
 
 def _setup():
@@ -27,7 +28,7 @@ def _poisoned(data):
 @pytest.fixture(scope="module")
 def small():
     d, _ = teacher_student(200, 80, 8, (6, 3), "classification", seed=0)
-    return d, remedies.architecture("baseline", d, remedies.RemedyConfig(width=8))
+    return d, protocol.architecture("baseline", d, protocol.RemedyConfig(width=8))
 
 
 GRID = [0.003, 0.03, 0.3]
@@ -95,7 +96,7 @@ def test_tune_is_brute_force_selection_of_rate_and_early_stopping(small, score):
     split = validation_split(data, 0.2, seed=1)
     curves = np.stack(  # (G, T): one separate run per rate, validation score after each epoch
         [
-            _val(remedies.train(arch, split, [5, 6], lr=g, **kw).history, score)[1:].mean(1)
+            _val(protocol.train(arch, split, [5, 6], lr=g, **kw).history, score)[1:].mean(1)
             for g in GRID
         ]
     )
@@ -119,13 +120,13 @@ def test_one_step_of_decoupled_decay_is_the_adam_step_shrunk_per_member(small):
     lrs, wds = [0.01, 0.05, 0.01], [0.0, 2.0, 5.0]
     one = dict(epochs=1, batch_size=n)  # a single full-batch step
     decayed = data_first.train_decayed(arch, data, [3, 3, 4], lr=lrs, weight_decay=wds, **one)
-    plain = remedies.train(arch, data, [3, 3, 4], lr=lrs, **one)
+    plain = protocol.train(arch, data, [3, 3, 4], lr=lrs, **one)
     for k, v in decayed.params.items():
         shrink = torch.tensor([1 - a * b for a, b in zip(lrs, wds, strict=True)], dtype=v.dtype)
         expected = plain.params[k] * shrink.view(-1, *[1] * (v.dim() - 1))
         torch.testing.assert_close(v, expected, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="plain dense"):
-        masked = remedies.architecture("random masks", data, remedies.RemedyConfig(width=8))
+        masked = protocol.architecture("random masks", data, protocol.RemedyConfig(width=8))
         data_first.train_decayed(masked, data, [0], lr=0.01, weight_decay=0.1, **one)
 
 

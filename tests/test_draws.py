@@ -2,9 +2,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghost_optima import draws
-from ghost_optima.experiments import pair_mean
-from ghost_optima.stats import slope
+from ghost_optima.core import draws
+from ghost_optima.core.stats import slope
+from ghost_optima.symmetry.pairwise import pair_mean
 
 
 @settings(max_examples=50, deadline=None)

@@ -1,8 +1,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ghost_optima.book.effects import direction
-from ghost_optima.stats import Estimate
+from ghost_optima.book.pages.effect_tables import direction
+from ghost_optima.core.stats import Estimate
 
 finite = st.floats(-1e6, 1e6, allow_nan=False)
 

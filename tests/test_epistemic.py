@@ -1,13 +1,14 @@
-"""Tests of ghost_optima.epistemic: the eta x B grid and the sandwich covariance."""
+"""Tests of ghost_optima.sgd.epistemic: the eta x B grid and the sandwich covariance."""
 
 import numpy as np
 import pytest
 import torch
 
-from ghost_optima import cloud, epistemic, mlp
-from ghost_optima.chains import Schedule
-from ghost_optima.sgd import NoisyQuadratic, simulate_quadratic_sgd
-from ghost_optima.stationary import stationary_variance
+from ghost_optima.core import mlp
+from ghost_optima.sgd import epistemic, network_chains
+from ghost_optima.sgd.chains import Schedule
+from ghost_optima.sgd.known_problems import NoisyQuadratic, simulate_quadratic_sgd
+from ghost_optima.sgd.stationary import stationary_variance
 
 DT = torch.float64
 
@@ -98,8 +99,8 @@ def test_mlp_refit_on_the_whole_training_set_returns_the_minimum():
     X = torch.randn(40, 3, generator=g, dtype=DT)
     y = (X[:, 0] > 0).long()
     params = {k: v.double() for k, v in mlp.init_mlp([3, 4, 2], 0).items()}
-    objective, theta = cloud.mlp_objective(params, X, y, weight_decay=0.01)
-    theta_star, _, _ = cloud.minimize(objective.loss, theta, grad_tol=1e-10)
+    objective, theta = network_chains.mlp_objective(params, X, y, weight_decay=0.01)
+    theta_star, _, _ = network_chains.minimize(objective.loss, theta, grad_tol=1e-10)
     refit = epistemic.mlp_refit(objective, theta_star, grad_tol=1e-10)
     torch.testing.assert_close(refit(torch.arange(40)), theta_star, atol=1e-7, rtol=0)
     moved = epistemic.bootstrap_refits(refit, 40, 2, torch.Generator().manual_seed(0))

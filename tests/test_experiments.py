@@ -7,11 +7,12 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from ghost_optima import align, experiments, stats
-from ghost_optima.data import teacher_student
-from ghost_optima.mlp import ensemble_forward, init_mlp
-from ghost_optima.symmetry import apply_transform, mlp_permutation_spec, random_transform
-from ghost_optima.train import TrainConfig, TrainHooks, member, stack_params, train_ensemble
+from ghost_optima.core import stats
+from ghost_optima.core.data import teacher_student
+from ghost_optima.core.mlp import ensemble_forward, init_mlp
+from ghost_optima.core.train import TrainConfig, TrainHooks, member, stack_params, train_ensemble
+from ghost_optima.symmetry import align, pairwise
+from ghost_optima.symmetry.group import apply_transform, mlp_permutation_spec, random_transform
 
 
 def aligned_distance(a, b):
@@ -38,9 +39,9 @@ def test_align_pair_maps_a_permuted_sign_flipped_copy_onto_the_original():
     copy = apply_transform(
         a, mlp_permutation_spec(1), random_transform(mlp_permutation_spec(1), widths, "tanh", gen)
     )
-    assert experiments.relative_distance(a, copy) > 0.1
-    a2, b2 = experiments.align_pair(a, copy, "tanh")
-    assert experiments.relative_distance(a2, b2) < 1e-12
+    assert pairwise.relative_distance(a, copy) > 0.1
+    a2, b2 = pairwise.align_pair(a, copy, "tanh")
+    assert pairwise.relative_distance(a2, b2) < 1e-12
     x = torch.randn(20, 5, generator=gen, dtype=torch.float64)
     for original, aligned in ((a, a2), (copy, b2)):  # alignment never changes a function
         f = ensemble_forward(stack_params([original]), x, "tanh")
@@ -51,7 +52,7 @@ def test_align_pair_maps_a_permuted_sign_flipped_copy_onto_the_original():
 def test_pairwise_alignment_matches_align_aligned_distance_for_relu():
     members = nets([4, 9, 9, 2], 4)
     stacked = stack_params(members)
-    dist, pairs, _, _ = experiments.pairwise_alignment(stacked, "relu")
+    dist, pairs, _, _ = pairwise.pairwise_alignment(stacked, "relu")
     assert pairs == list(itertools.combinations(range(4), 2))
     assert np.isnan(np.diag(dist)).all()
     for i, j in pairs:
@@ -67,7 +68,7 @@ def test_segment_barriers_equal_align_barrier(task, activation):
     data, _ = teacher_student(60, 10, 3, (4, 3), task, seed=2)
     members = nets([3, 7, 3], 5, seed=3)
     firsts, seconds = members[:2] + members[2:3], members[3:5] + members[1:2]
-    got = experiments.segment_barriers(
+    got = pairwise.segment_barriers(
         firsts, seconds, data.x_train, data.y_train, activation, task, n_points=9, max_floats=200
     )
     for k, (a, b) in enumerate(zip(firsts, seconds, strict=True)):
@@ -78,7 +79,7 @@ def test_segment_barriers_equal_align_barrier(task, activation):
 def test_disagreement_matrix_equals_prediction_disagreement():
     gen = torch.Generator().manual_seed(4)
     out = torch.randn(4, 50, 3, generator=gen)
-    d = experiments.disagreement_matrix(out)
+    d = pairwise.disagreement_matrix(out)
     for i, j in itertools.permutations(range(4), 2):
         assert d[i, j] == pytest.approx(disagreement(out[i], out[j]))
     assert np.isnan(np.diag(d)).all()
@@ -87,13 +88,13 @@ def test_disagreement_matrix_equals_prediction_disagreement():
 def test_member_disagreement_counts_disagreeing_pairs():
     gen = torch.Generator().manual_seed(5)
     pred = torch.randint(0, 4, (6, 30), generator=gen)
-    got = experiments.member_disagreement(pred, 4)
+    got = pairwise.member_disagreement(pred, 4)
     for n in range(30):
         pairs = list(itertools.permutations(range(6), 2))
         expected = sum(int(pred[i, n] != pred[j, n]) for i, j in pairs) / len(pairs)
         assert got[n] == pytest.approx(expected)
     same = torch.zeros(3, 2, dtype=torch.long)
-    assert experiments.member_disagreement(same, 2).tolist() == [0, 0]
+    assert pairwise.member_disagreement(same, 2).tolist() == [0, 0]
 
 
 def test_pair_mean_against_a_loop():
@@ -108,15 +109,15 @@ def test_pair_mean_against_a_loop():
         for b in range(a + 1, len(idx))
         if idx[a] != idx[b] and not np.isnan(m[idx[a], idx[b]])
     ]
-    assert experiments.pair_mean(m, idx) == pytest.approx(np.mean(values))
-    assert np.isnan(experiments.pair_mean(m, np.array([2, 2, 2])))
+    assert pairwise.pair_mean(m, idx) == pytest.approx(np.mean(values))
+    assert np.isnan(pairwise.pair_mean(m, np.array([2, 2, 2])))
 
 
 def test_pair_mean_under_the_bootstrap_drops_resamples_without_a_pair():
     """All pairs equal 1: every resample with two distinct seeds gives exactly 1, and those with
     one distinct seed (NaN) are dropped, so the interval is the closed form [1, 1]."""
     m = np.ones((3, 3))
-    est = stats.bootstrap(lambda i: experiments.pair_mean(m, i), 3, n_boot=200)
+    est = stats.bootstrap(lambda i: pairwise.pair_mean(m, i), 3, n_boot=200)
     assert (est.value, est.lo, est.hi) == (1.0, 1.0, 1.0)
 
 
@@ -124,21 +125,21 @@ def test_auroc_matches_sklearn_with_ties():
     rng = np.random.default_rng(8)
     labels = rng.random(300) < 0.2
     scores = np.round(rng.normal(size=300) + labels, 1)  # rounding makes ties
-    assert experiments.auroc(scores, labels) == pytest.approx(roc_auc_score(labels, scores))
-    assert experiments.auroc(labels.astype(float), labels) == 1.0
+    assert pairwise.auroc(scores, labels) == pytest.approx(roc_auc_score(labels, scores))
+    assert pairwise.auroc(labels.astype(float), labels) == 1.0
 
 
 def test_precision_at_k():
     scores = np.array([0.9, 0.1, 0.8, 0.7, 0.2])
     labels = np.array([True, False, False, True, True])
-    assert experiments.precision_at_k(scores, labels, 2) == 0.5
-    assert experiments.precision_at_k(scores, labels, 3) == pytest.approx(2 / 3)
+    assert pairwise.precision_at_k(scores, labels, 2) == 0.5
+    assert pairwise.precision_at_k(scores, labels, 3) == pytest.approx(2 / 3)
 
 
 def test_snapshots_and_cloud_radius():
     data, _ = teacher_student(40, 10, 3, (2, 1), "regression", seed=9)
     steps_per_epoch = 4  # 40 examples, batches of 10
-    snaps = experiments.Snapshots([steps_per_epoch * e for e in (2, 3, 4)])
+    snaps = pairwise.Snapshots([steps_per_epoch * e for e in (2, 3, 4)])
     result = train_ensemble(
         data, (3, 5, 1), "tanh", [0, 1], TrainConfig(4, 10, lr=0.1), TrainHooks(step_hook=snaps)
     )
@@ -146,7 +147,7 @@ def test_snapshots_and_cloud_radius():
     assert stacked["W1"].shape == (3, 2, 5, 3)
     for k, v in result.params.items():  # the last snapshot is the final iterate
         assert torch.equal(stacked[k][-1], v)
-    radius = experiments.cloud_radius(stacked)
+    radius = pairwise.cloud_radius(stacked)
     for e in range(2):
         flat = np.stack(
             [np.concatenate([s[k][e].double().numpy().ravel() for k in s]) for s in snaps.kept]
@@ -164,11 +165,11 @@ def test_align_pair_for_tanh_is_the_signed_alignment_and_never_worse_than_the_ol
     for k in range(10):
         a, b = init_mlp([6, 9, 7, 2], 2 * k), init_mlp([6, 9, 7, 2], 2 * k + 1)
         na, nb = align.normalize_signs(a), align.normalize_signs(b)
-        old = experiments.relative_distance(na, align.permute(nb, align.weight_matching(na, nb)))
-        a2, b2 = experiments.align_pair(a, b, "tanh")
+        old = pairwise.relative_distance(na, align.permute(nb, align.weight_matching(na, nb)))
+        a2, b2 = pairwise.align_pair(a, b, "tanh")
         assert a2 is a
-        assert experiments.relative_distance(a2, b2) <= old + 1e-12
-        _, b3 = experiments.align_pair(a, b, "tanh", method="activation", x=x)
+        assert pairwise.relative_distance(a2, b2) <= old + 1e-12
+        _, b3 = pairwise.align_pair(a, b, "tanh", method="activation", x=x)
         f = ensemble_forward(stack_params([b]), x, "tanh")
         assert torch.allclose(ensemble_forward(stack_params([b3]), x, "tanh"), f, atol=1e-12)
 
@@ -176,10 +177,10 @@ def test_align_pair_for_tanh_is_the_signed_alignment_and_never_worse_than_the_ol
 def test_pairwise_alignment_by_activation_matching():
     members = nets([4, 9, 2], 3)
     x = torch.randn(30, 4, generator=torch.Generator().manual_seed(0))
-    dist, pairs, firsts, seconds = experiments.pairwise_alignment(
+    dist, pairs, firsts, seconds = pairwise.pairwise_alignment(
         stack_params(members), "tanh", method="activation", x=x
     )
     for (i, j), a, b in zip(pairs, firsts, seconds, strict=True):
         ref = align.align_to(members[i], members[j], "tanh", method="activation", x=x)
         assert all(torch.equal(b[k], ref[k]) for k in ref)
-        assert dist[i, j] == pytest.approx(experiments.relative_distance(a, b))
+        assert dist[i, j] == pytest.approx(pairwise.relative_distance(a, b))

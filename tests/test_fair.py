@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from ghost_optima import fair, remedies
-from ghost_optima.data import teacher_student
-from ghost_optima.mlp import ensemble_forward
-from ghost_optima.selection import validation_split
+from ghost_optima.core.data import teacher_student
+from ghost_optima.core.mlp import ensemble_forward
+from ghost_optima.remedies import fair, protocol
+from ghost_optima.selection.validation import validation_split
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ GRID = [0.001, 0.01, 0.1]
 
 
 def test_lr_selection_never_sees_the_test_set(data):
-    arch = remedies.architecture("baseline", data, remedies.RemedyConfig(width=8))
+    arch = protocol.architecture("baseline", data, protocol.RemedyConfig(width=8))
     kw = dict(epochs=2, batch_size=32, split_seed=1)
     clean = fair.select_lr(arch, data, GRID, [5, 6], **kw)
     poisoned = replace(
@@ -32,25 +32,25 @@ def test_lr_selection_never_sees_the_test_set(data):
 
 
 def test_scores_are_the_mean_validation_loss_of_separate_runs(data):
-    arch = remedies.architecture("random masks", data, remedies.RemedyConfig(width=8))
+    arch = protocol.architecture("random masks", data, protocol.RemedyConfig(width=8))
     choice = fair.select_lr(arch, data, GRID, [5, 6], epochs=2, batch_size=32, split_seed=1)
     split = validation_split(data, 0.2, seed=1)
     reference = []
     for lr in GRID:  # one small run per learning rate, scored on the validation slot
-        run = remedies.train(arch, split, [5, 6], epochs=2, batch_size=32, lr=lr)
+        run = protocol.train(arch, split, [5, 6], epochs=2, batch_size=32, lr=lr)
         reference.append(run.history.test_loss[-1].mean())
     np.testing.assert_allclose(choice.selection.scores, reference, rtol=1e-5)
     assert choice.lr == GRID[int(np.argmin(reference))]
 
 
 def test_error_scores_are_the_mean_validation_error_and_fit_arms_uses_them(data):
-    arch = remedies.architecture("random masks", data, remedies.RemedyConfig(width=8))
+    arch = protocol.architecture("random masks", data, protocol.RemedyConfig(width=8))
     kw = dict(epochs=2, batch_size=32)
     choice = fair.select_lr(arch, data, GRID, [5, 6], split_seed=5, score="error", **kw)
     split = validation_split(data, 0.2, seed=5)
     reference = []
     for lr in GRID:  # one small run per learning rate, its error on the validation slot
-        run = remedies.train(arch, split, [5, 6], lr=lr, **kw)
+        run = protocol.train(arch, split, [5, 6], lr=lr, **kw)
         preds = ensemble_forward(run.params, split.x_test, arch.activation).argmax(-1)
         reference.append((preds != split.y_test).double().mean().item())
     np.testing.assert_allclose(choice.selection.scores, reference, atol=1e-6)
@@ -62,7 +62,7 @@ def test_error_scores_are_the_mean_validation_error_and_fit_arms_uses_them(data)
 
 def _fake(acc, dis, name="d"):
     acc = np.asarray(acc, float)
-    return remedies.Measured("v", name, None, acc, acc, np.asarray(dis, float), acc, acc, 0.0, None)
+    return protocol.Measured("v", name, None, acc, acc, np.asarray(dis, float), acc, acc, 0.0, None)
 
 
 def test_effects_are_remedy_against_twin_and_against_baseline():
@@ -97,9 +97,9 @@ def test_effects_are_remedy_against_twin_and_against_baseline():
     ],
 )
 def test_arms_trained_together_equal_arms_trained_alone(data, variants):
-    from ghost_optima import twins
+    from ghost_optima.remedies import twins
 
-    cfg = remedies.RemedyConfig(width=8, twin_block=2)
+    cfg = protocol.RemedyConfig(width=8, twin_block=2)
     archs = [twins.architecture(v, data, cfg) for v in variants]
     kw = dict(epochs=2, batch_size=32)
     together = fair.fit_arms(archs, data, [0, 1, 2], GRID, [5, 6], **kw)

@@ -1,4 +1,4 @@
-"""Tests of ghost_optima.fits against closed forms, numpy and hand computation."""
+"""Tests of ghost_optima.sgd.fits against closed forms, numpy and hand computation."""
 
 import numpy as np
 import pytest
@@ -6,10 +6,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghost_optima.chains import Schedule
-from ghost_optima.fits import fit_log_variance, loglog_slope, ratio_summary
-from ghost_optima.sgd import NoisyQuadratic, simulate_quadratic_sgd
-from ghost_optima.stats import bootstrap_ci
+from ghost_optima.core.stats import bootstrap_ci
+from ghost_optima.sgd.chains import Schedule
+from ghost_optima.sgd.fits import fit_log_variance, loglog_slope, ratio_summary
+from ghost_optima.sgd.known_problems import NoisyQuadratic, simulate_quadratic_sgd
 
 
 def test_fit_log_variance_recovers_exact_plane():

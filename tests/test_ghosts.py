@@ -1,4 +1,5 @@
-"""Tests of ghost_optima.ghosts against brute force over transpositions and the network itself."""
+"""Tests of ghost_optima.symmetry.ghosts against brute force over transpositions and the network
+itself."""
 
 import itertools
 import math
@@ -7,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from ghost_optima import ghosts, mlp, symmetry
+from ghost_optima.core import mlp
+from ghost_optima.symmetry import ghosts, group
 
 DT = torch.float64
 
 
 def _brute_force_nearest(params, activation):
     widths = mlp.mlp_widths(params)
-    spec = symmetry.mlp_permutation_spec(len(widths) - 2)
+    spec = group.mlp_permutation_spec(len(widths) - 2)
     signs = (1.0, -1.0) if activation == "tanh" else (1.0,)
     best = math.inf
     for layer in range(1, len(widths) - 1):
@@ -27,7 +29,7 @@ def _brute_force_nearest(params, activation):
                 perms[f"P{layer}"] = perm
                 sg = {f"P{k}": torch.ones(widths[k], dtype=DT) for k in range(1, len(widths) - 1)}
                 sg[f"P{layer}"][[i, j]] = s
-                copy = symmetry.apply_transform(params, spec, symmetry.Transform(perms, signs=sg))
+                copy = group.apply_transform(params, spec, group.Transform(perms, signs=sg))
                 d = math.sqrt(sum(float((params[k] - copy[k]).pow(2).sum()) for k in params))
                 best = min(best, d)
     return best
@@ -47,9 +49,9 @@ def test_nearest_ghost_matches_brute_force(activation, widths):
         mlp.mlp_forward(params, x, activation),
         atol=1e-13,
     )
-    # the copy is the group element it names, applied by symmetry.apply_transform
-    spec = symmetry.mlp_permutation_spec(len(widths) - 2)
-    again = symmetry.apply_transform(params, spec, ghost.transform)
+    # the copy is the group element it names, applied by group.apply_transform
+    spec = group.mlp_permutation_spec(len(widths) - 2)
+    again = group.apply_transform(params, spec, ghost.transform)
     assert all(torch.equal(again[k], ghost.params[k]) for k in params)
     moved = ghost.transform.perms[f"P{ghost.layer}"]
     assert moved.tolist()[ghost.i] == ghost.j and moved.tolist()[ghost.j] == ghost.i
@@ -58,9 +60,9 @@ def test_nearest_ghost_matches_brute_force(activation, widths):
 def test_swap_transform_is_an_involution():
     widths = (3, 4, 5, 2)
     params = mlp.init_mlp(widths, 7)
-    spec = symmetry.mlp_permutation_spec(2)
+    spec = group.mlp_permutation_spec(2)
     g = ghosts.swap_transform(widths, 2, 1, 3, -1)
-    twice = symmetry.apply_transform(symmetry.apply_transform(params, spec, g), spec, g)
+    twice = group.apply_transform(group.apply_transform(params, spec, g), spec, g)
     for k in params:
         torch.testing.assert_close(twice[k], params[k], rtol=0, atol=1e-15)
 

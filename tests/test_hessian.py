@@ -1,4 +1,5 @@
-"""Tests of ghost_optima.hessian and gradient_noise against references (autograd, numpy)."""
+"""Tests of ghost_optima.landscape.hessian and gradient_noise against references (autograd,
+numpy)."""
 
 import numpy as np
 import pytest
@@ -6,8 +7,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ghost_optima.gradient_noise import per_sample_grads, projected_noise_variance
-from ghost_optima.hessian import (
+from ghost_optima.landscape.gradient_noise import per_sample_grads, projected_noise_variance
+from ghost_optima.landscape.hessian import (
     HessianOperator,
     flatten_params,
     hessian_matrix,

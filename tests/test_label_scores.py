@@ -8,12 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from ghost_optima import label_scores as ls
-from ghost_optima.data import corrupt_inputs, digits, flip_labels_pairwise
-from ghost_optima.experiments import auroc
-from ghost_optima.mlp import ensemble_forward
-from ghost_optima.recipes import Recipe
-from ghost_optima.train import TrainConfig, TrainHooks, train_ensemble
+from ghost_optima.core.data import corrupt_inputs, digits, flip_labels_pairwise
+from ghost_optima.core.mlp import ensemble_forward
+from ghost_optima.core.train import TrainConfig, TrainHooks, train_ensemble
+from ghost_optima.labels import scores as ls
+from ghost_optima.selection.recipes import Recipe
+from ghost_optima.symmetry.pairwise import auroc
 
 
 @given(st.integers(2, 60), st.integers(2, 8), st.integers(0, 100))

@@ -6,10 +6,11 @@ import pytest
 import scipy.linalg
 import torch
 
-from ghost_optima import cloud, hessian, lyapunov, sgd
-from ghost_optima import variance_flatness as vf
-from ghost_optima.chains import Schedule, Watch, run_chains
-from ghost_optima.mlp import init_mlp
+from ghost_optima.core.mlp import init_mlp
+from ghost_optima.landscape import hessian
+from ghost_optima.sgd import known_problems, lyapunov, network_chains
+from ghost_optima.sgd import variance_flatness as vf
+from ghost_optima.sgd.chains import Schedule, Watch, run_chains
 
 
 def random_problem(d, seed):
@@ -36,7 +37,7 @@ def test_eigenbasis_formula_solves_the_lyapunov_equation_as_scipy_does(n):
 
 
 def test_eigenbasis_diagonal_is_the_per_direction_law():
-    from ghost_optima.stationary import stationary_variance
+    from ghost_optima.sgd.stationary import stationary_variance
 
     _, C, lam, _ = random_problem(6, seed=2)
     S = lyapunov.lyapunov_eigenbasis(0.7, lam, C, 3)
@@ -56,7 +57,9 @@ def test_lyapunov_solution_matches_a_long_simulation_of_a_noisy_quadratic():
     C = A @ A.T + 0.2 * np.eye(d)
     schedule = Schedule(eta, B, 6000, 1000)
     gen = torch.Generator().manual_seed(0)
-    gradient = sgd._QuadraticGradient(sgd.NoisyQuadratic(lam, C), schedule, 256, gen)
+    gradient = known_problems._QuadraticGradient(
+        known_problems.NoisyQuadratic(lam, C), schedule, 256, gen
+    )
     zero = torch.zeros(d, dtype=torch.float64)
     _, snaps = lyapunov.run_with_snapshots(
         gradient, None, torch.zeros(256, d, dtype=torch.float64), schedule, gen, Watch(zero), 5
@@ -112,7 +115,7 @@ def test_full_hessian_agrees_with_hessian_vector_products():
     params = init_mlp([5, 4, 3], torch.Generator().manual_seed(0))
     X = torch.randn(40, 5, dtype=torch.float64)
     y = torch.randint(0, 3, (40,))
-    objective, theta = cloud.mlp_objective(params, X, y, weight_decay=0.01)
+    objective, theta = network_chains.mlp_objective(params, X, y, weight_decay=0.01)
     H = hessian.hessian_matrix(objective.loss, theta)
     V = torch.randn(theta.numel(), 3, dtype=torch.float64)
     for j in range(3):
@@ -151,7 +154,9 @@ def test_mlp_line_loss_is_the_loss_along_each_direction(widths, activation):
     params = init_mlp(widths, g)
     X = torch.randn(30, 5, dtype=torch.float64, generator=g)
     y = torch.randint(0, 3, (30,), generator=g)
-    objective, theta = cloud.mlp_objective(params, X, y, activation=activation, weight_decay=0.05)
+    objective, theta = network_chains.mlp_objective(
+        params, X, y, activation=activation, weight_decay=0.05
+    )
     P = torch.randn(theta.numel(), 6, dtype=torch.float64, generator=g)
     t = torch.linspace(-2.0, 3.0, 6, dtype=torch.float64)
     along = vf.mlp_line_loss(objective)(theta, P)(t)

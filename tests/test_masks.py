@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from ghost_optima.data import teacher_student
-from ghost_optima.masks import (
+from ghost_optima.core.data import teacher_student
+from ghost_optima.core.mlp import init_mlp
+from ghost_optima.core.train import TrainConfig, TrainHooks, member, train_ensemble
+from ghost_optima.remedies.masks import (
     FanInInit,
     banded_mask,
     block_masks,
@@ -17,8 +19,6 @@ from ghost_optima.masks import (
     random_fanin_mask,
     surviving_group,
 )
-from ghost_optima.mlp import init_mlp
-from ghost_optima.train import TrainConfig, TrainHooks, member, train_ensemble
 
 
 def _gen(seed: int = 0) -> torch.Generator:

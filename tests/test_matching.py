@@ -1,4 +1,5 @@
-"""Signed alignment (ghost_optima.matching, align.signed_alignment) against planted answers,
+"""Signed alignment (ghost_optima.symmetry.matching, align.signed_alignment) against planted
+answers,
 brute force over the whole signed-permutation group, and the sign-normalise-then-match method."""
 
 import itertools
@@ -9,16 +10,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghost_optima.align import distance, sign_normalised_matching, signed_alignment
-from ghost_optima.matching import activation_matching, assign, coordinate_descent
-from ghost_optima.mlp import init_mlp, mlp_forward
-from ghost_optima.symmetry import (
+from ghost_optima.core.mlp import init_mlp, mlp_forward
+from ghost_optima.symmetry.align import distance, sign_normalised_matching, signed_alignment
+from ghost_optima.symmetry.group import (
     Transform,
     apply_transform,
     enumerate_orbit,
     mlp_permutation_spec,
     random_transform,
 )
+from ghost_optima.symmetry.matching import activation_matching, assign, coordinate_descent
 
 
 def _planted(widths, seed, activation="tanh", noise=1e-3):
@@ -127,7 +128,7 @@ def test_never_worse_than_sign_normalise_then_match_on_100_random_pairs():
 
 
 def test_sign_normalised_matching_is_the_old_distance():
-    from ghost_optima.align import normalize_signs, permute, weight_matching
+    from ghost_optima.symmetry.align import normalize_signs, permute, weight_matching
 
     a, b = init_mlp((5, 7, 6, 2), 0), init_mlp((5, 7, 6, 2), 1)
     na, nb = normalize_signs(a), normalize_signs(b)

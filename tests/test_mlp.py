@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghost_optima.mlp import (
+from ghost_optima.core.mlp import (
     ACTIVATIONS,
     _tanh_,
     ensemble_forward,
@@ -18,7 +18,7 @@ from ghost_optima.mlp import (
     mlp_forward,
     mlp_widths,
 )
-from ghost_optima.train import stack_params
+from ghost_optima.core.train import stack_params
 
 TORCH_MODULES = {
     "tanh": torch.nn.Tanh(),

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from ghost_optima.masks import count_automorphisms_bruteforce, param_count, surviving_group
-from ghost_optima.modular import (
+from ghost_optima.remedies.masks import count_automorphisms_bruteforce, param_count, surviving_group
+from ghost_optima.remedies.modular import (
     Modular,
     matched_modular,
     spread_window_1d,

@@ -9,7 +9,7 @@ import jupytext
 import pytest
 from papermill.translators import PythonTranslator
 
-from ghost_optima.book import check_notebooks, profiles
+from ghost_optima.book.build import check_notebooks, profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = profiles.notebook_paths(ROOT / "notebooks")
@@ -45,7 +45,7 @@ def assigned_names(source: str) -> set[str]:
 def listed_parameters(profile: str) -> dict[str, dict[str, list[str]]]:
     """``ghost-optima params`` parsed: notebook -> name -> [type, value and help]."""
     done = subprocess.run(
-        [sys.executable, "-m", "ghost_optima.book.cli", "--root", str(ROOT), "params"]
+        [sys.executable, "-m", "ghost_optima.book.build.cli", "--root", str(ROOT), "params"]
         + ["--profile", profile],
         capture_output=True,
         text=True,

@@ -5,10 +5,10 @@ import pytest
 import torch
 from numpy.polynomial import chebyshev, legendre
 
-from ghost_optima.align import normalize_signs as tanh_normalize_signs
-from ghost_optima.data import teacher_student
-from ghost_optima.mlp import ensemble_forward, init_mlp
-from ghost_optima.orthopoly import (
+from ghost_optima.core.data import teacher_student
+from ghost_optima.core.mlp import ensemble_forward, init_mlp
+from ghost_optima.core.train import TrainConfig, stack_params, train_ensemble
+from ghost_optima.remedies.orthopoly import (
     PolyActivation,
     basis_values,
     degree_pattern,
@@ -19,8 +19,8 @@ from ghost_optima.orthopoly import (
     shared_pattern,
     symmetry_classes,
 )
-from ghost_optima.symmetry import Transform, apply_transform, mlp_permutation_spec
-from ghost_optima.train import TrainConfig, stack_params, train_ensemble
+from ghost_optima.symmetry.align import normalize_signs as tanh_normalize_signs
+from ghost_optima.symmetry.group import Transform, apply_transform, mlp_permutation_spec
 
 NUMPY = {"legendre": legendre.legval, "chebyshev": chebyshev.chebval}
 

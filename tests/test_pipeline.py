@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ghost_optima.book import pipeline
-from ghost_optima.book.profiles import ConfigError
+from ghost_optima.book.build import pipeline
+from ghost_optima.book.build.profiles import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = """---
@@ -45,7 +45,7 @@ def book(tmp_path) -> pipeline.Project:
         notebook(
             "Second",
             "scale: float = 1.5  # a number",
-            "from ghost_optima.book.record import Recorder\nrec = Recorder('20_second')\n"
+            "from ghost_optima.book.verdicts.record import Recorder\nrec = Recorder('20_second')\n"
             "rec.glue('doubled', 2 * scale)",
         ).replace("\n```{code-cell}", "\nDoubled: {glue:text}`doubled:.2f`.\n\n```{code-cell}", 1)
     )
@@ -79,7 +79,7 @@ def build(project, *args, **kwargs):
 
 def cli(project, *args):
     return subprocess.run(
-        [sys.executable, "-m", "ghost_optima.book.cli", "--root", str(project.root), *args],
+        [sys.executable, "-m", "ghost_optima.book.build.cli", "--root", str(project.root), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -197,7 +197,7 @@ def test_an_interrupted_build_leaves_nothing_trusted(book):
         [
             sys.executable,
             "-m",
-            "ghost_optima.book.cli",
+            "ghost_optima.book.build.cli",
             "--root",
             str(book.root),
             "build",
@@ -254,7 +254,7 @@ def test_cli_lists_parameters():
         [
             sys.executable,
             "-m",
-            "ghost_optima.book.cli",
+            "ghost_optima.book.build.cli",
             "--root",
             str(ROOT),
             "params",
@@ -276,19 +276,20 @@ def test_a_second_concurrent_build_is_refused(book):
 
 
 def test_inputs_hash_follows_the_science_not_the_build_code(tmp_path):
-    (tmp_path / "book").mkdir()
-    (tmp_path / "align.py").write_text("x = 1")
-    (tmp_path / "book" / "pipeline.py").write_text("y = 1")
+    for folder in ("book/build", "book/verdicts", "symmetry"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "symmetry" / "align.py").write_text("x = 1")
+    (tmp_path / "book" / "build" / "pipeline.py").write_text("y = 1")
     for name in pipeline.RESULT_MODULES:
         (tmp_path / "book" / name).write_text("T1: {}")
 
     before = pipeline.science_digest(tmp_path)
-    (tmp_path / "book" / "pipeline.py").write_text("y = 2")
+    (tmp_path / "book" / "build" / "pipeline.py").write_text("y = 2")
     assert pipeline.science_digest(tmp_path) == before
     (tmp_path / "book" / "claims.yml").write_text("T1: {rule: null}")
     changed = pipeline.science_digest(tmp_path)
     assert changed != before
-    (tmp_path / "align.py").write_text("x = 2")
+    (tmp_path / "symmetry" / "align.py").write_text("x = 2")
     assert pipeline.science_digest(tmp_path) != changed
 
 

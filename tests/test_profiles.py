@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ghost_optima.book import profiles
-from ghost_optima.book.profiles import ConfigError
+from ghost_optima.book.build import profiles
+from ghost_optima.book.build.profiles import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,12 +1,15 @@
-"""Tests of ghost_optima.reach: spread toward a ghost, merged units, swap events, segmented runs."""
+"""Tests of ghost_optima.sgd.reach: spread toward a ghost, merged units, swap events, segmented
+runs."""
 
 import math
 
 import pytest
 import torch
 
-from ghost_optima import cloud, ghosts, mlp, reach, symmetry
-from ghost_optima.chains import Schedule, Watch
+from ghost_optima.core import mlp
+from ghost_optima.sgd import network_chains, reach
+from ghost_optima.sgd.chains import Schedule, Watch
+from ghost_optima.symmetry import ghosts, group
 
 DT = torch.float64
 
@@ -73,9 +76,9 @@ def test_merged_units_are_counted_and_left_out_of_the_ghost_search():
 
 
 def _transformed(params, perm, signs):
-    spec = symmetry.mlp_permutation_spec(1)
-    t = symmetry.Transform({"P1": torch.tensor(perm)}, signs={"P1": torch.tensor(signs, dtype=DT)})
-    return symmetry.apply_transform(params, spec, t)
+    spec = group.mlp_permutation_spec(1)
+    t = group.Transform({"P1": torch.tensor(perm)}, signs={"P1": torch.tensor(signs, dtype=DT)})
+    return group.apply_transform(params, spec, t)
 
 
 def test_swap_events_count_planted_permutations():
@@ -114,7 +117,7 @@ def _tiny_objective():
     g = torch.Generator().manual_seed(1)
     X = torch.randn(40, 4, generator=g, dtype=DT)
     y = torch.randint(0, 3, (40,), generator=g)
-    return cloud.mlp_objective(params, X, y, weight_decay=0.01)
+    return network_chains.mlp_objective(params, X, y, weight_decay=0.01)
 
 
 def test_snapshots_are_the_uninterrupted_run():
@@ -123,7 +126,9 @@ def test_snapshots_are_the_uninterrupted_run():
     e = torch.zeros(theta.numel(), 1, dtype=DT)
     e[0, 0] = 1.0
     watch = Watch(theta, e)
-    whole = cloud.mlp_sgd_chains(objective, schedule, 3, torch.Generator().manual_seed(5), watch)
+    whole = network_chains.mlp_sgd_chains(
+        objective, schedule, 3, torch.Generator().manual_seed(5), watch
+    )
     snaps = reach.sgd_snapshots(objective, schedule, 3, torch.Generator().manual_seed(5), watch, 7)
     assert snaps.iterates.shape == (3, 7, theta.numel())
     torch.testing.assert_close(snaps.record.final, whole.final)
@@ -141,7 +146,9 @@ def test_decaying_chains_step_down_by_segment():
     last, trace, steps = reach.decaying_chains(
         objective, schedule, 1, 2, torch.Generator().manual_seed(3), watch
     )
-    same = cloud.mlp_sgd_chains(objective, schedule, 2, torch.Generator().manual_seed(3), watch)
+    same = network_chains.mlp_sgd_chains(
+        objective, schedule, 2, torch.Generator().manual_seed(3), watch
+    )
     torch.testing.assert_close(last.final, same.final)
     torch.testing.assert_close(trace, same.trace)
     last, trace, steps = reach.decaying_chains(
@@ -153,5 +160,5 @@ def test_decaying_chains_step_down_by_segment():
     gen, state = torch.Generator().manual_seed(3), None
     for k in range(3):
         seg = Schedule(0.1 / (1 + k), 8, 10)
-        state = cloud.mlp_sgd_chains(objective, seg, 2, gen, Watch(theta), state).final
+        state = network_chains.mlp_sgd_chains(objective, seg, 2, gen, Watch(theta), state).final
     torch.testing.assert_close(last.final, state)

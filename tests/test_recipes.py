@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from ghost_optima.data import Dataset, digits, mnist1d
-from ghost_optima.recipes import (
+from ghost_optima.core.data import Dataset, digits, mnist1d
+from ghost_optima.core.train import train_ensemble
+from ghost_optima.selection.recipes import (
     MNIST1D_BATCH,
     MNIST1D_EPOCHS,
     PUBLISHED_MNIST1D,
@@ -13,8 +14,7 @@ from ghost_optima.recipes import (
     tune_lr,
     validation_errors,
 )
-from ghost_optima.selection import validation_split
-from ghost_optima.train import train_ensemble
+from ghost_optima.selection.validation import validation_split
 
 
 def _small(data: Dataset, n: int = 300) -> Dataset:

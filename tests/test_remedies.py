@@ -6,17 +6,17 @@ import scipy.stats as sps
 import torch
 import torch.nn.functional as F
 
-from ghost_optima import fair, remedies
-from ghost_optima.align import barrier
-from ghost_optima.data import Dataset, teacher_student, with_label_noise
-from ghost_optima.mlp import ensemble_forward, mlp_forward
-from ghost_optima.symmetry import (
+from ghost_optima.core.data import Dataset, teacher_student, with_label_noise
+from ghost_optima.core.mlp import ensemble_forward, mlp_forward
+from ghost_optima.core.train import member, stack_params
+from ghost_optima.remedies import fair, protocol
+from ghost_optima.symmetry.align import barrier
+from ghost_optima.symmetry.group import (
     Transform,
     apply_transform,
     mlp_permutation_spec,
     random_transform,
 )
-from ghost_optima.train import member, stack_params
 
 
 @pytest.fixture(scope="module")
@@ -33,39 +33,39 @@ def image_data():
     return Dataset(x[:80], y[:80], x[80:], y[80:], "classification", 10, "digits")
 
 
-@pytest.mark.parametrize("variant", remedies.VARIANTS)
+@pytest.mark.parametrize("variant", protocol.VARIANTS)
 def test_every_variant_matches_the_parameter_count(data, image_data, variant):
-    cfg = remedies.RemedyConfig(width=16)
+    cfg = protocol.RemedyConfig(width=16)
     for d in (data, image_data):
-        arch = remedies.architecture(variant, d, cfg)
-        base = remedies.architecture("baseline", d, cfg)
+        arch = protocol.architecture(variant, d, cfg)
+        base = protocol.architecture("baseline", d, cfg)
         assert arch.widths[0] == d.n_in and arch.widths[-1] == d.n_out
         assert abs(arch.n_params / base.n_params - 1) <= 0.10
         assert [len(p) for p in arch.parities] == list(arch.widths[1:3])
 
 
 def test_symmetry_counts_of_the_variants(data):
-    cfg = remedies.RemedyConfig(width=16)
-    base = remedies.architecture("baseline", data, cfg)
+    cfg = protocol.RemedyConfig(width=16)
+    base = protocol.architecture("baseline", data, cfg)
     assert base.log10_perm == pytest.approx(2 * math.log10(math.factorial(16)))
     assert base.log10_sign == pytest.approx(32 * math.log10(2))
     for variant in ("sorted biases", "random masks", "banded masks", "poly distinct"):
-        assert remedies.architecture(variant, data, cfg).log10_perm == 0.0
-    assert remedies.architecture("poly distinct", data, cfg).log10_sign == 0.0
-    degrees = remedies.architecture("poly degrees", data, cfg)  # 16 units, 4 degrees: classes of 4
+        assert protocol.architecture(variant, data, cfg).log10_perm == 0.0
+    assert protocol.architecture("poly distinct", data, cfg).log10_sign == 0.0
+    degrees = protocol.architecture("poly degrees", data, cfg)  # 16 units, 4 degrees: classes of 4
     assert degrees.log10_perm == pytest.approx(2 * 4 * math.log10(24))
-    modules = remedies.architecture("modules", data, cfg)
+    modules = protocol.architecture("modules", data, cfg)
     u = modules.widths[1] // cfg.n_modules
     assert modules.log10_perm == pytest.approx(2 * cfg.n_modules * math.log10(math.factorial(u)))
     with pytest.raises(ValueError):
-        remedies.architecture("dropout", data, cfg)
+        protocol.architecture("dropout", data, cfg)
 
 
 @pytest.mark.parametrize("variant", ["baseline", "modules", "poly degrees", "sorted biases"])
 def test_alignment_within_the_group_recovers_a_hidden_copy(data, variant):
     """Move a net by an element of the variant's own group: aligning finds the copy again."""
-    arch = remedies.architecture(variant, data, remedies.RemedyConfig(width=8))
-    result = remedies.train(arch, data, [0], epochs=2, batch_size=32, lr=0.01, dtype=torch.float64)
+    arch = protocol.architecture(variant, data, protocol.RemedyConfig(width=8))
+    result = protocol.train(arch, data, [0], epochs=2, batch_size=32, lr=0.01, dtype=torch.float64)
     net = member(result.params, 0)
     spec = mlp_permutation_spec(2)
     g = random_transform(spec, arch.widths, "tanh", 3)
@@ -84,16 +84,16 @@ def test_alignment_within_the_group_recovers_a_hidden_copy(data, variant):
     x = data.x_test.double()
     same = ensemble_forward(stack_params([copy]), x, arch.activation)
     assert torch.allclose(same, ensemble_forward(stack_params([net]), x, arch.activation))
-    a, b = remedies.align_within(arch, net, copy)
+    a, b = protocol.align_within(arch, net, copy)
     assert all(torch.allclose(a[k], b[k], atol=1e-10) for k in a)
     assert barrier(a, b, x, data.y_test, arch.activation, data.task)["loss_barrier"] < 1e-9
 
 
 def test_measure_against_per_member_references(data):
     """Every field of ``measure`` against an independent computation from the members."""
-    arch = remedies.architecture("baseline", data, remedies.RemedyConfig(width=8))
-    result = remedies.train(arch, data, range(4), epochs=2, batch_size=32, lr=0.01)
-    m = remedies.measure(arch, result, data, "ts")
+    arch = protocol.architecture("baseline", data, protocol.RemedyConfig(width=8))
+    result = protocol.train(arch, data, range(4), epochs=2, batch_size=32, lr=0.01)
+    m = protocol.measure(arch, result, data, "ts")
     x, y = data.x_test, data.y_test
     nets = [member(result.params, e) for e in range(4)]
     preds = [mlp_forward(net, x, "tanh").argmax(-1).numpy() for net in nets]
@@ -117,9 +117,9 @@ def _lerp(a, b, t):
 
 
 def _measured(variant, acc, disagreement, dataset="ts"):
-    arch = remedies.architecture("baseline", _tiny_data(), remedies.RemedyConfig(width=4))
+    arch = protocol.architecture("baseline", _tiny_data(), protocol.RemedyConfig(width=4))
     zeros = np.zeros(len(acc) // 2)
-    return remedies.Measured(
+    return protocol.Measured(
         variant,
         dataset,
         arch,
@@ -148,7 +148,7 @@ def test_estimates_and_changes_against_scipy_and_closed_forms():
     acc = np.array([0.8, 0.9, 0.85, 0.7, 0.95, 0.75])
     base = _measured("baseline", acc, _disagreements(6, 0))
     other = _measured("other", acc - 0.1, _disagreements(6, 1))
-    row = remedies.estimate_row(base, n_boot=4000)
+    row = protocol.estimate_row(base, n_boot=4000)
     ref = sps.bootstrap((acc,), np.mean, n_resamples=4000, method="percentile", random_state=0)
     assert row["test_acc"].value == pytest.approx(acc.mean())
     assert row["test_acc"].lo == pytest.approx(ref.confidence_interval.low, abs=0.01)
@@ -169,8 +169,8 @@ def test_mean_pairwise_against_brute_force():
     matrix = _disagreements(5, 2)
     for idx in ([0, 1, 2, 3, 4], [0, 0, 1, 3, 3], [4, 4, 2, 2, 2]):
         pairs = [matrix[i, j] for i in idx for j in idx if i != j]
-        assert remedies.mean_pairwise(matrix, np.array(idx)) == pytest.approx(np.mean(pairs))
-    assert np.isnan(remedies.mean_pairwise(matrix, np.array([3, 3, 3, 3, 3])))
+        assert protocol.mean_pairwise(matrix, np.array(idx)) == pytest.approx(np.mean(pairs))
+    assert np.isnan(protocol.mean_pairwise(matrix, np.array([3, 3, 3, 3, 3])))
 
 
 def test_label_noise_halving_undoes_a_subset_of_flips(data):
@@ -183,12 +183,12 @@ def test_label_noise_halving_undoes_a_subset_of_flips(data):
 
 def _poly_arch(widths, rows):
     """A hand-built variant with per-unit Legendre activations ``rows`` (one per hidden layer)."""
-    from ghost_optima import orthopoly
+    from ghost_optima.remedies import orthopoly
 
     act = orthopoly.PolyActivation(tuple(rows), "legendre")
     classes = {f"P{k}": orthopoly.symmetry_classes(co) for k, co in enumerate(rows, 1)}
     parities = tuple(tuple(orthopoly.parities(co)) for co in rows)
-    return remedies.Architecture("t", widths, act, 0, 0.0, 0.0, parities, classes=classes)
+    return protocol.Architecture("t", widths, act, 0, 0.0, 0.0, parities, classes=classes)
 
 
 def _units(degrees):
@@ -210,7 +210,7 @@ def test_align_within_equals_brute_force_over_the_group_with_parities():
     the best inner product and keeps the function."""
     import itertools
 
-    from ghost_optima.mlp import init_mlp
+    from ghost_optima.core.mlp import init_mlp
 
     rows = _units([(1,), (1,), (2,), (2,), (1, 2), (3,), (3,)])
     arch = _poly_arch((3, 7, 2), [rows])
@@ -240,7 +240,7 @@ def test_align_within_equals_brute_force_over_the_group_with_parities():
                     "b2": b["b2"],
                 }
                 best = max(best, _inner(a, moved))
-        a2, b2 = remedies.align_within(arch, a, b)
+        a2, b2 = protocol.align_within(arch, a, b)
         assert a2 is a
         assert _inner(a, b2) == pytest.approx(best, rel=1e-12)
         same = ensemble_forward(stack_params([b2]), x, arch.activation)
@@ -251,9 +251,9 @@ def test_align_within_never_worse_than_normalising_signs_then_matching():
     """Two hidden layers with mixed parities and classes, 20 random pairs: the signed alignment
     is never further from ``a`` than each net sign-normalised on its own, then matched (the
     previous align_within), and keeps the function."""
-    from ghost_optima import orthopoly
-    from ghost_optima.align import distance, permute, weight_matching
-    from ghost_optima.mlp import init_mlp
+    from ghost_optima.core.mlp import init_mlp
+    from ghost_optima.remedies import orthopoly
+    from ghost_optima.symmetry.align import distance, permute, weight_matching
 
     rows = _units([(1,), (2,), (1, 2), (3,)] * 2)
     widths = (4, 8, 8, 3)
@@ -264,10 +264,10 @@ def test_align_within_never_worse_than_normalising_signs_then_matching():
         a, b = init_mlp(widths, 2 * seed), init_mlp(widths, 2 * seed + 1)
         na, nb = (orthopoly.normalize_signs(p, arch.parities) for p in (a, b))
         old = distance(na, permute(nb, weight_matching(na, nb, classes=arch.classes)))
-        new = distance(*remedies.align_within(arch, a, b))
+        new = distance(*protocol.align_within(arch, a, b))
         assert new <= old + 1e-12
         better += new < old - 1e-9
-        moved = remedies.align_within(arch, a, b)[1]
+        moved = protocol.align_within(arch, a, b)[1]
         same = ensemble_forward(stack_params([moved]), x, arch.activation)
         torch.testing.assert_close(same, ensemble_forward(stack_params([b]), x, arch.activation))
     assert better > 0
@@ -280,11 +280,11 @@ def test_sorted_biases_alignment_stays_sorted_and_reaches_brute_force(data):
     coordinatewise optimum that is not global."""
     import itertools
 
-    from ghost_optima.align import permute
-    from ghost_optima.symmetry import Transform
+    from ghost_optima.symmetry.align import permute
+    from ghost_optima.symmetry.group import Transform
 
-    arch = remedies.architecture("sorted biases", data, remedies.RemedyConfig(width=3))
-    result = remedies.train(
+    arch = protocol.architecture("sorted biases", data, protocol.RemedyConfig(width=3))
+    result = protocol.train(
         arch, data, range(8), epochs=2, batch_size=32, lr=0.05, dtype=torch.float64
     )
     spec = mlp_permutation_spec(2)
@@ -297,7 +297,7 @@ def test_sorted_biases_alignment_stays_sorted_and_reaches_brute_force(data):
 
     for p in range(4):
         a, b = member(result.params, 2 * p), member(result.params, 2 * p + 1)
-        _, b2 = remedies.align_within(arch, a, b)
+        _, b2 = protocol.align_within(arch, a, b)
         assert all(bool((torch.diff(b2[f"b{k}"]) > 0).all()) for k in (1, 2))
         torch.testing.assert_close(mlp_forward(b2, x, "tanh"), mlp_forward(b, x, "tanh"))
         best = max(
@@ -312,10 +312,10 @@ def test_sorted_sign_alignment_is_exact_for_one_hidden_layer():
     best of all 2^6 (each followed by re-sorting), by brute force."""
     import itertools
 
-    from ghost_optima.align import permute
-    from ghost_optima.mlp import init_mlp
-    from ghost_optima.sorted_domain import sorted_sign_alignment
-    from ghost_optima.symmetry import Transform
+    from ghost_optima.core.mlp import init_mlp
+    from ghost_optima.symmetry.align import permute
+    from ghost_optima.symmetry.group import Transform
+    from ghost_optima.symmetry.sorted_domain import sorted_sign_alignment
 
     spec = mlp_permutation_spec(1)
     for seed in range(5):
@@ -335,12 +335,12 @@ def test_relu_arms_keep_their_permutations_and_no_sign_flips(data, variant):
     """ReLU arms (``RemedyConfig(activation="relu")``): no sign group is counted, every unit has
     no parity, a permutation inside the arm's classes leaves the function unchanged, and the
     alignment within the group finds the permuted copy again."""
-    from ghost_optima import twins
+    from ghost_optima.remedies import twins
 
-    arch = twins.architecture(variant, data, remedies.RemedyConfig(width=8, activation="relu"))
+    arch = twins.architecture(variant, data, protocol.RemedyConfig(width=8, activation="relu"))
     assert arch.activation == "relu" and arch.log10_sign == 0.0
     assert {p for layer in arch.parities for p in layer} == {"none"}
-    result = remedies.train(arch, data, [0], epochs=2, batch_size=32, lr=0.01, dtype=torch.float64)
+    result = protocol.train(arch, data, [0], epochs=2, batch_size=32, lr=0.01, dtype=torch.float64)
     net = member(result.params, 0)
     gen = torch.Generator().manual_seed(1)
     perms = {}
@@ -356,7 +356,7 @@ def test_relu_arms_keep_their_permutations_and_no_sign_flips(data, variant):
     x = data.x_test.double()
     out = ensemble_forward(stack_params([net]), x, "relu")
     assert torch.allclose(ensemble_forward(stack_params([copy]), x, "relu"), out)
-    a, b = remedies.align_within(arch, net, copy)
+    a, b = protocol.align_within(arch, net, copy)
     assert _inner(a, b) >= _inner(a, copy) - 1e-9  # never worse than leaving the copy alone
     if variant != "random twin masks":  # weight matching on two layers may stop short there
         assert all(torch.allclose(a[k], b[k], atol=1e-10) for k in a)
@@ -364,4 +364,4 @@ def test_relu_arms_keep_their_permutations_and_no_sign_flips(data, variant):
 
 def test_unknown_activation_is_refused_before_any_architecture():
     with pytest.raises(ValueError, match="activation"):
-        remedies.RemedyConfig(activation="swish")
+        protocol.RemedyConfig(activation="swish")

@@ -3,10 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ghost_optima.align import canonicalize, permute, weight_matching
-from ghost_optima.data import teacher_student
-from ghost_optima.mlp import ensemble_forward, init_mlp, mlp_forward
-from ghost_optima.reorder import (
+from ghost_optima.core.data import teacher_student
+from ghost_optima.core.mlp import ensemble_forward, init_mlp, mlp_forward
+from ghost_optima.core.train import TrainConfig, TrainHooks, stack_params, train_ensemble
+from ghost_optima.remedies.reorder import (
     CanonicalSortHook,
     CumsumBiases,
     SortedBiases,
@@ -16,8 +16,8 @@ from ghost_optima.reorder import (
     inverse_softplus,
     perms_between,
 )
-from ghost_optima.symmetry import apply_transform, mlp_permutation_spec, random_transform
-from ghost_optima.train import TrainConfig, TrainHooks, stack_params, train_ensemble
+from ghost_optima.symmetry.align import canonicalize, permute, weight_matching
+from ghost_optima.symmetry.group import apply_transform, mlp_permutation_spec, random_transform
 
 
 @pytest.fixture(scope="module")

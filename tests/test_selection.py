@@ -4,8 +4,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ghost_optima.data import digits
-from ghost_optima.selection import (
+from ghost_optima.core.data import digits
+from ghost_optima.selection.validation import (
     choose_on_validation,
     grid_members,
     grid_scores,

@@ -1,4 +1,5 @@
-"""Tests of ghost_optima.stationary (closed forms) and ghost_optima.sgd (simulators vs them)."""
+"""Tests of ghost_optima.sgd.stationary (closed forms) and ghost_optima.sgd.known_problems
+(simulators vs them)."""
 
 import numpy as np
 import pytest
@@ -6,11 +7,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghost_optima.chains import Schedule
-from ghost_optima.fits import loglog_slope
-from ghost_optima.gradient_noise import projected_noise_variance
-from ghost_optima.sgd import NoisyQuadratic, simulate_linear_regression_sgd, simulate_quadratic_sgd
-from ghost_optima.stationary import (
+from ghost_optima.landscape.gradient_noise import projected_noise_variance
+from ghost_optima.sgd.chains import Schedule
+from ghost_optima.sgd.fits import loglog_slope
+from ghost_optima.sgd.known_problems import (
+    NoisyQuadratic,
+    simulate_linear_regression_sgd,
+    simulate_quadratic_sgd,
+)
+from ghost_optima.sgd.stationary import (
     brief_eps_power_for_agreement,
     brief_variance,
     finite_population_factor,

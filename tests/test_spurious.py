@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ghost_optima import spurious as sp
+from ghost_optima.landscape import spurious as sp
 
 
 def single(W, V):

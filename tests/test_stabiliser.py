@@ -5,15 +5,16 @@ import math
 import pytest
 import torch
 
-from ghost_optima import mlp, stabiliser, symmetry
+from ghost_optima.core import mlp
+from ghost_optima.symmetry import group, stabiliser
 
 
 def brute_force_stabiliser(params, activation, tol=1e-9):
     """Count the group elements whose copy equals ``params`` (enumerating the whole group)."""
-    spec = symmetry.mlp_permutation_spec(len(params) // 2 - 1)
+    spec = group.mlp_permutation_spec(len(params) // 2 - 1)
     flat = torch.cat([params[k].reshape(-1) for k in sorted(params)])
     count = 0
-    for copy in symmetry.enumerate_orbit(params, spec, activation):
+    for copy in group.enumerate_orbit(params, spec, activation):
         other = torch.cat([copy[k].reshape(-1) for k in sorted(copy)])
         count += int((other - flat).abs().max() <= tol)
     return count
@@ -36,7 +37,7 @@ def test_generic_weights_have_a_trivial_stabiliser():
     p = mlp.init_mlp([3, 4, 4, 2], 1)
     assert stabiliser.stabiliser_size(p, "tanh") == 1 == brute_force_stabiliser(p, "tanh")
     assert stabiliser.log10_effective_orbit(p, "tanh") == pytest.approx(
-        symmetry.log10_orbit_size([4, 4], "tanh")
+        group.log10_orbit_size([4, 4], "tanh")
     )
 
 

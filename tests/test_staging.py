@@ -2,7 +2,7 @@
 
 import nbformat
 
-from ghost_optima.book.staging import collapse_inputs
+from ghost_optima.book.build.staging import collapse_inputs
 
 
 def test_code_collapses_but_parameters_and_existing_tags_stay():

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from ghost_optima.stats import bootstrap, bootstrap_ci, slope, slope_ci
+from ghost_optima.core.stats import bootstrap, bootstrap_ci, slope, slope_ci
 
 
 def test_percentile_interval_matches_scipy():

@@ -2,7 +2,8 @@
 
 import pytest
 
-from ghost_optima.book import claims, summary
+from ghost_optima.book.pages import summary
+from ghost_optima.book.verdicts import claims
 
 
 def rows_with(verdicts: dict[str, str]) -> list[dict]:
@@ -86,7 +87,7 @@ def test_the_japanese_font_has_japanese_glyphs():
     from matplotlib import font_manager
     from matplotlib.ft2font import FT2Font
 
-    from ghost_optima.book.plotting import japanese_font
+    from ghost_optima.book.pages.plotting import japanese_font
 
     path = font_manager.findfont(japanese_font(), fallback_to_default=False)
     font = FT2Font(path)
@@ -119,7 +120,7 @@ def with_replications(rows: list[dict], again: dict[str, list[str]]) -> list[dic
 
 
 def test_summaries_and_ledger_name_unstable_claims():
-    from ghost_optima.book import pages
+    from ghost_optima.book.pages import ledger
 
     rows = with_replications(
         rows_with({"T2": "supported", "E4": "not supported", "M1": "supported"}),
@@ -139,7 +140,7 @@ def test_summaries_and_ledger_name_unstable_claims():
     japanese = summary.summary_page(rows, "ja")
     assert "1 不安定" in japanese and "不安定(T2)" in japanese
     assert "独立な再現 4 回中 2 回で同じ判定" in japanese
-    ledger = pages.ledger_page("quick", rows, {}, {})
+    ledger = ledger.ledger_page("quick", rows, {}, {})
     assert "Unstable (counted as such, not under their verdict): T2." in ledger
     t2 = ledger[ledger.index("* - T2") : ledger.index("* - T3")]
     assert "{bdg-warning-line}`unstable`" in t2
@@ -151,7 +152,7 @@ def test_summaries_and_ledger_name_unstable_claims():
 
 
 def test_ledger_reads_legacy_robustness_and_says_when_it_is_stale():
-    from ghost_optima.book import pages
+    from ghost_optima.book.pages import ledger
 
     rows = rows_with({"T2": "supported"})
     legacy = {
@@ -164,10 +165,10 @@ def test_ledger_reads_legacy_robustness_and_says_when_it_is_stale():
             "key_max": 2.0,
         }
     }
-    assert pages.robustness_cell(rows[1], legacy).startswith("stale")
+    assert ledger.robustness_cell(rows[1], legacy).startswith("stale")
     legacy["T2"].update(recorded="supported", agree=1, verdicts=["supported"] + ["mixed"] * 3)
-    assert pages.robustness_cell(rows[1], legacy).startswith("1/4 same verdict (others: mixed ×3)")
-    assert pages.robustness_cell(rows[2], legacy) == "—"
+    assert ledger.robustness_cell(rows[1], legacy).startswith("1/4 same verdict (others: mixed ×3)")
+    assert ledger.robustness_cell(rows[2], legacy) == "—"
 
 
 def test_summaries_count_the_rules_the_git_audit_flags():
@@ -183,11 +184,11 @@ def test_summaries_count_the_rules_the_git_audit_flags():
 
 
 def test_the_ledger_counts_flagged_rules_over_the_claims():
-    from ghost_optima.book import pages
+    from ghost_optima.book.pages import ledger
 
     rows = rows_with({"T2": "supported"})
     for row in rows:
         row["rule_commit"], row["rule_date"] = "0123456789", "2026-12-01"
         row["rule_flagged"] = row["id"] in ("T2", "X1")  # X1 is a deliverable: not counted
-    ledger = pages.ledger_page("quick", rows, {}, {})
+    ledger = ledger.ledger_page("quick", rows, {}, {})
     assert "(1 of the 17 rules of claims in force are flagged:" in ledger

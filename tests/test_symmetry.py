@@ -1,4 +1,4 @@
-"""Tests for ghost_optima.symmetry: claims T1 (invariance) and T2 (orbit size).
+"""Tests for ghost_optima.symmetry.group: claims T1 (invariance) and T2 (orbit size).
 
 References are independent of the module: brute-force enumeration, Python-int factorials,
 explicit permutation and diagonal matrices, and published anchors.
@@ -12,8 +12,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghost_optima.mlp import ACTIVATIONS, init_mlp, mlp_forward, mlp_widths
-from ghost_optima.symmetry import (
+from ghost_optima.core.mlp import ACTIVATIONS, init_mlp, mlp_forward, mlp_widths
+from ghost_optima.symmetry.group import (
     PermutationSpec,
     Transform,
     apply_transform,

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ghost_optima.data import flip_labels, teacher_student
-from ghost_optima.mlp import ensemble_forward, init_mlp, mlp_forward
-from ghost_optima.train import (
+from ghost_optima.core.data import flip_labels, teacher_student
+from ghost_optima.core.mlp import ensemble_forward, init_mlp, mlp_forward
+from ghost_optima.core.train import (
     TrainConfig,
     TrainHooks,
     evaluate,

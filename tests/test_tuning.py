@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from ghost_optima.data import teacher_student
-from ghost_optima.mlp import init_mlp
-from ghost_optima.selection import log_grid, select, validation_split
-from ghost_optima.train import TrainConfig, member_generators, train_ensemble
-from ghost_optima.tuning import initial_params, lr_search
+from ghost_optima.core.data import teacher_student
+from ghost_optima.core.mlp import init_mlp
+from ghost_optima.core.train import TrainConfig, member_generators, train_ensemble
+from ghost_optima.selection.tuning import initial_params, lr_search
+from ghost_optima.selection.validation import log_grid, select, validation_split
 
 WIDTHS = (5, 6, 3)
 CONFIG = TrainConfig(3, 32, "sgd", 0.1, 0.9, dtype=torch.float64)  # batched = single to rounding

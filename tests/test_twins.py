@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from ghost_optima import remedies, twins
-from ghost_optima.data import Dataset, teacher_student
-from ghost_optima.masks import count_automorphisms_bruteforce
-from ghost_optima.mlp import ensemble_forward
-from ghost_optima.train import member
+from ghost_optima.core.data import Dataset, teacher_student
+from ghost_optima.core.mlp import ensemble_forward
+from ghost_optima.core.train import member
+from ghost_optima.remedies import protocol, twins
+from ghost_optima.remedies.masks import count_automorphisms_bruteforce
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def image_data():
 
 @pytest.mark.parametrize(("remedy", "twin"), twins.TWIN_OF.items())
 def test_twin_matches_its_remedy_and_keeps_more_symmetry(data, image_data, remedy, twin):
-    cfg = remedies.RemedyConfig(width=16)
+    cfg = protocol.RemedyConfig(width=16)
     for d in (data, image_data):
         a, b = twins.architecture(remedy, d, cfg), twins.architecture(twin, d, cfg)
         base = twins.architecture("baseline", d, cfg)
@@ -38,7 +38,7 @@ def test_twin_matches_its_remedy_and_keeps_more_symmetry(data, image_data, remed
 
 
 def test_shared_window_modules_can_be_swapped_whole(data):
-    cfg = remedies.RemedyConfig(width=16, n_modules=2)
+    cfg = protocol.RemedyConfig(width=16, n_modules=2)
     twin = twins.architecture("shared-window modules", data, cfg)
     units = twin.widths[1] // 2
     expected = math.lgamma(3) + 2 * 2 * math.lgamma(units + 1)  # 2! (u! u!)^2
@@ -48,10 +48,10 @@ def test_shared_window_modules_can_be_swapped_whole(data):
 
 
 def test_twins_train_and_the_cumsum_twin_leaves_biases_free(data):
-    cfg = remedies.RemedyConfig(width=8)
+    cfg = protocol.RemedyConfig(width=8)
     arch = twins.architecture("cumsum biases", data, cfg)
-    result = remedies.train(arch, data, [0, 1], epochs=3, batch_size=32, lr=0.05)
-    m = remedies.measure(arch, result, data, "ts")
+    result = protocol.train(arch, data, [0, 1], epochs=3, batch_size=32, lr=0.05)
+    m = protocol.measure(arch, result, data, "ts")
     assert np.isfinite(m.test_acc).all()
     x = data.x_test
     out = ensemble_forward(result.params, x, "tanh")
@@ -61,8 +61,8 @@ def test_twins_train_and_the_cumsum_twin_leaves_biases_free(data):
     # matched accuracy: two classifiers differ only where one errs, so d01 <= e0 + e1
     d01 = (preds[0] != preds[1]).double().mean().item()
     e = wrong.double().mean(1).numpy()
-    assert remedies.per_error(m)[0, 1] == pytest.approx(d01 / (e[0] + e[1]))
-    assert remedies.per_error(m)[0, 1] <= 1.0
+    assert protocol.per_error(m)[0, 1] == pytest.approx(d01 / (e[0] + e[1]))
+    assert protocol.per_error(m)[0, 1] <= 1.0
     assert member(result.params, 0)["b1"].shape == (8,)
 
 
@@ -78,7 +78,7 @@ def test_twin_masks_group_by_brute_force_at_toy_size():
         2,
         "toy",
     )
-    cfg = remedies.RemedyConfig(width=4, density=0.5, twin_block=2)
+    cfg = protocol.RemedyConfig(width=4, density=0.5, twin_block=2)
     twin = twins.architecture("random twin masks", d, cfg)
     if math.prod(math.factorial(n) for n in twin.widths[1:-1]) <= 10**6:
         truth = count_automorphisms_bruteforce(twin.widths, twin.masks)
@@ -86,14 +86,14 @@ def test_twin_masks_group_by_brute_force_at_toy_size():
 
 
 def test_masked_arms_start_at_the_mask_aware_init(data):
-    """remedies.train starts masked layers at mlp.init_mlp(..., masks=...) exactly once (a
+    """protocol.train starts masked layers at mlp.init_mlp(..., masks=...) exactly once (a
     trainer that also rescaled would fail here)."""
-    from ghost_optima.mlp import init_mlp
-    from ghost_optima.train import member_generators
+    from ghost_optima.core.mlp import init_mlp
+    from ghost_optima.core.train import member_generators
 
-    cfg = remedies.RemedyConfig(width=8)
+    cfg = protocol.RemedyConfig(width=8)
     arch = twins.architecture("random twin masks", data, cfg)
-    start = remedies.train(arch, data, [3], epochs=0, batch_size=32, lr=0.01).params
+    start = protocol.train(arch, data, [3], epochs=0, batch_size=32, lr=0.01).params
     g_init, _ = member_generators(3)
     ref = init_mlp(arch.widths, g_init, dtype=torch.float32, masks=arch.masks)
     for k in ("W1", "b1", "W2", "b2"):

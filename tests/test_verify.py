@@ -1,7 +1,7 @@
 """Replications and the robustness report."""
 
-from ghost_optima.book import claims
-from ghost_optima.book.verify import (
+from ghost_optima.book.verdicts import claims
+from ghost_optima.book.verdicts.verify import (
     SEED_STRIDE,
     attach,
     outputs,

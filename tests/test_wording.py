@@ -2,7 +2,7 @@
 
 import pytest
 
-from ghost_optima.book.wording import by_interval, by_value, near
+from ghost_optima.book.pages.wording import by_interval, by_value, near
 
 WORDS = ("below", "indistinguishable from", "above")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ghost_optima.book import pipeline
+from ghost_optima.book.build import pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = pipeline.Project(ROOT)

@@ -11,8 +11,9 @@ import nbformat
 import pytest
 import yaml
 
-from ghost_optima.book import claims, pipeline
-from ghost_optima.book.record import plain_figure
+from ghost_optima.book.build import pipeline
+from ghost_optima.book.verdicts import claims
+from ghost_optima.book.verdicts.record import plain_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = pipeline.Project(ROOT)
@@ -90,7 +91,7 @@ def test_same_profile_gives_the_same_claim_figures(profile):
         [
             sys.executable,
             "-m",
-            "ghost_optima.book.cli",
+            "ghost_optima.book.build.cli",
             "--root",
             str(ROOT),
             "build",

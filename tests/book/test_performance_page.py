@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ghost_optima.book import pipeline
-from ghost_optima.book.performance import BENCH_CHAPTER
+from ghost_optima.book.build import pipeline
+from ghost_optima.book.pages.performance import BENCH_CHAPTER
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = pipeline.Project(ROOT)

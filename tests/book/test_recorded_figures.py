@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ghost_optima.book import claims, pipeline, profiles
+from ghost_optima.book.build import pipeline, profiles
+from ghost_optima.book.verdicts import claims
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = pipeline.Project(ROOT)

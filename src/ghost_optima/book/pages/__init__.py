@@ -1,0 +1,1 @@
+"""The generated pages: ledger, rules, summaries, checklist, performance, tables and figures."""

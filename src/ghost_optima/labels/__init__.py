@@ -1,0 +1,1 @@
+"""Data uncertainty: scores that find noisy labels, and cleaning against regularisation."""

@@ -1,0 +1,1 @@
+"""The loss landscape: critical points, spurious minima, Hessians, gradient noise and basins."""

@@ -1,0 +1,376 @@
+"""Barriers, basins and distinct solutions among many seeds, modulo the symmetry group.
+
+For an ensemble of ``E`` trained networks (stacked parameters, ``ghost_optima.core.train``):
+
+* ``pair_transforms``: for every pair ``i < j`` the group element ``g_ij`` that aligns ``j``
+  to ``i`` (``align.signed_alignment`` by weight matching; activation matching with each
+  member's standardised hidden activations computed once, not once per pair);
+* ``segment_losses``: the mean loss of ``theta(t) = (1 - t) theta_i + t g_ij theta_j`` on a
+  grid of ``t`` for every pair at once. The first layer's pre-activations are linear in the
+  weights, ``z_1(t) = (1 - t) z_1^i + t P_ij S_ij z_1^j``, so they are computed once per member
+  and only interpolated per pair; the later layers are interpolated explicitly;
+* ``barriers``: ``max_t [L(t) - ((1 - t) L(0) + t L(1))]`` per pair (Frankle et al. 2020;
+  Entezari et al. 2022), and ``connected_count``: the number of connected components of a
+  graph on a subset of seeds (by boolean reachability): basins when an edge is a barrier
+  below a tolerance, distinct solutions when an edge is a distance within the SGD spread.
+
+Pairs are listed as ``[(i, j) for i < j]`` in ``itertools.combinations`` order throughout.
+"""
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ghost_optima.core.data import Dataset
+from ghost_optima.core.mlp import (
+    ACTIVATIONS,
+    hidden_and_output,
+    init_mlp,
+    layer_activation,
+    loss_per_example,
+)
+from ghost_optima.core.stats import Estimate, bootstrap
+from ghost_optima.core.train import member, member_generators
+from ghost_optima.symmetry.align import signed_alignment
+from ghost_optima.symmetry.group import Transform, apply_transform, mlp_permutation_spec
+from ghost_optima.symmetry.matching import assign
+
+Params = dict[str, torch.Tensor]
+
+
+def all_pairs(n: int) -> list[tuple[int, int]]:
+    return list(itertools.combinations(range(n), 2))
+
+
+def constant_loss(data: Dataset) -> float:
+    """Training loss of the best constant predictor: target variance, or label entropy (nats)."""
+    if data.task == "regression":
+        return float(data.y_train.var(0, unbiased=False).mean())
+    p = torch.bincount(data.y_train, minlength=data.n_classes).double() / len(data.y_train)
+    p = p[p > 0]
+    return float(-(p * p.log()).sum())
+
+
+def pair_transforms(
+    stacked: Params, activation: str, method: str, *, x: torch.Tensor | None = None, seed: int = 0
+) -> list[Transform]:
+    """``g_ij`` for every pair (``all_pairs``): ``method`` ``"weight"`` (signed weight matching,
+    ``align.signed_alignment``) or ``"activation"`` (per hidden layer an assignment on the
+    Pearson correlation ``C`` of activations on ``x``, on ``|C|`` with signs from ``C`` for odd
+    activations; identical to ``matching.activation_matching``, with each member's standardised
+    activations computed once)."""
+    n = stacked["W1"].shape[0]
+    members = [member(stacked, k) for k in range(n)]
+    if method == "weight":
+        return [
+            signed_alignment(members[i], members[j], activation, seed=seed) for i, j in all_pairs(n)
+        ]
+    if method != "activation" or x is None:
+        raise ValueError("method must be 'weight' or 'activation' (with inputs x)")
+    odd = ACTIVATIONS[activation].symmetry == "odd"
+    with torch.no_grad():
+        hidden, _ = hidden_and_output(
+            {k: v.double() for k, v in stacked.items()}, x.double(), activation
+        )
+    std = []
+    for h in hidden:  # (E, N, n_l) -> centred, unit-norm columns
+        h = h - h.mean(1, keepdim=True)
+        norm = h.norm(dim=1, keepdim=True)
+        std.append((h / torch.where(norm > 0, norm, torch.inf)).numpy())
+    out = []
+    for i, j in all_pairs(n):
+        perms, signs = {}, {}
+        for layer, u in enumerate(std, start=1):
+            col, sign = assign(u[i].T @ u[j], None, odd)
+            perms[f"P{layer}"] = torch.as_tensor(col, dtype=torch.long)
+            signs[f"P{layer}"] = torch.as_tensor(sign)
+        out.append(Transform(perms, signs if odd else None))
+    return out
+
+
+def _moved(stacked: Params, idx: Sequence[int], transforms: Sequence[Transform | None]) -> Params:
+    """Members ``idx`` moved by their transforms (None: unchanged), stacked."""
+    n_hidden = len(stacked) // 2 - 1
+    spec = mlp_permutation_spec(n_hidden)
+    nets = [
+        member(stacked, k) if g is None else apply_transform(member(stacked, k), spec, g)
+        for k, g in zip(idx, transforms, strict=True)
+    ]
+    return {k: torch.stack([net[k] for net in nets]) for k in nets[0]}
+
+
+def segment_losses(
+    stacked: Params,
+    transforms: Sequence[Transform | None],
+    data: tuple[torch.Tensor, torch.Tensor],
+    activation: str,
+    task: str,
+    *,
+    n_points: int = 7,
+    max_floats: int = 2**21,
+) -> np.ndarray:
+    """Mean loss on ``data = (x, y)`` along every pair's segment, shape ``(P, n_points)``.
+
+    Pair ``k = (i, j)`` (``all_pairs``) goes from member ``i`` to member ``j`` moved by
+    ``transforms[k]`` (None: unaligned), at ``t_m = m / (n_points - 1)``. Equal, up to
+    rounding, to evaluating every interpolated network (``experiments.segment_barriers``). The
+    end points are the members' own losses (a group element preserves the function), computed
+    once; only interior points are evaluated per pair, in chunks holding at most ``max_floats``
+    hidden activations (a few megabytes: one buffer, reused, stays in cache and spares the page
+    faults of fresh memory; chunks of 2**25 floats took twice as long), activations in place.
+    """
+    x, y = data
+    n = stacked["W1"].shape[0]
+    pairs = all_pairs(n)
+    if len(transforms) != len(pairs):
+        raise ValueError(f"{len(transforms)} transforms for {len(pairs)} pairs")
+    t = torch.linspace(0.0, 1.0, n_points, dtype=stacked["W1"].dtype)[1:-1]
+    with torch.no_grad():
+        z1 = torch.baddbmm(
+            stacked["b1"].unsqueeze(1), x.expand(n, *x.shape), stacked["W1"].transpose(1, 2)
+        )
+        ends = z1.unsqueeze(1).clone()  # _finish overwrites its input
+        own = _finish(ends, stacked, stacked, torch.zeros(1), activation, y, task)[:, 0]
+    if len(t) == 0:
+        return np.array([[own[i], own[j]] for i, j in pairs]).reshape(len(pairs), n_points)
+    per_chunk = max(1, max_floats // (len(x) * z1.shape[-1] * len(t)))
+    buffer = torch.empty(min(per_chunk, len(pairs)), len(t), *z1.shape[1:], dtype=z1.dtype)
+    out = []
+    for start in range(0, len(pairs), per_chunk):
+        chunk = pairs[start : start + per_chunk]
+        gs = transforms[start : start + per_chunk]
+        first = [i for i, _ in chunk]
+        a = {k: v[first] for k, v in stacked.items()}
+        b = _moved(stacked, [j for _, j in chunk], gs)
+        with torch.no_grad():
+            zb = torch.stack([_move_units(z1[j], g) for (_, j), g in zip(chunk, gs, strict=True)])
+            h = buffer[: len(chunk)]  # (C, T, N, n1)
+            torch.lerp(z1[first].unsqueeze(1), zb.unsqueeze(1), t.view(1, -1, 1, 1), out=h)
+            out.append(_finish(h, a, b, t, activation, y, task))
+    inner = np.concatenate(out)
+    ends = np.array([[own[i], own[j]] for i, j in pairs])
+    return np.concatenate([ends[:, :1], inner, ends[:, 1:]], axis=1)
+
+
+def _activate_(h: torch.Tensor, activation: str, layer: int) -> torch.Tensor:
+    """The activation of hidden layer ``layer`` on ``h``, in place where it can be: tanh through
+    NumPy's vectorised loop (several times faster on CPU than torch's, within one ulp, as the
+    trainer does), ReLU by ``relu_``; any other activation out of place."""
+    if activation == "tanh" and h.is_contiguous():
+        values = h.numpy()
+        np.tanh(values, out=values)
+        return h
+    if activation == "relu":
+        return h.relu_()
+    return layer_activation(activation)(h, layer)
+
+
+def _finish(h, a: Params, b: Params, t: torch.Tensor, activation: str, y, task: str) -> np.ndarray:
+    """Mean loss ``(C, T)`` from first-layer pre-activations ``h`` ``(C, T, N, n_1)`` (overwritten),
+    the later layers interpolated between ``a`` and ``b`` (``(C, ...)`` stacks) at ``t``."""
+    w = t.view(1, -1, 1, 1)
+    for layer in range(2, len(a) // 2 + 1):
+        h = _activate_(h, activation, layer - 1)
+        wl = torch.lerp(a[f"W{layer}"].unsqueeze(1), b[f"W{layer}"].unsqueeze(1), w)
+        bl = torch.lerp(a[f"b{layer}"].unsqueeze(1), b[f"b{layer}"].unsqueeze(1), t.view(1, -1, 1))
+        h = torch.matmul(h, wl.transpose(-1, -2)).add_(bl.unsqueeze(-2))
+    return loss_per_example(h, y, task).mean(-1).double().numpy()
+
+
+def _move_units(z: torch.Tensor, g: Transform | None) -> torch.Tensor:
+    """First-layer pre-activations ``(N, n_1)`` of a member moved by ``g``."""
+    if g is None:
+        return z
+    z = z[:, g.perms["P1"]]
+    return z if g.signs is None else z * g.signs["P1"].to(z)
+
+
+def barriers(curves: np.ndarray) -> np.ndarray:
+    """``max_t [L(t) - ((1 - t) L(0) + t L(1))]`` of each row of ``curves`` (``(P, T)``)."""
+    ts = np.linspace(0.0, 1.0, curves.shape[1])
+    chord = (1 - ts) * curves[:, :1] + ts * curves[:, -1:]
+    return np.max(curves - chord, axis=1)
+
+
+def pair_distances(stacked: Params, transforms: Sequence[Transform | None]) -> np.ndarray:
+    """``||theta_i - g_ij theta_j||`` for every pair (``all_pairs``), float64."""
+    n = stacked["W1"].shape[0]
+    out = []
+    for (i, j), g in zip(all_pairs(n), transforms, strict=True):
+        moved = _moved(stacked, [j], [g])
+        total = sum(
+            float((stacked[k][i].double() - moved[k][0].double()).pow(2).sum()) for k in stacked
+        )
+        out.append(total**0.5)
+    return np.array(out)
+
+
+def to_matrix(values: Sequence[float], n: int) -> np.ndarray:
+    """A symmetric ``(n, n)`` matrix of pair values (``all_pairs`` order), NaN diagonal."""
+    out = np.full((n, n), np.nan)
+    for value, (i, j) in zip(values, all_pairs(n), strict=True):
+        out[i, j] = out[j, i] = value
+    return out
+
+
+def connected_count(linked: np.ndarray, members: np.ndarray) -> int:
+    """Connected components of the graph on ``members`` (distinct indices) whose edges are the
+    pairs with ``linked[i, j]`` true; 0 for no members.
+
+    By reachability: ``R = I | A`` squared (boolean) until it stops changing is the indicator of
+    "same component", and each component of size ``s`` contributes ``s`` rows summing to ``s``,
+    so the count is ``sum_i 1 / sum_j R_ij`` (small graphs, called once per bootstrap resample).
+    """
+    members = np.unique(np.asarray(members, dtype=np.int64))
+    if len(members) == 0:
+        return 0
+    sub = np.asarray(linked, dtype=bool)[np.ix_(members, members)]
+    sub = sub | sub.T
+    np.fill_diagonal(sub, False)
+    n_edges = int(sub.sum())
+    if n_edges == 0:
+        return len(members)
+    if n_edges == len(members) * (len(members) - 1):
+        return 1
+    reach = (sub | np.eye(len(members), dtype=bool)).astype(float)
+    while True:
+        nxt = (reach @ reach > 0).astype(float)
+        if np.array_equal(nxt, reach):
+            break
+        reach = nxt
+    return int(round(float((1.0 / reach.sum(1)).sum())))
+
+
+def count_fraction(linked: np.ndarray, eligible: np.ndarray, idx: np.ndarray) -> float:
+    """Components per member among the distinct eligible seeds of a resample ``idx``
+    (for ``stats.bootstrap``); NaN when no eligible seed is drawn."""
+    chosen = np.unique(np.asarray(idx))
+    chosen = chosen[np.asarray(eligible, dtype=bool)[chosen]]
+    return connected_count(linked, chosen) / len(chosen) if len(chosen) else float("nan")
+
+
+def resamples(n: int, *, n_boot: int, seed: int = 0) -> np.ndarray:
+    """``(n_boot + 1, n)`` seed indices: the identity, then the resamples ``stats.bootstrap``
+    draws for ``n`` units (``default_rng(seed).integers(0, n, (n_boot, n))``)."""
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    return np.vstack([np.arange(n), draws])
+
+
+def pair_means(matrices: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``experiments.pair_mean`` of every matrix ``(K, n, n)`` on every resample ``idx``
+    ``(B, n)`` at once, shape ``(B, K)``: with ``C`` the ``(B, n)`` draw counts, ``M`` the
+    matrices with NaN and the diagonal set to 0 and ``W`` the indicator of their valid entries,
+    ``(c_b^T M_k c_b) / (c_b^T W_k c_b)`` (NaN where no valid pair is drawn)."""
+    m = np.asarray(matrices, dtype=float)
+    n = m.shape[-1]
+    valid = ~np.isnan(m)
+    valid[:, np.arange(n), np.arange(n)] = False
+    counts = (np.asarray(idx)[:, :, None] == np.arange(n)).sum(1).astype(float)
+    num = np.einsum("bkj,bj->bk", np.einsum("bi,kij->bkj", counts, np.where(valid, m, 0.0)), counts)
+    den = np.einsum("bkj,bj->bk", np.einsum("bi,kij->bkj", counts, valid.astype(float)), counts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+_CHECKED: set = set()  # (n, n_boot, seed, level) already run once through stats.bootstrap
+
+
+def bootstrap_columns(
+    values: np.ndarray, n: int, *, n_boot: int, seed: int = 0, level: float = 0.95
+) -> list[Estimate]:
+    """``stats.bootstrap`` of statistics already evaluated on ``resamples(n, n_boot=n_boot,
+    seed=seed)``: ``values`` ``(n_boot + 1, K)``, row 0 on the identity; one ``Estimate`` per
+    column, the one ``stats.bootstrap`` returns for that statistic (its NaN policy included).
+
+    The first column of a given ``(n, n_boot, seed, level)`` goes through ``stats.bootstrap``
+    itself, checking that it draws the rows ``resamples`` lists; later ones take the same
+    percentiles of the finite resampled values directly (``stats.bootstrap`` loops in Python).
+    """
+    values = np.asarray(values, dtype=float)
+    if values.shape[0] != n_boot + 1:
+        raise ValueError(f"need {n_boot + 1} rows (identity and resamples), got {values.shape}")
+    key = (n, n_boot, seed, level)
+    out = []
+    for column in values.T:
+        if key not in _CHECKED or n == 1:
+            rows, order = resamples(n, n_boot=n_boot, seed=seed), iter(range(n_boot + 1))
+
+            def statistic(idx, column=column, rows=rows, order=order):
+                r = next(order)
+                if not np.array_equal(idx, rows[r]):
+                    raise RuntimeError("stats.bootstrap no longer draws the rows of resamples()")
+                return column[r]
+
+            out.append(bootstrap(statistic, n, n_boot=n_boot, seed=seed, level=level))
+            _CHECKED.add(key)
+            continue
+        boots = column[1:][np.isfinite(column[1:])]
+        if 2 * len(boots) < n_boot:
+            raise ValueError(
+                f"only {len(boots)} of {n_boot} bootstrap resamples gave a finite value"
+            )
+        lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+        out.append(Estimate(float(column[0]), float(lo), float(hi), n))
+    return out
+
+
+def init_distances(
+    widths: Sequence[int], activation: str, seeds: Sequence[int], *, seed: int = 0
+) -> np.ndarray:
+    """Aligned distances ``||theta_a - g theta_b||`` between untrained initialisations of
+    ``widths`` (the trainer's own, ``train.member_generators``), for the disjoint pairs of
+    consecutive ``seeds`` (signed weight matching): the scale a trained pair is compared with."""
+    nets = [init_mlp(widths, member_generators(s)[0], dtype=torch.float32) for s in seeds]
+    n_hidden = len(widths) - 2
+    spec = mlp_permutation_spec(n_hidden)
+    out = []
+    for a, b in zip(nets[0::2], nets[1::2], strict=False):
+        moved = apply_transform(b, spec, signed_alignment(a, b, activation, seed=seed))
+        out.append(sum(float((a[k].double() - moved[k].double()).pow(2).sum()) for k in a) ** 0.5)
+    return np.array(out)
+
+
+METHODS = ("naive", "weight", "activation")
+
+
+def measure_pairs(
+    stacked: Params, data: Dataset, activation: str, *, n_eval: int, n_points: int, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Every pair of an ensemble's members compared three ways: unaligned (``naive``), after
+    signed weight matching (``weight``) and after activation matching on every training input
+    (``activation``, as Git Re-Basin does; a ``ValueError`` when the training set has fewer
+    inputs than the widest hidden layer has units, whose correlations would be rank-deficient).
+
+    Returns ``(E, E)`` matrices (NaN diagonal): ``"{split}_{method}"`` the loss barrier on the
+    first ``n_eval`` examples of ``split`` (``train``, ``test``), ``"dist_{method}"`` the raw
+    distance ``||theta_i - g theta_j||``, and ``"{split}_aligned"`` / ``"dist_aligned"`` the
+    elementwise lower of the two alignments (each a group element, so the lower is the tighter
+    upper bound on the value modulo the group).
+    """
+    n = stacked["W1"].shape[0]
+    widest = max(stacked[f"b{k}"].shape[1] for k in range(1, len(stacked) // 2))
+    if len(data.x_train) < widest:
+        raise ValueError(
+            f"activation matching of {widest} units needs at least as many training inputs, "
+            f"got {len(data.x_train)}"
+        )
+    splits = {
+        "train": (data.x_train[:n_eval], data.y_train[:n_eval]),
+        "test": (data.x_test[:n_eval], data.y_test[:n_eval]),
+    }
+    found = {
+        "naive": [None] * len(all_pairs(n)),
+        "weight": pair_transforms(stacked, activation, "weight", seed=seed),
+        "activation": pair_transforms(stacked, activation, "activation", x=data.x_train),
+    }
+    out = {}
+    for method, gs in found.items():
+        for split, xy in splits.items():
+            curves = segment_losses(stacked, gs, xy, activation, data.task, n_points=n_points)
+            out[f"{split}_{method}"] = to_matrix(barriers(curves), n)
+        out[f"dist_{method}"] = to_matrix(pair_distances(stacked, gs), n)
+    for key in ("train", "test", "dist"):
+        out[f"{key}_aligned"] = np.fmin(out[f"{key}_weight"], out[f"{key}_activation"])
+    return out

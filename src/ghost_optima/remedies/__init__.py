@@ -1,0 +1,1 @@
+"""The remedies that break the symmetry, their symmetry-keeping twins, and fair comparisons."""

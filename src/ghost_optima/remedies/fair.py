@@ -1,0 +1,305 @@
+"""Fair arms: the learning rate of every arm chosen on validation data carved from training.
+
+A remedy compared with a baseline at one learning rate tuned for neither can win or lose by the
+learning rate alone. ``select_lr`` gives every arm its own: it holds out a fraction of the
+*training* set (``selection.validation_split``), trains ``len(seeds) x len(grid)`` members as one
+ensemble (member ``(g, s)``: seed ``s`` at learning rate ``grid[g]``, ``train_ensemble`` takes a
+learning rate per member), scores each grid value by the mean final validation loss over its
+seeds (or the validation error, ``score="error"``, as ``recipes.tune_lr`` does; both
+``selection.grid_scores``), and picks the lowest (``selection.choose_on_validation``, which
+refuses anything but a validation split: the test set is never seen). The main run then trains
+on the whole training set at the chosen rate, every arm for the same number of steps.
+
+``fit_arms`` does the same for several arms at once: arms of equal widths whose layers differ
+only by their masks (per-member masks) or their polynomial coefficients (per-member rows) are
+trained as one ensemble, both the selection runs of all of them and their main runs. Members
+share nothing, so each member's run is the one ``fit`` gives (up to float rounding of the
+batched kernels); only the CPU time per step is shared, in proportion to the members.
+"""
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ghost_optima.core.data import Dataset
+from ghost_optima.core.stats import Estimate, bootstrap
+from ghost_optima.core.train import EnsembleResult, History, TrainConfig, TrainHooks, train_ensemble
+from ghost_optima.remedies import protocol
+from ghost_optima.remedies.masks import FanInInit
+from ghost_optima.remedies.orthopoly import PolyActivation
+from ghost_optima.remedies.protocol import Architecture
+from ghost_optima.selection.validation import (
+    Score,
+    Selection,
+    check_score,
+    choose_on_validation,
+    grid_members,
+    grid_scores,
+    validation_split,
+)
+
+VALIDATION_FRACTION = 0.2
+"""Share of an arm's training set held out to choose its learning rate."""
+
+
+@dataclass(frozen=True)
+class LrChoice:
+    """The grid, validation scores ``(G,)`` and the chosen rate of one arm on one data set."""
+
+    variant: str
+    dataset: str
+    selection: Selection
+
+    @property
+    def lr(self) -> float:
+        return self.selection.best
+
+
+def select_lr(
+    arch: Architecture,
+    data: Dataset,
+    grid: Sequence[float],
+    seeds: Sequence[int],
+    *,
+    epochs: int,
+    batch_size: int,
+    split_seed: int = 0,
+    score: Score = "loss",
+) -> LrChoice:
+    """The learning rate of ``arch`` on ``data`` from ``grid``, chosen on a validation split
+    (``VALIDATION_FRACTION`` of the training set, drawn with ``split_seed``) by ``score``;
+    ``seeds`` seed the members of the selection run (use seeds apart from the main run's)."""
+    check_score(score)
+    grid = np.asarray(grid, float)
+    seeds = list(seeds)
+
+    def scores(split: Dataset, values: np.ndarray) -> np.ndarray:
+        members, lrs = grid_members(values, seeds)
+        result = protocol.train(arch, split, members, epochs=epochs, batch_size=batch_size, lr=lrs)
+        return grid_scores(result.history, len(values), len(seeds), score)
+
+    split = validation_split(data, VALIDATION_FRACTION, seed=split_seed)
+    return LrChoice(arch.variant, data.name, choose_on_validation(scores, split, grid))
+
+
+def fit(
+    arch: Architecture,
+    data: Dataset,
+    seeds: Sequence[int],
+    grid: Sequence[float],
+    select_seeds: Sequence[int],
+    *,
+    epochs: int,
+    batch_size: int,
+    score: Score = "loss",
+) -> tuple[LrChoice, EnsembleResult]:
+    """``select_lr`` (split drawn with ``select_seeds[0]``, rates scored by ``score``), then
+    the main run of ``seeds`` on the whole training set at the chosen rate (measure it with
+    ``protocol.measure``)."""
+    kw = dict(epochs=epochs, batch_size=batch_size)
+    choice = select_lr(
+        arch, data, grid, select_seeds, split_seed=select_seeds[0], score=score, **kw
+    )
+    return choice, protocol.train(arch, data, seeds, lr=choice.lr, **kw)
+
+
+def _group_key(arch: Architecture) -> tuple | None:
+    """What arms must share to be one ensemble (None: trained alone, as ``protocol.train``)."""
+    if arch.reparam is not None or arch.sort_every:
+        return None
+    act = arch.activation
+    if isinstance(act, str):
+        return arch.widths, act
+    if isinstance(act, PolyActivation):
+        return arch.widths, act.basis, tuple(tuple(c.shape) for c in act.coefficients)
+    return None
+
+
+def _stacked(archs: Sequence[Architecture], counts: Sequence[int]) -> tuple:
+    """The activation and the masks ``(E, n_l, n_{l-1})`` of the members of ``archs`` (arm
+    ``a`` repeated ``counts[a]`` times); a layer an arm leaves dense gets a mask of ones."""
+    act = archs[0].activation
+    if isinstance(act, PolyActivation):
+        layers = zip(*(a.activation.coefficients for a in archs), strict=True)
+        rows = [
+            torch.cat([c.expand(k, *c.shape) for c, k in zip(cs, counts, strict=True)])
+            for cs in layers
+        ]
+        act = PolyActivation(tuple(rows), act.basis)
+    names = sorted({name for a in archs for name in (a.masks or {})})
+    shape = {
+        f"W{layer}": (n, m) for layer, (m, n) in enumerate(itertools.pairwise(archs[0].widths), 1)
+    }
+    masks = {
+        name: torch.cat(
+            [
+                (a.masks or {}).get(name, torch.ones(shape[name])).float().expand(k, *shape[name])
+                for a, k in zip(archs, counts, strict=True)
+            ]
+        )
+        for name in names
+    }
+    return act, masks or None
+
+
+def _split(result: EnsembleResult, archs: Sequence[Architecture], counts: Sequence[int]) -> list:
+    """The per-arm ``EnsembleResult`` of a joint run (CPU time shared by member count)."""
+    out, start, total = [], 0, sum(counts)
+    for arch, k in zip(archs, counts, strict=True):
+        part = slice(start, start + k)
+        h = result.history
+        history = History(*(None if v is None else v[:, part].copy() for v in vars(h).values()))
+        out.append(
+            EnsembleResult(
+                {n: v[part].clone() for n, v in result.params.items()},
+                history,
+                result.seeds[part],
+                result.lrs[part],
+                result.widths,
+                arch.activation,
+                result.optimizer,
+                result.step_seconds * k / total,
+                result.step_cpu_seconds * k / total,
+                result.n_steps,
+            )
+        )
+        start += k
+    return out
+
+
+def train_together(
+    archs: Sequence[Architecture],
+    data: Dataset,
+    seeds: Sequence[Sequence[int]],
+    lrs: Sequence[Sequence[float]],
+    *,
+    epochs: int,
+    batch_size: int,
+) -> list[EnsembleResult]:
+    """``[protocol.train(archs[a], data, seeds[a], lr=lrs[a]) for a]`` as one ``train_ensemble``
+    call (arms of one ``_group_key``): members ``(a, s)`` in arm order, per-member masks with
+    the fan-in-correct start (``masks.FanInInit``) and per-member polynomial rows. The history
+    has two rows, at the start and after the last epoch (``record_every``: no evaluation in
+    between, which the arms' measurements never read)."""
+    counts = [len(s) for s in seeds]
+    act, masks = _stacked(archs, counts)
+    lr = [float(v) for rates in lrs for v in rates]
+    config = TrainConfig(epochs, batch_size, "adam", lr, record_every=epochs)  # final rows only
+    hooks = TrainHooks(masks=masks, reparam=FanInInit(masks) if masks else None)
+    members = [int(s) for ss in seeds for s in ss]
+    return _split(train_ensemble(data, archs[0].widths, act, members, config, hooks), archs, counts)
+
+
+def fit_arms(
+    archs: Sequence[Architecture],
+    data: Dataset,
+    seeds: Sequence[int],
+    grid: Sequence[float],
+    select_seeds: Sequence[int],
+    *,
+    epochs: int,
+    batch_size: int,
+    score: Score = "loss",
+) -> list[tuple[LrChoice, EnsembleResult]]:
+    """``[fit(arch, ..., score=score) for arch in archs]``, arms of one ``_group_key`` trained
+    together: one selection ensemble (every arm, rate and selection seed) on the same
+    validation split, then one main ensemble (every arm at its chosen rate)."""
+    check_score(score)
+    groups: dict = {}
+    for i, arch in enumerate(archs):
+        key = _group_key(arch)
+        groups.setdefault(i if key is None else key, []).append(i)
+    kw = dict(epochs=epochs, batch_size=batch_size)
+    out: dict[int, tuple[LrChoice, EnsembleResult]] = {}
+    split = validation_split(data, VALIDATION_FRACTION, seed=select_seeds[0])
+    for idx in groups.values():
+        if _group_key(archs[idx[0]]) is None:
+            out[idx[0]] = fit(archs[idx[0]], data, seeds, grid, select_seeds, score=score, **kw)
+            continue
+        arms, g = [archs[i] for i in idx], np.asarray(grid, float)
+        members, lrs = grid_members(g, select_seeds)
+        runs = train_together(arms, split, [members] * len(arms), [lrs] * len(arms), **kw)
+        choices = []
+        for arch, run in zip(arms, runs, strict=True):
+            mean = grid_scores(run.history, len(g), len(select_seeds), score)
+            choices.append(
+                LrChoice(
+                    arch.variant,
+                    data.name,
+                    choose_on_validation(lambda _s, _g, m=mean: m, split, g),
+                )
+            )
+        mains = train_together(
+            arms, data, [list(seeds)] * len(arms), [[c.lr] * len(seeds) for c in choices], **kw
+        )
+        out.update(zip(idx, zip(choices, mains, strict=True), strict=True))
+    return [out[i] for i in range(len(archs))]
+
+
+def change(
+    comparisons: Sequence[tuple[protocol.Measured, protocol.Measured]],
+    metric: str,
+    *,
+    relative: bool,
+    n_boot: int,
+    seed: int = 0,
+) -> Estimate:
+    """Mean over ``(base, other)`` comparisons of ``other - base`` (or ``other / base - 1``).
+
+    ``metric`` is ``"disagreement"``, ``"disagreement_per_error"`` (means over seed pairs) or
+    ``"test_acc"`` (mean over seeds).
+    Seeds are resampled once per data set and shared by every comparison on it (paired).
+    """
+    names = sorted({b.dataset for b, _ in comparisons})
+    sizes = {b.dataset: len(b.test_acc) for b, _ in comparisons}
+
+    def value(m: protocol.Measured, idx: np.ndarray) -> float:
+        if metric == "disagreement":
+            return protocol.mean_pairwise(m.disagreement, idx)
+        if metric == "disagreement_per_error":
+            return protocol.mean_pairwise(protocol.per_error(m), idx)
+        return float(getattr(m, metric)[idx].mean())
+
+    def stat(*draw: np.ndarray) -> float:
+        idx = dict(zip(names, draw, strict=True))
+        diffs = []
+        for base, other in comparisons:
+            b, o = value(base, idx[base.dataset]), value(other, idx[base.dataset])
+            diffs.append(o / b - 1 if relative else o - b)
+        return float(np.mean(diffs))
+
+    return bootstrap(stat, [sizes[n] for n in names], n_boot=n_boot, seed=seed)
+
+
+def effects(
+    triples: Sequence[tuple[protocol.Measured, protocol.Measured, protocol.Measured]],
+    *,
+    n_boot: int,
+    seed: int = 0,
+) -> dict[str, Estimate]:
+    """The figures of a remedy's rule from ``(baseline, remedy, twin)`` per data set (or
+    pattern), each averaged over the triples with seeds resampled per data set:
+
+    * ``symmetry_effect_<m>``: remedy against its twin, the effect of breaking the symmetry;
+    * ``<m>_change``: remedy against the baseline, the effect of the whole change;
+
+    for ``m`` = disagreement (relative change, ``remedy / other - 1``), per_error (the same of
+    ``protocol.per_error``, disagreement at matched accuracy) and acc (test accuracy,
+    difference in fraction points).
+    """
+    out = {}
+    for label, pairs in (
+        ("symmetry_effect_{}", [(t, r) for _, r, t in triples]),
+        ("{}_change", [(b, r) for b, r, _ in triples]),
+    ):
+        for short, metric, relative in (
+            ("disagreement", "disagreement", True),
+            ("per_error", "disagreement_per_error", True),
+            ("acc", "test_acc", False),
+        ):
+            est = change(pairs, metric, relative=relative, n_boot=n_boot, seed=seed)
+            out[label.format(short)] = est
+    return out

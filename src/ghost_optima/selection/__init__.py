@@ -1,0 +1,1 @@
+"""Choosing hyperparameters on validation data carved from training data, never on test."""

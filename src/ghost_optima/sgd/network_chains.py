@@ -1,0 +1,223 @@
+"""SGD's cloud around a trained minimum of a small MLP classifier (claims T4-T6).
+
+Claims T4-T6 compare the linearised law of :mod:`ghost_optima.sgd.stationary` with real minibatch
+SGD on a small classifier. This module holds the network side:
+
+* :func:`mlp_objective`: the training loss
+  ``L(theta) = mean_j CE_j(theta) + (wd / 2) ||theta||^2`` of an MLP as a function of its flat
+  parameter vector (the order of :func:`ghost_optima.landscape.hessian.flatten_params` on
+  ``W1, b1, ..., W{L+1}, b{L+1}``), with the one-example loss for per-example gradients; the
+  network and the cross-entropy are those of :mod:`ghost_optima.core.mlp`;
+* :func:`minimize`: full-batch L-BFGS in float64 to a small gradient norm (the ``theta*``), and
+  :func:`trained_minimum`: SGD training followed by that polish;
+* :func:`mlp_gradient` and :func:`mlp_sgd_chains`: the minibatch gradient of the objective for
+  many chains at once, run by the chain engine :func:`ghost_optima.sgd.chains.run_chains`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ghost_optima.core.data import Dataset
+from ghost_optima.core.mlp import Params, ensemble_loss_grad, loss_per_example, mlp_forward
+from ghost_optima.core.train import TrainConfig, member, train_ensemble
+from ghost_optima.landscape.hessian import flatten_params
+from ghost_optima.sgd.chains import ChainRecord, Gradient, Schedule, Watch, run_chains
+
+__all__ = [
+    "MLPObjective",
+    "minimize",
+    "mlp_gradient",
+    "mlp_objective",
+    "mlp_sgd_chains",
+    "trained_minimum",
+]
+
+
+@dataclass(frozen=True)
+class MLPObjective:
+    """An MLP classifier's training loss on a flat parameter vector.
+
+    Attributes
+    ----------
+    loss: ``theta (d,) -> mean_j CE(f_theta(x_j), y_j) + (weight_decay / 2) ||theta||^2``.
+    per_sample_loss: ``(theta, x (n_in,), y ()) -> CE`` of one example (no weight decay: it
+        adds the same vector ``wd theta`` to every per-sample gradient, so it does not change
+        their covariance).
+    unflatten: ``theta -> {"W1": ..., ...}`` (views).
+    widths: ``(n_in, n_1, ..., n_out)``.
+    X, y: the training set, ``(n, n_in)`` in ``theta``'s dtype and ``(n,)`` class indices.
+    """
+
+    loss: Callable[[Tensor], Tensor]
+    per_sample_loss: Callable[[Tensor, Tensor, Tensor], Tensor]
+    unflatten: Callable[[Tensor], Params]
+    widths: tuple[int, ...]
+    activation: str
+    weight_decay: float
+    X: Tensor
+    y: Tensor
+
+
+def mlp_objective(
+    params: Params, X: Tensor, y: Tensor, *, activation: str = "tanh", weight_decay: float = 0.0
+) -> tuple[MLPObjective, Tensor]:
+    """The objective of an MLP classifier with the layout of ``params``, and ``params`` flat.
+
+    ``X``: ``(n, n_in)``; ``y``: ``(n,)`` class indices. Returns ``(objective, theta)`` with
+    ``theta`` the flat copy of ``params`` (dtype of ``params``; ``X`` is cast to it). The
+    cross-entropy is :func:`ghost_optima.core.mlp.loss_per_example`, averaged.
+    """
+    theta, unflatten = flatten_params(params)
+    X = X.to(theta.dtype)
+    widths = (
+        params["W1"].shape[1],
+        *(params[f"b{i}"].shape[0] for i in range(1, len(params) // 2 + 1)),
+    )
+
+    def loss(th: Tensor) -> Tensor:
+        out = mlp_forward(unflatten(th), X, activation)
+        data = loss_per_example(out, y, "classification").mean()
+        return data + 0.5 * weight_decay * (th * th).sum() if weight_decay else data
+
+    def per_sample_loss(th: Tensor, x: Tensor, t: Tensor) -> Tensor:
+        out = mlp_forward(unflatten(th), x.unsqueeze(0), activation)
+        return loss_per_example(out, t.unsqueeze(0), "classification").mean()
+
+    objective = MLPObjective(
+        loss, per_sample_loss, unflatten, widths, activation, weight_decay, X, y
+    )
+    return objective, theta
+
+
+def minimize(
+    loss: Callable[[Tensor], Tensor],
+    theta0: Tensor,
+    *,
+    grad_tol: float = 1e-10,
+    max_iter: int = 5000,
+    history_size: int = 50,
+) -> tuple[Tensor, float, int]:
+    """Full-batch L-BFGS (strong Wolfe line search) from ``theta0`` until ``||grad|| <= grad_tol``.
+
+    Returns ``(theta, grad_norm, iterations)``; ``theta`` is detached, dtype of ``theta0``
+    (use float64 to reach small gradient norms).
+    """
+    theta = theta0.detach().clone().requires_grad_(True)
+    opt = torch.optim.LBFGS(
+        [theta],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=grad_tol,
+        tolerance_change=0.0,
+        history_size=history_size,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        value = loss(theta)
+        value.backward()
+        return value
+
+    opt.step(closure)
+    state = opt.state[opt._params[0]]
+    theta = theta.detach()
+    g = torch.func.grad(loss)(theta)
+    return theta, float(g.norm()), int(state.get("n_iter", 0))
+
+
+def trained_minimum(
+    data: Dataset, width: int, train: TrainConfig, *, seed: int, grad_tol: float
+) -> tuple[MLPObjective, Tensor, Tensor, float]:
+    """A one-hidden-layer tanh classifier at a minimum of its weight-decayed training loss.
+
+    Trains ``(n_in, width, n_out)`` with :func:`ghost_optima.core.train.train_ensemble` under
+    ``train`` (seed ``seed``; e.g. SGD with momentum and ``train.weight_decay``), then polishes
+    in float64 with :func:`minimize` until no gradient entry exceeds ``grad_tol``. Returns
+    ``(objective, theta_trained, theta_star, grad_norm)``, the objective on ``data``'s training
+    set with the same weight decay.
+    """
+    run = train_ensemble(data, (data.n_in, width, data.n_out), "tanh", [seed], train)
+    start = {k: v.double() for k, v in member(run.params, 0).items()}
+    objective, theta_trained = mlp_objective(
+        start, data.x_train.double(), data.y_train, weight_decay=train.weight_decay
+    )
+    theta_star, grad_norm, _ = minimize(objective.loss, theta_trained, grad_tol=grad_tol)
+    return objective, theta_trained, theta_star, grad_norm
+
+
+def mlp_gradient(objective: MLPObjective) -> Gradient:
+    """The minibatch gradient of ``objective`` for ``C`` chains at once (a chain-engine plug-in).
+
+    For chain ``c`` with state ``theta_c`` and batch ``b_c`` (``None``: all examples) ::
+
+        g_c = grad_theta mean_{j in b_c} CE(f_theta(x_j), y_j) |_{theta_c} + wd * theta_c
+
+    The ``C`` networks are one stacked ensemble and the gradient of the sum over chains of
+    their batch losses is every chain's own gradient (the chains share no parameter). It is
+    computed by the hand-written backward pass :func:`ghost_optima.core.mlp.ensemble_loss_grad`
+    (one batched matmul per product, reused buffers), which equals reverse-mode autograd's
+    value up to float rounding at about half its cost per step. Works for any depth and
+    activation of the objective.
+    """
+    X, y, wd = objective.X, objective.y, objective.weight_decay
+    template = objective.unflatten(torch.zeros(_n_params(objective), dtype=X.dtype))
+    names = list(template)
+    shapes = [tuple(template[k].shape) for k in names]
+    sizes = [template[k].numel() for k in names]
+    work: dict[str, Tensor] = {}
+
+    def gradient(theta: Tensor, batch: Tensor | None) -> Tensor:
+        n_chains = theta.shape[0]
+        chunks = theta.detach().split(sizes, dim=1)
+        params = {k: c.view(n_chains, *s) for k, c, s in zip(names, chunks, shapes, strict=True)}
+        if batch is None:
+            xb, yb = X, y
+        else:
+            flat = batch.reshape(-1)
+            xb = X.index_select(0, flat).view(n_chains, batch.shape[1], X.shape[1])
+            yb = y.index_select(0, flat).view(n_chains, batch.shape[1])
+        grads = ensemble_loss_grad(
+            params, xb, yb, objective.activation, "classification", work=work
+        )
+        g = torch.cat([grads[k].reshape(n_chains, -1) for k in names], dim=1)
+        return g.add_(theta, alpha=wd) if wd else g
+
+    return gradient
+
+
+def _n_params(objective: MLPObjective) -> int:
+    widths = objective.widths
+    return sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(widths))
+
+
+def mlp_sgd_chains(
+    objective: MLPObjective,
+    schedule: Schedule,
+    n_chains: int,
+    generator: torch.Generator,
+    watch: Watch,
+    start: Tensor | None = None,
+) -> ChainRecord:
+    """Plain SGD on ``objective``'s training set, ``n_chains`` chains at once.
+
+    Every step each chain draws its own batch of ``B`` examples
+    (:func:`ghost_optima.sgd.chains.sample_batches`: with replacement by default, so the minibatch
+    gradient's covariance is exactly ``C / B``, ``s = 1`` in
+    :func:`ghost_optima.sgd.stationary.stationary_variance`; ``s = (n - B) / (n - 1)`` without)
+    and steps ``theta <- theta - eta * (mean_{j in batch} grad CE_j(theta) + wd * theta)``
+    (:func:`mlp_gradient`). ``B = n`` is full-batch gradient descent (deterministic). Chains
+    start at ``start`` (``(d,)`` or ``(n_chains, d)``; default ``watch.centre``, normally
+    ``theta*``), in float64. What is recorded is said by ``watch``
+    (:class:`ghost_optima.sgd.chains.Watch`).
+    """
+    centre = watch.centre.to(torch.float64)
+    first = centre if start is None else start.to(torch.float64)
+    theta0 = first.expand(n_chains, centre.numel())
+    return run_chains(mlp_gradient(objective), len(objective.X), theta0, schedule, generator, watch)
