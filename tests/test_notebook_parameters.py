@@ -134,3 +134,18 @@ def test_the_notebook_lint_names_a_malformed_parameters_cell(tmp_path):
     assert any("only 'name: type = literal  # help'" in p for p in check_notebooks.problems(path))
     path.write_text(header + "```{code-cell} ipython3\n:tags: [parameters]\nn: int = 3  # n\n```\n")
     assert check_notebooks.problems(path) == []
+
+
+def test_the_notebook_lint_refuses_a_thread_count_set_in_a_chapter(tmp_path):
+    header = "---\nkernelspec:\n  display_name: Python 3\n  language: python\n"
+    header += "  name: python3\n---\n"
+    params = "```{code-cell} ipython3\n:tags: [parameters]\nn: int = 3  # n\n```\n"
+    path = tmp_path / "10_x.md"
+    path.write_text(
+        header + params + "```{code-cell} ipython3\nimport torch\n\ntorch.set_num_threads(1)\n```\n"
+    )
+    assert any("sets thread counts (set_num_threads)" in p for p in check_notebooks.problems(path))
+    path.write_text(
+        header + params + "```{code-cell} ipython3\nimport torch\n\ntorch.ones(n)\n```\n"
+    )
+    assert check_notebooks.problems(path) == []

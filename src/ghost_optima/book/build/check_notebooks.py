@@ -1,11 +1,12 @@
-"""Lint the notebook sources: a kernelspec, one well-formed parameters cell, ruff-clean code.
+"""Lint the notebook sources: a kernelspec, one well-formed parameters cell, ruff-clean code, and
+no thread counts (the profile's ``threads`` setting owns them: ``cluster.threads_env``).
 
 ``python -m ghost_optima.book.build.check_notebooks notebooks`` converts each MyST notebook to a
-Python
-script in memory and pipes it through ``ruff check`` (allowing what is usual in notebooks: long
-lines, late imports, bare expressions that display). Exits non-zero, naming each problem.
+Python script in memory and pipes it through ``ruff check`` (allowing what is usual in notebooks:
+long lines, late imports, bare expressions that display). Exits non-zero, naming each problem.
 """
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,9 @@ import jupytext
 from ghost_optima.book.build.profiles import ConfigError, parameters_cell
 
 RUFF_IGNORE = "E402,E501,B018"  # late imports, long lines, displayed expressions
+THREAD_SETTERS = re.compile(
+    r"set_num_threads|set_num_interop_threads|threadpool_limits|_NUM_THREADS"
+)
 
 
 def problems(path: Path) -> list[str]:
@@ -30,6 +34,11 @@ def problems(path: Path) -> list[str]:
             parameters_cell(tagged[0].source)
         except ConfigError as err:
             found.append(str(err))
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    if setters := sorted(set(THREAD_SETTERS.findall(code))):
+        found.append(
+            f"sets thread counts ({', '.join(setters)}): the profile's threads setting does"
+        )
     script = jupytext.writes(notebook, fmt="py:percent")
     ruff = Path(sys.executable).with_name("ruff")
     done = subprocess.run(
