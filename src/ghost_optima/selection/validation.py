@@ -101,9 +101,14 @@ def choose_on_validation(
     """``select(grid, score(split, grid))`` where ``split`` must come from
     :func:`validation_split`; ``score`` trains on ``split.x_train`` and returns one validation
     score per grid value, scored on ``split.x_test`` (the validation examples)."""
+    require_validation(split)
+    return select(grid, score(split, np.asarray(grid, float)))
+
+
+def require_validation(split: Dataset) -> None:
+    """Refuse a data set that is not a :func:`validation_split` (call it before any training)."""
     if not split.name.endswith(VALIDATION):
         raise ValueError(f"'{split.name}' is not a validation split: selection never sees test")
-    return select(grid, score(split, np.asarray(grid, float)))
 
 
 def check_score(score: str) -> None:
