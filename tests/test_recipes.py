@@ -12,7 +12,6 @@ from ghost_optima.selection.recipes import (
     PUBLISHED_MNIST1D,
     mnist1d_recipe,
     tune_lr,
-    validation_errors,
 )
 from ghost_optima.selection.validation import validation_split
 
@@ -30,18 +29,20 @@ def test_recipe_follows_the_published_regime():
     assert PUBLISHED_MNIST1D["MLP"] == 0.68
 
 
-def test_validation_errors_match_one_run_per_rate():
-    split = validation_split(_small(digits(seed=0)), 0.3, seed=1)
+def test_tuned_rate_is_the_lowest_mean_validation_error_of_one_run_per_rate():
+    data = _small(digits(seed=0))
     recipe = replace(mnist1d_recipe(64, 10, epochs=3), widths=(64, 16, 10))
-    grid = np.array([1e-3, 1e-2])
-    seeds = [4, 7]
-    errors = validation_errors(split, recipe, grid, seeds)
+    grid = (1e-3, 1e-2, 1e-1)
+    seeds = (4, 7)
+    tuned = tune_lr(data, recipe, grid, selection_seeds=seeds, val_fraction=0.3, split_seed=1)
+    split = validation_split(data, 0.3, seed=1)
     brute = []
     for lr in grid:
         config = replace(recipe.config, lr=float(lr))
         run = train_ensemble(split, recipe.widths, "relu", seeds, config)
         brute.append(1 - run.history.test_acc[-1].mean())
-    np.testing.assert_allclose(errors, brute, atol=1e-6)
+    np.testing.assert_allclose(tuned.selection.scores, brute, atol=1e-6)
+    assert tuned.config.lr == grid[int(np.argmin(brute))] == tuned.selection.best
 
 
 def test_tuning_never_sees_the_test_set():

@@ -9,19 +9,21 @@ learning rate of its own for every arm, all chosen on validation data carved fro
   never read. :func:`clean_labels_best` does it with the candidate model of lowest out-of-fold
   log-loss on the given labels (a held-out score the practitioner has; the true labels are not
   used), and :func:`flag_quality` scores the flags against the known flips.
-* :func:`tune`: one ensemble of ``G * S`` members (member ``(g, s)``: seed ``s`` at learning
-  rate ``grid[g]``; ``train_ensemble`` takes a rate per member) trained on
-  ``selection.validation_split(data, fraction)``; ``L[t, g]`` is the mean over the ``S`` seeds
-  of the validation score after epoch ``t``, the error (``1 - accuracy``) or the loss. The
-  plain arm takes ``argmin_g L[T, g]`` (with the loss, the scores of ``fair.select_lr``);
-  *early stopping* takes ``(t*, g*) = argmin_{t >= 1, g} L[t, g]`` from the same run, shown as
-  a selection over epochs ``1..T`` of the profile ``min_g L[t, g]``.
+* :func:`tune`: the book's learning-rate search (``selection.search.lr_search``: ``G * S``
+  members, every rate of the grid with every selection seed, one ensemble, grid-major) trained
+  on ``selection.validation_split(data, fraction)``; ``L[t, g]`` is the mean over the ``S``
+  seeds of the validation score after epoch ``t``, the error (``1 - accuracy``) or the loss
+  (``+inf`` for a rate with a diverged member). The plain arm takes ``argmin_g L[T, g]`` (with
+  the loss, the scores of ``fair.select_lr``); *early stopping* takes
+  ``(t*, g*) = argmin_{t >= 1, g} L[t, g]`` from the same run, shown as a selection over epochs
+  ``1..T`` of the profile ``min_g L[t, g]``.
 * :class:`DecoupledDecay`: decoupled weight decay (AdamW; Loshchilov and Hutter, ICLR 2019),
   ``p <- p (1 - lr_e wd_e)`` for every parameter of member ``e`` after each Adam step (AdamW
   shrinks before the step: the two differ by ``lr wd`` times the step, second order). Coupled L2
   under Adam is divided by ``sqrt(v)`` like the gradient, which is why AdamW decouples it.
 * :func:`tune_decay`: the pair ``(lr, wd)`` from a grid ``G x W``, one ensemble of ``G * W * S``
-  members, lowest mean final validation score; shown as a selection over ``wd`` of the profile
+  members in the search's order (``search.members`` over the pairs, seeds innermost), lowest
+  mean final validation score; shown as a selection over ``wd`` of the profile
   ``min_g L[g, w]`` (``censored`` when the best decay is an end of its grid).
 
 The split must be drawn from a stream of its own: ``data.flip_labels`` and
@@ -47,6 +49,7 @@ from ghost_optima.labels.scores import CrossFit, confident_learning, cross_fit
 from ghost_optima.remedies import protocol
 from ghost_optima.remedies.protocol import Architecture
 from ghost_optima.selection.recipes import Recipe
+from ghost_optima.selection.search import lr_search, members, score_table
 from ghost_optima.selection.validation import (
     Selection,
     choose_on_validation,
@@ -107,16 +110,6 @@ class Tuned:
     other: Selection | None = None
 
 
-def _validation(result: EnsembleResult, score: str) -> np.ndarray:
-    """``(R, E)`` validation scores (the split's test slot) at the history's rows: ``"error"``
-    (``1 - accuracy``) or ``"loss"`` (cross-entropy); non-finite ones as ``inf``."""
-    if score not in ("error", "loss"):
-        raise ValueError(f"score must be 'error' or 'loss', got {score!r}")
-    h = result.history
-    values = 1.0 - h.test_acc if score == "error" else h.test_loss
-    return np.where(np.isfinite(values), values, np.inf)
-
-
 @dataclass(frozen=True)
 class Plan:
     """How an arm's settings are chosen: ``seeds`` (members per grid value), ``epochs`` and
@@ -139,27 +132,21 @@ def tune(
     (``stopping``) early stopping's ``(epochs, rate)``, both from one selection run on a
     validation split (module docstring). ``stopped`` is None without ``stopping`` (the run then
     evaluates only at its end)."""
-    epochs, score = plan.epochs, plan.score
-    grid, seeds = np.asarray(grid, float), [int(s) for s in plan.seeds]
-    curves: dict[str, np.ndarray] = {}
+    every = 1 if stopping else plan.epochs  # the end alone, unless every epoch is a candidate
 
-    def scores(split: Dataset, values: np.ndarray) -> np.ndarray:
-        members = [s for _ in grid for s in seeds]
-        lrs = [float(g) for g in grid for _ in seeds]
-        kw = dict(epochs=epochs, batch_size=plan.batch_size, record_every=1 if stopping else epochs)
-        run = protocol.train(arch, split, members, lr=lrs, **kw)
-        table = _validation(run, score)
-        curves["L"] = table.reshape(len(table), len(grid), len(seeds)).mean(-1)[1:]  # (T, G)
-        return curves["L"][-1]
+    def train(split: Dataset, seeds: list[int], lrs: list[float]) -> EnsembleResult:
+        kw = dict(epochs=plan.epochs, batch_size=plan.batch_size, record_every=every)
+        return protocol.train(arch, split, seeds, lr=lrs, **kw)
 
     split = validation_split(data, plan.fraction, seed=plan.split_seed)
-    plain = choose_on_validation(scores, split, grid)
+    found = lr_search(train, split, grid, plan.seeds, plan.score)
+    plain = Tuned(found.best, found.pooled)
     if not stopping:
-        return Tuned(plain.best, plain), None
-    curve = curves["L"]
-    stop = select(np.arange(1, epochs + 1, dtype=float), curve.min(1))
-    at = select(grid, curve[stop.best_index])
-    return Tuned(plain.best, plain), Tuned(at.best, at, stop)
+        return plain, None
+    curve = found.curve()  # (T, G)
+    stop = select(np.arange(1, plan.epochs + 1, dtype=float), curve.min(1))
+    at = select(found.grid, curve[stop.best_index])
+    return plain, Tuned(at.best, at, stop)
 
 
 class DecoupledDecay:
@@ -210,17 +197,14 @@ def tune_decay(
     table: dict[str, np.ndarray] = {}
 
     def scores(split: Dataset, wds: np.ndarray) -> np.ndarray:
-        pairs = [(g, w) for g in lr_grid for w in wds]
-        members = [s for _ in pairs for s in seeds]
-        lrs = [g for g, _ in pairs for _ in seeds]
-        decays = [w for _, w in pairs for _ in seeds]
+        pairs = [(float(g), float(w)) for g in lr_grid for w in wds]
+        member_seeds, settings = members(pairs, seeds)
+        lrs, decays = [g for g, _ in settings], [w for _, w in settings]
         kw = dict(lr=lrs, weight_decay=decays, epochs=plan.epochs, batch_size=plan.batch_size)
-        run = train_decayed(arch, split, members, **kw)
-        final = (
-            _validation(run, plan.score)[-1].reshape(len(lr_grid), len(wds), len(seeds)).mean(-1)
-        )
-        table["L"] = final  # (G, W)
-        return final.min(0)
+        run = train_decayed(arch, split, member_seeds, **kw)
+        final = score_table(run.history, len(pairs), len(seeds), plan.score)[-1].mean(0)
+        table["L"] = final.reshape(len(lr_grid), len(wds))  # (G, W)
+        return table["L"].min(0)
 
     split = validation_split(data, plan.fraction, seed=plan.split_seed)
     decay = choose_on_validation(scores, split, wd_grid)

@@ -13,10 +13,9 @@ small and ReLU, trained with Adam (learning rate ``1e-2``, no weight decay) in m
 * Adam, minibatches of 100, ``MNIST1D_EPOCHS = 150`` epochs (``150 * 4000 / 100 = 6000`` steps on
   the 4000 training signals), no weight decay;
 * the learning rate chosen from ``MNIST1D_LR_GRID`` (``2e-3`` to ``1.6e-2``, factors of 2) by the
-  lowest mean validation error over ``len(selection_seeds)`` members per grid value, with the
-  validation examples a seeded 10% of the *training* set (``ghost_optima.selection.validation``);
-  the test
-  set is never seen by the choice.
+  lowest mean validation error over ``len(selection_seeds)`` members per grid value
+  (``ghost_optima.selection.search``), with the validation examples a seeded 10% of the
+  *training* set; the test set is never seen by the choice.
 
 Measured on ``mnist1d(seed=0)`` (three seeds per rate, 150 epochs): test accuracy 64.7%, 65.7%,
 68.7%, 68.1% at ``2e-3, 4e-3, 8e-3, 1.6e-2``, so the chosen rate lands within two points of the
@@ -27,17 +26,10 @@ tunes the digits MLP or any other arm.
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import numpy as np
-
 from ghost_optima.core.data import Dataset
 from ghost_optima.core.train import EnsembleResult, TrainConfig, train_ensemble
-from ghost_optima.selection.validation import (
-    Selection,
-    choose_on_validation,
-    grid_members,
-    grid_scores,
-    validation_split,
-)
+from ghost_optima.selection.search import lr_search, plain_trainer
+from ghost_optima.selection.validation import Selection, validation_split
 
 PUBLISHED_MNIST1D: dict[str, float] = {
     "logistic regression": 0.32,
@@ -70,22 +62,6 @@ class Recipe:
         return train_ensemble(data, self.widths, self.activation, seeds, self.config, **kwargs)
 
 
-def validation_errors(
-    split: Dataset, recipe: Recipe, grid: np.ndarray, seeds: Sequence[int]
-) -> np.ndarray:
-    """Mean validation error ``(G,)`` of ``recipe`` at each learning rate of ``grid`` ``(G,)``.
-
-    One ensemble of ``G * S`` members (``selection.grid_members``), trained on
-    ``split.x_train``; the error of a member is ``1 - accuracy`` on ``split.x_test`` (the
-    validation examples) after the last epoch, averaged over the ``S`` seeds of each rate
-    (``selection.grid_scores``; ``inf`` for a rate whose member diverged).
-    """
-    members, lrs = grid_members(grid, seeds)
-    config = replace(recipe.config, lr=tuple(lrs))
-    result = train_ensemble(split, recipe.widths, recipe.activation, members, config)
-    return grid_scores(result.history, len(grid), len(seeds), "error")
-
-
 def tune_lr(
     data: Dataset,
     recipe: Recipe,
@@ -98,15 +74,13 @@ def tune_lr(
     """``recipe`` with its learning rate chosen on a validation split of ``data``'s training set.
 
     ``validation_split(data, val_fraction, seed=split_seed)`` holds out the validation examples;
-    :func:`validation_errors` scores every grid value; ``selection.choose_on_validation`` picks
-    the lowest (ties to the smaller rate) and refuses anything but a validation split.
+    ``search.lr_search`` trains ``recipe`` at every grid value with every selection seed (one
+    ensemble) on the rest and picks the lowest mean validation error after the last epoch (ties
+    to the smaller rate; ``inf`` for a rate whose member diverged).
     """
     split = validation_split(data, val_fraction, seed=split_seed)
-
-    def score(s: Dataset, g: np.ndarray) -> np.ndarray:
-        return validation_errors(s, recipe, g, selection_seeds)
-
-    chosen = choose_on_validation(score, split, grid)
+    train = plain_trainer(recipe.widths, recipe.activation, recipe.config)
+    chosen = lr_search(train, split, grid, selection_seeds, score="error").pooled
     return replace(recipe, config=replace(recipe.config, lr=chosen.best), selection=chosen)
 
 
