@@ -91,7 +91,7 @@ def test_tune_is_brute_force_selection_of_rate_and_early_stopping(small, score):
     plain, stopped = data_first.tune(arch, data, GRID, plan, stopping=True)
     if score == "loss":  # the same scores as fair.select_lr, an independent implementation
         ref = fair.select_lr(arch, data, GRID, [5, 6], split_seed=1, **kw)
-        np.testing.assert_allclose(plain.lr_selection.scores, ref.selection.scores, rtol=1e-6)
+        np.testing.assert_allclose(plain.lr_selection.scores, ref.search.pooled.scores, rtol=1e-6)
         assert plain.lr == ref.lr
     split = validation_split(data, 0.2, seed=1)
     curves = np.stack(  # (G, T): one separate run per rate, validation score after each epoch

@@ -27,8 +27,8 @@ def test_lr_selection_never_sees_the_test_set(data):
         data, x_test=torch.full_like(data.x_test, float("nan")), y_test=data.y_test * 0
     )
     dirty = fair.select_lr(arch, poisoned, GRID, [5, 6], **kw)
-    np.testing.assert_array_equal(clean.selection.scores, dirty.selection.scores)
-    assert np.isfinite(clean.selection.scores).all() and clean.lr == dirty.lr
+    np.testing.assert_array_equal(clean.search.pooled.scores, dirty.search.pooled.scores)
+    assert np.isfinite(clean.search.pooled.scores).all() and clean.lr == dirty.lr
 
 
 def test_scores_are_the_mean_validation_loss_of_separate_runs(data):
@@ -39,7 +39,7 @@ def test_scores_are_the_mean_validation_loss_of_separate_runs(data):
     for lr in GRID:  # one small run per learning rate, scored on the validation slot
         run = protocol.train(arch, split, [5, 6], epochs=2, batch_size=32, lr=lr)
         reference.append(run.history.test_loss[-1].mean())
-    np.testing.assert_allclose(choice.selection.scores, reference, rtol=1e-5)
+    np.testing.assert_allclose(choice.search.pooled.scores, reference, rtol=1e-5)
     assert choice.lr == GRID[int(np.argmin(reference))]
 
 
@@ -53,9 +53,12 @@ def test_error_scores_are_the_mean_validation_error_and_fit_arms_uses_them(data)
         run = protocol.train(arch, split, [5, 6], lr=lr, **kw)
         preds = ensemble_forward(run.params, split.x_test, arch.activation).argmax(-1)
         reference.append((preds != split.y_test).double().mean().item())
-    np.testing.assert_allclose(choice.selection.scores, reference, atol=1e-6)
-    ((arm_choice, _),) = fair.fit_arms([arch], data, [0], GRID, [5, 6], score="error", **kw)
-    np.testing.assert_allclose(arm_choice.selection.scores, choice.selection.scores, atol=1e-6)
+    np.testing.assert_allclose(choice.search.pooled.scores, reference, atol=1e-6)
+    training = fair.Training((0,), tuple(GRID), (5, 6), score="error", **kw)
+    ((arm_choice, _),) = fair.fit_arms([arch], data, training)
+    np.testing.assert_allclose(
+        arm_choice.search.pooled.scores, choice.search.pooled.scores, atol=1e-6
+    )
     with pytest.raises(ValueError, match="score"):
         fair.select_lr(arch, data, GRID, [5], score="auc", **kw)
 
@@ -101,12 +104,12 @@ def test_arms_trained_together_equal_arms_trained_alone(data, variants):
 
     cfg = protocol.RemedyConfig(width=8, twin_block=2)
     archs = [twins.architecture(v, data, cfg) for v in variants]
-    kw = dict(epochs=2, batch_size=32)
-    together = fair.fit_arms(archs, data, [0, 1, 2], GRID, [5, 6], **kw)
+    training = fair.Training((0, 1, 2), tuple(GRID), (5, 6), epochs=2, batch_size=32)
+    together = fair.fit_arms(archs, data, training)
     for arch, (choice, run) in zip(archs, together, strict=True):
-        alone_choice, alone = fair.fit(arch, data, [0, 1, 2], GRID, [5, 6], **kw)
+        alone_choice, alone = fair.fit(arch, data, training)
         np.testing.assert_allclose(
-            choice.selection.scores, alone_choice.selection.scores, rtol=1e-5
+            choice.search.pooled.scores, alone_choice.search.pooled.scores, rtol=1e-5
         )
         assert choice.lr == alone_choice.lr and run.activation is arch.activation
         for k, v in alone.params.items():

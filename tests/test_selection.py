@@ -7,8 +7,6 @@ from hypothesis import strategies as st
 from ghost_optima.core.data import digits
 from ghost_optima.selection.validation import (
     choose_on_validation,
-    grid_members,
-    grid_scores,
     log_grid,
     select,
     validation_split,
@@ -70,17 +68,3 @@ def test_select_refuses_bad_grids():
         select([0.1, 0.01], [1.0, 2.0])
     with pytest.raises(ValueError):
         select([0.1, 0.2], [np.nan, np.nan])
-
-
-def test_grid_scores_average_seeds_per_value_and_flag_divergence():
-    from types import SimpleNamespace
-
-    members, lrs = grid_members([0.1, 0.2, 0.4], [7, 8])
-    assert members == [7, 8, 7, 8, 7, 8] and lrs == [0.1, 0.1, 0.2, 0.2, 0.4, 0.4]
-    loss = np.array([[9.0] * 6, [1.0, 3.0, 2.0, 2.0, np.nan, 0.5]])
-    acc = np.array([[0.0] * 6, [0.9, 0.7, 0.6, 0.6, 0.1, 0.9]])
-    history = SimpleNamespace(test_loss=loss, test_acc=acc)
-    np.testing.assert_allclose(grid_scores(history, 3, 2), [2.0, 2.0, np.inf])
-    np.testing.assert_allclose(grid_scores(history, 3, 2, "error"), [0.2, 0.4, np.inf])
-    with pytest.raises(ValueError, match="score"):
-        grid_scores(history, 3, 2, "auc")

@@ -2,13 +2,12 @@
 
 A remedy compared with a baseline at one learning rate tuned for neither can win or lose by the
 learning rate alone. ``select_lr`` gives every arm its own: it holds out a fraction of the
-*training* set (``selection.validation_split``), trains ``len(seeds) x len(grid)`` members as one
-ensemble (member ``(g, s)``: seed ``s`` at learning rate ``grid[g]``, ``train_ensemble`` takes a
-learning rate per member), scores each grid value by the mean final validation loss over its
-seeds (or the validation error, ``score="error"``, as ``recipes.tune_lr`` does; both
-``selection.grid_scores``), and picks the lowest (``selection.choose_on_validation``, which
-refuses anything but a validation split: the test set is never seen). The main run then trains
-on the whole training set at the chosen rate, every arm for the same number of steps.
+*training* set (``selection.validation_split``) and runs the book's one learning-rate search
+(``selection.search.lr_search``: every rate of ``grid`` with every selection seed as one
+ensemble, grid-major), which scores each rate by the mean final validation loss over its seeds
+(or the validation error, ``score="error"``, as ``recipes.tune_lr`` does) and picks the lowest;
+the search refuses anything but a validation split, so the test set is never seen. The main run
+then trains on the whole training set at the chosen rate, every arm for the same number of steps.
 
 ``fit_arms`` does the same for several arms at once: arms of equal widths whose layers differ
 only by their masks (per-member masks) or their polynomial coefficients (per-member rows) are
@@ -31,15 +30,8 @@ from ghost_optima.remedies import protocol
 from ghost_optima.remedies.masks import FanInInit
 from ghost_optima.remedies.orthopoly import PolyActivation
 from ghost_optima.remedies.protocol import Architecture
-from ghost_optima.selection.validation import (
-    Score,
-    Selection,
-    check_score,
-    choose_on_validation,
-    grid_members,
-    grid_scores,
-    validation_split,
-)
+from ghost_optima.selection.search import LrSearch, lr_search, lr_searches
+from ghost_optima.selection.validation import Score, check_score, validation_split
 
 VALIDATION_FRACTION = 0.2
 """Share of an arm's training set held out to choose its learning rate."""
@@ -47,15 +39,15 @@ VALIDATION_FRACTION = 0.2
 
 @dataclass(frozen=True)
 class LrChoice:
-    """The grid, validation scores ``(G,)`` and the chosen rate of one arm on one data set."""
+    """The learning-rate search of one arm on one data set and the rate it chose."""
 
     variant: str
     dataset: str
-    selection: Selection
+    search: LrSearch
 
     @property
     def lr(self) -> float:
-        return self.selection.best
+        return self.search.best
 
 
 def select_lr(
@@ -73,37 +65,49 @@ def select_lr(
     (``VALIDATION_FRACTION`` of the training set, drawn with ``split_seed``) by ``score``;
     ``seeds`` seed the members of the selection run (use seeds apart from the main run's)."""
     check_score(score)
-    grid = np.asarray(grid, float)
-    seeds = list(seeds)
-
-    def scores(split: Dataset, values: np.ndarray) -> np.ndarray:
-        members, lrs = grid_members(values, seeds)
-        result = protocol.train(arch, split, members, epochs=epochs, batch_size=batch_size, lr=lrs)
-        return grid_scores(result.history, len(values), len(seeds), score)
-
     split = validation_split(data, VALIDATION_FRACTION, seed=split_seed)
-    return LrChoice(arch.variant, data.name, choose_on_validation(scores, split, grid))
+
+    def train(d: Dataset, members: list[int], lrs: list[float]) -> EnsembleResult:
+        kw = dict(epochs=epochs, batch_size=batch_size, record_every=epochs)  # the end is read
+        return protocol.train(arch, d, members, lr=lrs, **kw)
+
+    return LrChoice(arch.variant, data.name, lr_search(train, split, grid, seeds, score))
 
 
-def fit(
-    arch: Architecture,
-    data: Dataset,
-    seeds: Sequence[int],
-    grid: Sequence[float],
-    select_seeds: Sequence[int],
-    *,
-    epochs: int,
-    batch_size: int,
-    score: Score = "loss",
-) -> tuple[LrChoice, EnsembleResult]:
-    """``select_lr`` (split drawn with ``select_seeds[0]``, rates scored by ``score``), then
-    the main run of ``seeds`` on the whole training set at the chosen rate (measure it with
+@dataclass(frozen=True)
+class Training:
+    """How the arms of a comparison are trained and their rates chosen: the main run's
+    ``seeds``, the learning-rate ``grid`` and the ``select_seeds`` of each arm's search (the
+    validation split drawn with the first; how many seeds choose a rate is their number),
+    ``epochs``, ``batch_size``, the selection ``score`` and how often the main runs record their
+    history (``record_every`` epochs; None: the start and the end only)."""
+
+    seeds: tuple[int, ...]
+    grid: tuple[float, ...]
+    select_seeds: tuple[int, ...]
+    epochs: int
+    batch_size: int
+    score: Score = "loss"
+    record_every: int | None = None
+
+    @property
+    def history_every(self) -> int:
+        return self.epochs if self.record_every is None else self.record_every
+
+
+def fit(arch: Architecture, data: Dataset, training: Training) -> tuple[LrChoice, EnsembleResult]:
+    """``select_lr`` (split drawn with ``training.select_seeds[0]``), then the main run of
+    ``training.seeds`` on the whole training set at the chosen rate (measure it with
     ``protocol.measure``)."""
-    kw = dict(epochs=epochs, batch_size=batch_size)
+    kw = dict(epochs=training.epochs, batch_size=training.batch_size)
+    seeds = training.select_seeds
     choice = select_lr(
-        arch, data, grid, select_seeds, split_seed=select_seeds[0], score=score, **kw
+        arch, data, training.grid, seeds, split_seed=seeds[0], score=training.score, **kw
     )
-    return choice, protocol.train(arch, data, seeds, lr=choice.lr, **kw)
+    main = protocol.train(
+        arch, data, training.seeds, lr=choice.lr, record_every=training.history_every, **kw
+    )
+    return choice, main
 
 
 def _group_key(arch: Architecture) -> tuple | None:
@@ -178,63 +182,51 @@ def train_together(
     *,
     epochs: int,
     batch_size: int,
+    record_every: int | None = None,
 ) -> list[EnsembleResult]:
     """``[protocol.train(archs[a], data, seeds[a], lr=lrs[a]) for a]`` as one ``train_ensemble``
     call (arms of one ``_group_key``): members ``(a, s)`` in arm order, per-member masks with
     the fan-in-correct start (``masks.FanInInit``) and per-member polynomial rows. The history
-    has two rows, at the start and after the last epoch (``record_every``: no evaluation in
-    between, which the arms' measurements never read)."""
+    has a row every ``record_every`` epochs; by default two, at the start and after the last
+    epoch (evaluation is not free, and a selection reads only the end)."""
     counts = [len(s) for s in seeds]
     act, masks = _stacked(archs, counts)
     lr = [float(v) for rates in lrs for v in rates]
-    config = TrainConfig(epochs, batch_size, "adam", lr, record_every=epochs)  # final rows only
+    every = epochs if record_every is None else record_every
+    config = TrainConfig(epochs, batch_size, "adam", lr, record_every=every)
     hooks = TrainHooks(masks=masks, reparam=FanInInit(masks) if masks else None)
     members = [int(s) for ss in seeds for s in ss]
     return _split(train_ensemble(data, archs[0].widths, act, members, config, hooks), archs, counts)
 
 
 def fit_arms(
-    archs: Sequence[Architecture],
-    data: Dataset,
-    seeds: Sequence[int],
-    grid: Sequence[float],
-    select_seeds: Sequence[int],
-    *,
-    epochs: int,
-    batch_size: int,
-    score: Score = "loss",
+    archs: Sequence[Architecture], data: Dataset, training: Training
 ) -> list[tuple[LrChoice, EnsembleResult]]:
-    """``[fit(arch, ..., score=score) for arch in archs]``, arms of one ``_group_key`` trained
+    """``[fit(arch, data, training) for arch in archs]``, arms of one ``_group_key`` trained
     together: one selection ensemble (every arm, rate and selection seed) on the same
     validation split, then one main ensemble (every arm at its chosen rate)."""
-    check_score(score)
+    check_score(training.score)
     groups: dict = {}
     for i, arch in enumerate(archs):
         key = _group_key(arch)
         groups.setdefault(i if key is None else key, []).append(i)
-    kw = dict(epochs=epochs, batch_size=batch_size)
+    kw = dict(epochs=training.epochs, batch_size=training.batch_size)
     out: dict[int, tuple[LrChoice, EnsembleResult]] = {}
-    split = validation_split(data, VALIDATION_FRACTION, seed=select_seeds[0])
+    split = validation_split(data, VALIDATION_FRACTION, seed=training.select_seeds[0])
     for idx in groups.values():
-        if _group_key(archs[idx[0]]) is None:
-            out[idx[0]] = fit(archs[idx[0]], data, seeds, grid, select_seeds, score=score, **kw)
+        arms = [archs[i] for i in idx]
+        if _group_key(arms[0]) is None:
+            out[idx[0]] = fit(arms[0], data, training)
             continue
-        arms, g = [archs[i] for i in idx], np.asarray(grid, float)
-        members, lrs = grid_members(g, select_seeds)
-        runs = train_together(arms, split, [members] * len(arms), [lrs] * len(arms), **kw)
-        choices = []
-        for arch, run in zip(arms, runs, strict=True):
-            mean = grid_scores(run.history, len(g), len(select_seeds), score)
-            choices.append(
-                LrChoice(
-                    arch.variant,
-                    data.name,
-                    choose_on_validation(lambda _s, _g, m=mean: m, split, g),
-                )
-            )
-        mains = train_together(
-            arms, data, [list(seeds)] * len(arms), [[c.lr] * len(seeds) for c in choices], **kw
-        )
+
+        def train(d: Dataset, members: list[int], lrs: list[float], arms=arms) -> list:
+            return train_together(arms, d, [members] * len(arms), [lrs] * len(arms), **kw)
+
+        searches = lr_searches(train, split, training.grid, training.select_seeds, training.score)
+        choices = [LrChoice(a.variant, data.name, s) for a, s in zip(arms, searches, strict=True)]
+        seeds, n = [list(training.seeds)] * len(arms), len(training.seeds)
+        rates = [[c.lr] * n for c in choices]
+        mains = train_together(arms, data, seeds, rates, record_every=training.history_every, **kw)
         out.update(zip(idx, zip(choices, mains, strict=True), strict=True))
     return [out[i] for i in range(len(archs))]
 

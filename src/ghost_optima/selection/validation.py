@@ -10,12 +10,10 @@ value) and says how sure the choice is: ``censored`` when the best value lies on
 grid (the optimum may lie outside it), and ``band(tol)``, the width in octaves (log2 units) of
 the grid values whose score is within ``tol`` of the best, the "good band" of a learning rate
 (Smith, "Cyclical learning rates", 2017, uses the same range test). ``choose_on_validation``
-runs both steps and refuses a data set that is not a validation split, so a selection can be
-shown, by construction and in a test, never to see the test set.
-
-A grid of ``G`` values times ``S`` seeds is trained as one ensemble of ``G * S`` members in
-grid-major order (``grid_members``: member ``g * S + s`` has seed ``seeds[s]`` and value
-``grid[g]``); ``grid_scores`` reduces its final validation loss or error to one score per value.
+runs both steps and refuses a data set that is not a validation split
+(``require_validation``), so a selection can be shown, by construction and in a test, never to
+see the test set. A learning-rate search of many seeds as one ensemble is
+:mod:`ghost_optima.selection.search`.
 """
 
 from collections.abc import Callable, Sequence
@@ -115,19 +113,3 @@ def check_score(score: str) -> None:
     """Refuse a score that is not a ``Score`` (call it before any training)."""
     if score not in get_args(Score):
         raise ValueError(f"score must be one of {get_args(Score)}, got {score!r}")
-
-
-def grid_members(grid: Sequence[float], seeds: Sequence[int]) -> tuple[list[int], list[float]]:
-    """The ``G * S`` members of a grid search, grid-major: their seeds and grid values."""
-    return [int(s) for _ in grid for s in seeds], [float(v) for v in grid for _ in seeds]
-
-
-def grid_scores(history, n_grid: int, n_seeds: int, score: Score = "loss") -> np.ndarray:
-    """``(G,)``: the final validation loss of a ``grid_members`` run (``history``, a
-    ``train.History`` whose test slot holds the validation examples), or its error
-    ``1 - accuracy`` (``score="error"``), averaged over seeds; a member whose final loss is not
-    finite (diverged) makes its value score ``inf``."""
-    check_score(score)
-    final = history.test_loss[-1] if score == "loss" else 1.0 - history.test_acc[-1]
-    diverged = ~np.isfinite(history.test_loss[-1])
-    return np.where(diverged, np.inf, final).reshape(n_grid, n_seeds).mean(1)

@@ -1,13 +1,15 @@
-"""Tables and figures of a remedy against its symmetry-preserving twin and the baseline.
+"""Tables, figures and glued numbers of a remedy against its symmetry-preserving twin and the
+baseline, laid out the same way in every remedy chapter.
 
-``ghost_optima.remedies.fair.effects`` returns, per data set or over all of them, Estimates named
-``symmetry_effect_<m>`` (remedy against twin) and ``<m>_change`` (remedy against baseline);
-these helpers lay them out the same way in every remedy chapter.
+``ghost_optima.remedies.arms.Arms`` gives the arms' table rows (``rows``: intervals over seeds,
+the chosen learning rate) and the effects (``fair.effects``: Estimates named
+``symmetry_effect_<m>``, remedy against twin, and ``<m>_change``, remedy against baseline), per
+data set or over all of them; these helpers show them.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from ghost_optima.book.pages.tables import interval
+from ghost_optima.book.pages.tables import glue_estimate, interval, plot_intervals
 from ghost_optima.core.stats import Estimate
 
 METRICS = {
@@ -36,6 +38,38 @@ def arm_table(rows: list[dict]):
         for r in rows
     ]
     return pd.DataFrame(out).set_index(["data", "arm"])
+
+
+def glue_arm_table(rec, rows: list[dict]):
+    """:func:`arm_table` of ``rows``, with ``n_censored`` (chosen rates at an end of their grid)
+    and ``n_arms`` glued through the chapter's ``Recorder``."""
+    rec.glue("n_censored", sum(r["censored"] for r in rows))
+    rec.glue("n_arms", len(rows))
+    return arm_table(rows)
+
+
+ARM_PANELS = {  # metric of an arm's row: (scale, axis label, panel title)
+    "test_acc": (100, "test accuracy %", "Accuracy"),
+    "disagreement": (100, "seeds disagreeing on a test input %", "Disagreement between seeds"),
+    "barrier_aligned": (1, "test-loss barrier after alignment", "Barrier between aligned seeds"),
+}
+
+
+def arm_figure(
+    rows: list[dict],
+    metrics: Sequence[str] = ("test_acc", "disagreement"),
+    figsize: tuple[float, float] = (11, 3.6),
+):
+    """``(fig, axes)``: one panel per metric of ``ARM_PANELS``, data sets along x and arms side
+    by side, points with 95% intervals."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=figsize)
+    for ax, metric in zip(axes, metrics, strict=True):
+        scale, ylabel, title = ARM_PANELS[metric]
+        plot_intervals(ax, rows, metric, scale=scale)
+        ax.set(ylabel=ylabel, title=title)
+    return fig, axes
 
 
 def effect_table(per_data: Mapping[str, Mapping[str, Estimate]]):
@@ -71,6 +105,37 @@ def plot_effects(
     ax.set_xticks(range(len(labels)), labels)
     if legend:
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+
+
+def effect_figure(
+    per_data: Mapping[str, Mapping[str, Estimate]], figsize: tuple[float, float] = (13, 3.6)
+):
+    """``(fig, axes)``: :func:`plot_effects` of the disagreement (left) and of the disagreement
+    per error, at matched accuracy (right), the legend outside on the right."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=figsize, layout="constrained")
+    plot_effects(axes[0], per_data, "disagreement", legend=False)
+    axes[0].set(ylabel="relative change of disagreement %", title="Disagreement")
+    plot_effects(axes[1], per_data, "per_error")
+    axes[1].set(ylabel="relative change %", title="Disagreement per error (matched accuracy)")
+    return fig, axes
+
+
+EFFECT_GLUE = {  # glued name (times 100, with _lo and _hi): the effect it reads
+    "sym_effect": "symmetry_effect_disagreement",
+    "sym_per_error": "symmetry_effect_per_error",
+    "twin_acc": "symmetry_effect_acc",
+    "dis_change": "disagreement_change",
+    "acc_change": "acc_change",
+}
+
+
+def glue_effects(rec, effects: Mapping[str, Estimate]) -> None:
+    """Glue the effects the remedy chapters' prose reads (``EFFECT_GLUE``), in %, with their
+    intervals, through the chapter's ``Recorder``."""
+    for name, key in EFFECT_GLUE.items():
+        glue_estimate(rec, name, effects[key], 100)
 
 
 def direction(est: Estimate) -> str:
