@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from ghost_optima.core.data import teacher_student
 from ghost_optima.core.mlp import init_mlp
+from ghost_optima.core.stats import counts
 from ghost_optima.core.train import member, stack_params
 from ghost_optima.landscape import basins
 from ghost_optima.symmetry import pairwise
@@ -103,13 +104,31 @@ def test_connected_count_against_flooding(n, density, seed):
     assert basins.connected_count(linked, members) == _components_reference(linked, members)
 
 
-def test_count_fraction_uses_distinct_eligible_seeds():
+def test_count_fractions_use_distinct_eligible_seeds():
     linked = np.zeros((4, 4), dtype=bool)
     linked[0, 1] = linked[1, 0] = True
     eligible = np.array([True, True, True, False])
-    assert basins.count_fraction(linked, eligible, np.arange(4)) == pytest.approx(2 / 3)
-    assert basins.count_fraction(linked, eligible, np.array([0, 0, 1, 3])) == 0.5
-    assert np.isnan(basins.count_fraction(linked, eligible, np.array([3, 3])))
+    rows = [np.arange(4), np.array([0, 0, 1, 3]), np.array([3, 3, 3, 3])]
+    got = basins.count_fractions(linked, eligible, counts(np.array(rows), 4))
+    assert got[0] == pytest.approx(2 / 3) and got[1] == 0.5 and np.isnan(got[2])
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 10), density=st.floats(0, 1), seed=st.integers(0, 10**6))
+def test_count_fractions_equal_connected_count_on_every_resample(n, density, seed):
+    """Every resample at once (batched reachability) against one ``connected_count`` per
+    resample on its distinct eligible seeds, divided by their number."""
+    rng = np.random.default_rng(seed)
+    linked = rng.random((n, n)) < density  # asymmetric: an edge either way links
+    eligible = rng.random(n) < 0.8
+    idx = rng.integers(0, n, (30, n))
+    got = basins.count_fractions(linked, eligible, counts(idx, n))
+    for row, i in zip(got, idx, strict=True):
+        chosen = np.unique(i)[eligible[np.unique(i)]]
+        if len(chosen) == 0:
+            assert np.isnan(row)
+        else:
+            assert row == basins.connected_count(linked, chosen) / len(chosen)
 
 
 def test_measure_pairs_aligned_is_the_lower_and_removes_a_planted_copy():
@@ -141,27 +160,3 @@ def test_constant_loss_and_init_distances():
     assert basins.constant_loss(data) == pytest.approx(float(-(p * p.log()).sum()))
     d = basins.init_distances((3, 8, 2), "tanh", [0, 1, 2, 3])
     assert d.shape == (2,) and (d > 0).all()
-
-
-@settings(max_examples=20, deadline=None)
-@given(n=st.integers(2, 9), seed=st.integers(0, 10**6))
-def test_pair_means_and_bootstrap_columns_equal_the_loop(n, seed):
-    """Batched pair means equal ``pairwise.pair_mean`` resample by resample, and
-    ``bootstrap_columns`` returns what ``stats.bootstrap`` returns for the same statistic."""
-    from ghost_optima.core.stats import bootstrap
-
-    rng = np.random.default_rng(seed)
-    mats = rng.normal(size=(3, n, n))
-    mats = (mats + mats.transpose(0, 2, 1)) / 2
-    mats[0][rng.random((n, n)) < 0.2] = np.nan  # missing pairs (asymmetric on purpose)
-    idx = basins.resamples(n, n_boot=50, seed=seed)
-    batched = basins.pair_means(mats, idx)
-    loop = np.array([[pairwise.pair_mean(m, i) for m in mats] for i in idx])
-    np.testing.assert_allclose(batched, loop, rtol=1e-12, atol=1e-12)
-    if np.isfinite(loop[1:, 0]).sum() * 2 < 50 or np.isnan(loop[0]).any():
-        return
-    ests = basins.bootstrap_columns(batched, n, n_boot=50, seed=seed)
-    for k, est in enumerate(ests):
-        ref = bootstrap(lambda i, m=mats[k]: pairwise.pair_mean(m, i), n, n_boot=50, seed=seed)
-        got, want = [est.value, est.lo, est.hi], [ref.value, ref.lo, ref.hi]
-        np.testing.assert_allclose(got, want, rtol=1e-12)

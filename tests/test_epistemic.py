@@ -63,7 +63,7 @@ def test_grid_on_the_noisy_quadratic_matches_the_stationary_law():
     assert grid.eta_exponent.lo <= grid.eta_exponent.value <= grid.eta_exponent.hi
 
 
-def test_sandwich_covariance_of_least_squares_matches_the_bootstrap_refits():
+def test_sandwich_covariance_of_least_squares_matches_the_refits_on_resamples():
     # heteroscedastic noise: the sandwich differs from the classical sigma^2 (X^T X)^-1
     g = torch.Generator().manual_seed(0)
     n, d = 1500, 3
@@ -74,7 +74,7 @@ def test_sandwich_covariance_of_least_squares_matches_the_bootstrap_refits():
     H = X.T @ X / n
     G = X * (X @ beta - y).unsqueeze(1)  # gradients of (x^T b - y)^2 / 2 at the fit
     cov = epistemic.sandwich_covariance(H, G)
-    refits = epistemic.bootstrap_refits(
+    refits = epistemic.refits_on_resamples(
         lambda idx: torch.linalg.lstsq(X[idx], y[idx].unsqueeze(1)).solution.squeeze(1),
         n,
         2000,
@@ -103,6 +103,6 @@ def test_mlp_refit_on_the_whole_training_set_returns_the_minimum():
     theta_star, _, _ = network_chains.minimize(objective.loss, theta, grad_tol=1e-10)
     refit = epistemic.mlp_refit(objective, theta_star, grad_tol=1e-10)
     torch.testing.assert_close(refit(torch.arange(40)), theta_star, atol=1e-7, rtol=0)
-    moved = epistemic.bootstrap_refits(refit, 40, 2, torch.Generator().manual_seed(0))
+    moved = epistemic.refits_on_resamples(refit, 40, 2, torch.Generator().manual_seed(0))
     assert moved.shape == (2, theta_star.numel())
     assert float((moved - theta_star).norm(dim=1).min()) > 1e-4

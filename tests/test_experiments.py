@@ -7,7 +7,6 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from ghost_optima.core import stats
 from ghost_optima.core.data import teacher_student
 from ghost_optima.core.mlp import ensemble_forward, init_mlp
 from ghost_optima.core.train import TrainConfig, TrainHooks, member, stack_params, train_ensemble
@@ -95,30 +94,6 @@ def test_member_disagreement_counts_disagreeing_pairs():
         assert got[n] == pytest.approx(expected)
     same = torch.zeros(3, 2, dtype=torch.long)
     assert pairwise.member_disagreement(same, 2).tolist() == [0, 0]
-
-
-def test_pair_mean_against_a_loop():
-    rng = np.random.default_rng(6)
-    m = rng.normal(size=(5, 5))
-    m = (m + m.T) / 2
-    m[1, 3] = m[3, 1] = np.nan
-    idx = np.array([0, 0, 1, 3, 4, 4])
-    values = [
-        m[idx[a], idx[b]]
-        for a in range(len(idx))
-        for b in range(a + 1, len(idx))
-        if idx[a] != idx[b] and not np.isnan(m[idx[a], idx[b]])
-    ]
-    assert pairwise.pair_mean(m, idx) == pytest.approx(np.mean(values))
-    assert np.isnan(pairwise.pair_mean(m, np.array([2, 2, 2])))
-
-
-def test_pair_mean_under_the_bootstrap_drops_resamples_without_a_pair():
-    """All pairs equal 1: every resample with two distinct seeds gives exactly 1, and those with
-    one distinct seed (NaN) are dropped, so the interval is the closed form [1, 1]."""
-    m = np.ones((3, 3))
-    est = stats.bootstrap(lambda i: pairwise.pair_mean(m, i), 3, n_boot=200)
-    assert (est.value, est.lo, est.hi) == (1.0, 1.0, 1.0)
 
 
 def test_auroc_matches_sklearn_with_ties():

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghost_optima.core.stats import bootstrap_ci
+from ghost_optima.core.stats import sample_estimate
 from ghost_optima.sgd.chains import Schedule
 from ghost_optima.sgd.fits import fit_log_variance, loglog_slope, ratio_summary
 from ghost_optima.sgd.known_problems import NoisyQuadratic, simulate_quadratic_sgd
@@ -90,7 +90,7 @@ def test_ratio_max_dev_interval_is_the_range_over_simultaneous_intervals(k, n, n
     assert s.max_dev.lo <= s.max_dev.value <= s.max_dev.hi  # contains its point
     # brute force: the extremes of max_i |r_i - 1| over a grid of r inside the boxes
     simultaneous = [
-        bootstrap_ci(
+        sample_estimate(
             V[:, i],
             lambda v, p=pred[i]: float(v.mean() / p),
             n_boot=200,

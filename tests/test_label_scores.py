@@ -13,7 +13,6 @@ from ghost_optima.core.mlp import ensemble_forward
 from ghost_optima.core.train import TrainConfig, TrainHooks, train_ensemble
 from ghost_optima.labels import scores as ls
 from ghost_optima.selection.recipes import Recipe
-from ghost_optima.symmetry.pairwise import auroc
 
 
 @given(st.integers(2, 60), st.integers(2, 8), st.integers(0, 100))
@@ -106,21 +105,6 @@ def test_auroc_estimate_point_matches_sklearn_and_lies_in_its_interval(seed):
     expected = np.mean([roc_auc_score(m, s) for s, m in zip(scores, masks, strict=True)])
     assert est.value == pytest.approx(expected)
     assert est.lo <= est.value <= est.hi
-
-
-@settings(max_examples=50, deadline=None)
-@given(st.integers(0, 10_000), st.integers(2, 40), st.integers(1, 4))
-def test_resampled_auroc_equals_auroc_of_the_resample(seed, n, levels):
-    rng = np.random.default_rng(seed)
-    scores = rng.integers(0, levels + 1, n).astype(float)  # few levels: many ties
-    positive = rng.random(n) < 0.4
-    idx = rng.integers(0, n, n)
-    tie = np.unique(scores, return_inverse=True)[1]
-    value = ls.resampled_auroc(tie, positive, np.bincount(idx, minlength=n))
-    if positive[idx].all() or not positive[idx].any():
-        assert np.isnan(value)
-    else:
-        assert value == pytest.approx(auroc(scores[idx], positive[idx]), abs=1e-12)
 
 
 @given(st.integers(2, 12), st.floats(0, 1), st.integers(0, 500))

@@ -165,14 +165,6 @@ def test_estimates_and_changes_against_scipy_and_closed_forms():
     assert rel.value == pytest.approx(ratio) and rel.lo <= rel.value <= rel.hi
 
 
-def test_mean_pairwise_against_brute_force():
-    matrix = _disagreements(5, 2)
-    for idx in ([0, 1, 2, 3, 4], [0, 0, 1, 3, 3], [4, 4, 2, 2, 2]):
-        pairs = [matrix[i, j] for i in idx for j in idx if i != j]
-        assert protocol.mean_pairwise(matrix, np.array(idx)) == pytest.approx(np.mean(pairs))
-    assert np.isnan(protocol.mean_pairwise(matrix, np.array([3, 3, 3, 3, 3])))
-
-
 def test_label_noise_halving_undoes_a_subset_of_flips(data):
     noisy, flips = with_label_noise(data, 0.3, seed=5)
     half, flips_half = with_label_noise(data, 0.15, seed=5)

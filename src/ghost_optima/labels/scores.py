@@ -25,8 +25,8 @@ seed, one ``train_ensemble`` call) on the other ``K - 1`` folds, and predict the
 
 Each score is judged by its AUROC against the known corrupted set (``experiments.auroc``);
 :func:`auroc_estimate` pools several corruption draws and resamples *examples* within each draw
-(``stats.bootstrap`` with one group per draw), never members; :func:`resampled_auroc` scores a
-resample from its counts per example, without sorting it again.
+(``stats.bootstrap`` with one group per draw), never members, scoring every resample at once
+from its counts per example (``stats.weighted_auroc``).
 """
 
 import warnings
@@ -38,7 +38,7 @@ import torch
 
 from ghost_optima.core.data import Dataset
 from ghost_optima.core.mlp import ensemble_forward
-from ghost_optima.core.stats import Estimate, bootstrap
+from ghost_optima.core.stats import Estimate, bootstrap, counts, weighted_auroc
 from ghost_optima.core.train import TrainHooks
 from ghost_optima.selection.recipes import Recipe
 from ghost_optima.symmetry.pairwise import member_disagreement
@@ -163,39 +163,14 @@ def auroc_estimate(
     """Mean AUROC over corruption draws with a percentile interval from resampling the
     examples of every draw (one bootstrap group per draw). ``score_draws[d]`` and
     ``mask_draws[d]`` are ``(n_d,)``; a resample without both classes is dropped (NaN)."""
-    scores_, masks = (
-        [np.asarray(s, float) for s in score_draws],
-        [np.asarray(m, bool) for m in mask_draws],
-    )
+    scores_ = [np.asarray(s, float) for s in score_draws]
+    masks = [np.asarray(m, bool) for m in mask_draws]
 
-    ties = [np.unique(s, return_inverse=True)[1] for s in scores_]  # tie group of each example
+    def stat(*idx: np.ndarray) -> np.ndarray:
+        per_draw = [
+            weighted_auroc(s, m, counts(i, len(m)))
+            for s, m, i in zip(scores_, masks, idx, strict=True)
+        ]
+        return np.mean(per_draw, axis=0)
 
-    def stat(*idx: np.ndarray) -> float:
-        values = []
-        for m, tie, i in zip(masks, ties, idx, strict=True):
-            value = resampled_auroc(tie, m, np.bincount(i, minlength=len(m)))
-            if not np.isfinite(value):
-                return float("nan")
-            values.append(value)
-        return float(np.mean(values))
-
-    return bootstrap(stat, [len(m) for m in masks], n_boot=n_boot, seed=seed)
-
-
-def resampled_auroc(tie: np.ndarray, positive: np.ndarray, weight: np.ndarray) -> float:
-    """``experiments.auroc`` of a resample in ``O(n)``: example ``j`` taken ``weight[j]`` times,
-    ``tie[j]`` the rank of its score among the distinct scores, ``positive[j]`` its label.
-
-    With ``p_g``, ``q_g`` the resampled positives and negatives of tie group ``g`` (scores in
-    increasing order), ``AUROC = sum_g p_g (sum_{h < g} q_h + q_g / 2) / (P Q)``: each positive
-    beats the negatives below it and ties half of its own group (Mann-Whitney, as the rank-sum
-    form with average ranks). NaN when the resample lacks positives or negatives.
-    """
-    n_groups = int(tie.max()) + 1 if len(tie) else 0
-    pos = np.bincount(tie, weights=weight * positive, minlength=n_groups)
-    neg = np.bincount(tie, weights=weight * ~positive, minlength=n_groups)
-    n_pos, n_neg = pos.sum(), neg.sum()
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    below = np.cumsum(neg) - neg
-    return float(pos @ (below + 0.5 * neg) / (n_pos * n_neg))
+    return bootstrap(stat, [len(m) for m in masks], n_boot=n_boot, seed=seed, batched=True)

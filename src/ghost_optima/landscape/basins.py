@@ -31,7 +31,6 @@ from ghost_optima.core.mlp import (
     layer_activation,
     loss_per_example,
 )
-from ghost_optima.core.stats import Estimate, bootstrap
 from ghost_optima.core.train import member, member_generators
 from ghost_optima.symmetry.align import signed_alignment
 from ghost_optima.symmetry.group import Transform, apply_transform, mlp_permutation_spec
@@ -221,7 +220,7 @@ def connected_count(linked: np.ndarray, members: np.ndarray) -> int:
 
     By reachability: ``R = I | A`` squared (boolean) until it stops changing is the indicator of
     "same component", and each component of size ``s`` contributes ``s`` rows summing to ``s``,
-    so the count is ``sum_i 1 / sum_j R_ij`` (small graphs, called once per bootstrap resample).
+    so the count is ``sum_i 1 / sum_j R_ij`` (one small graph; ``count_fractions`` does many).
     """
     members = np.unique(np.asarray(members, dtype=np.int64))
     if len(members) == 0:
@@ -243,77 +242,32 @@ def connected_count(linked: np.ndarray, members: np.ndarray) -> int:
     return int(round(float((1.0 / reach.sum(1)).sum())))
 
 
-def count_fraction(linked: np.ndarray, eligible: np.ndarray, idx: np.ndarray) -> float:
-    """Components per member among the distinct eligible seeds of a resample ``idx``
-    (for ``stats.bootstrap``); NaN when no eligible seed is drawn."""
-    chosen = np.unique(np.asarray(idx))
-    chosen = chosen[np.asarray(eligible, dtype=bool)[chosen]]
-    return connected_count(linked, chosen) / len(chosen) if len(chosen) else float("nan")
+def count_fractions(linked: np.ndarray, eligible: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Components per member among the distinct eligible seeds of every resample: ``(R,)`` from
+    its counts ``weights`` ``(R, n)`` (``stats.counts``); NaN where no eligible seed is drawn.
 
-
-def resamples(n: int, *, n_boot: int, seed: int = 0) -> np.ndarray:
-    """``(n_boot + 1, n)`` seed indices: the identity, then the resamples ``stats.bootstrap``
-    draws for ``n`` units (``default_rng(seed).integers(0, n, (n_boot, n))``)."""
-    draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    return np.vstack([np.arange(n), draws])
-
-
-def pair_means(matrices: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``experiments.pair_mean`` of every matrix ``(K, n, n)`` on every resample ``idx``
-    ``(B, n)`` at once, shape ``(B, K)``: with ``C`` the ``(B, n)`` draw counts, ``M`` the
-    matrices with NaN and the diagonal set to 0 and ``W`` the indicator of their valid entries,
-    ``(c_b^T M_k c_b) / (c_b^T W_k c_b)`` (NaN where no valid pair is drawn)."""
-    m = np.asarray(matrices, dtype=float)
-    n = m.shape[-1]
-    valid = ~np.isnan(m)
-    valid[:, np.arange(n), np.arange(n)] = False
-    counts = (np.asarray(idx)[:, :, None] == np.arange(n)).sum(1).astype(float)
-    num = np.einsum("bkj,bj->bk", np.einsum("bi,kij->bkj", counts, np.where(valid, m, 0.0)), counts)
-    den = np.einsum("bkj,bj->bk", np.einsum("bi,kij->bkj", counts, valid.astype(float)), counts)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-
-_CHECKED: set = set()  # (n, n_boot, seed, level) already run once through stats.bootstrap
-
-
-def bootstrap_columns(
-    values: np.ndarray, n: int, *, n_boot: int, seed: int = 0, level: float = 0.95
-) -> list[Estimate]:
-    """``stats.bootstrap`` of statistics already evaluated on ``resamples(n, n_boot=n_boot,
-    seed=seed)``: ``values`` ``(n_boot + 1, K)``, row 0 on the identity; one ``Estimate`` per
-    column, the one ``stats.bootstrap`` returns for that statistic (its NaN policy included).
-
-    The first column of a given ``(n, n_boot, seed, level)`` goes through ``stats.bootstrap``
-    itself, checking that it draws the rows ``resamples`` lists; later ones take the same
-    percentiles of the finite resampled values directly (``stats.bootstrap`` loops in Python).
+    Row ``r`` is ``connected_count(linked, members) / len(members)`` with ``members`` the
+    eligible seeds of positive weight, computed for all rows at once by batched reachability on
+    each row's induced subgraph. The denominator counts distinct seeds (about ``0.63 n`` in a
+    resample of ``n``), not draws, so the resampled values are not centred on the estimate.
     """
-    values = np.asarray(values, dtype=float)
-    if values.shape[0] != n_boot + 1:
-        raise ValueError(f"need {n_boot + 1} rows (identity and resamples), got {values.shape}")
-    key = (n, n_boot, seed, level)
-    out = []
-    for column in values.T:
-        if key not in _CHECKED or n == 1:
-            rows, order = resamples(n, n_boot=n_boot, seed=seed), iter(range(n_boot + 1))
-
-            def statistic(idx, column=column, rows=rows, order=order):
-                r = next(order)
-                if not np.array_equal(idx, rows[r]):
-                    raise RuntimeError("stats.bootstrap no longer draws the rows of resamples()")
-                return column[r]
-
-            out.append(bootstrap(statistic, n, n_boot=n_boot, seed=seed, level=level))
-            _CHECKED.add(key)
-            continue
-        boots = column[1:][np.isfinite(column[1:])]
-        if 2 * len(boots) < n_boot:
-            raise ValueError(
-                f"only {len(boots)} of {n_boot} bootstrap resamples gave a finite value"
-            )
-        lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-        out.append(Estimate(float(column[0]), float(lo), float(hi), n))
-    return out
+    w = np.atleast_2d(np.asarray(weights, dtype=float))
+    chosen = (w > 0) & np.asarray(eligible, dtype=bool)
+    adjacency = np.asarray(linked, dtype=bool)
+    adjacency = adjacency | adjacency.T
+    np.fill_diagonal(adjacency, False)
+    n = len(adjacency)
+    sub = adjacency & chosen[:, :, None] & chosen[:, None, :]
+    reach = (sub | np.eye(n, dtype=bool)).astype(float)
+    while True:
+        nxt = (reach @ reach > 0).astype(float)
+        if np.array_equal(nxt, reach):
+            break
+        reach = nxt
+    members = chosen.sum(1)
+    components = np.round((chosen / reach.sum(-1)).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(members > 0, components / np.maximum(members, 1), np.nan)
 
 
 def init_distances(

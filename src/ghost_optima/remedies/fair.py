@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ghost_optima.core.data import Dataset
-from ghost_optima.core.stats import Estimate, bootstrap
+from ghost_optima.core.stats import Estimate, bootstrap, counts, pair_means
 from ghost_optima.core.train import EnsembleResult, History, TrainConfig, TrainHooks, train_ensemble
 from ghost_optima.remedies import protocol
 from ghost_optima.remedies.masks import FanInInit
@@ -248,22 +248,22 @@ def change(
     names = sorted({b.dataset for b, _ in comparisons})
     sizes = {b.dataset: len(b.test_acc) for b, _ in comparisons}
 
-    def value(m: protocol.Measured, idx: np.ndarray) -> float:
+    def value(m: protocol.Measured, idx: np.ndarray) -> np.ndarray:
         if metric == "disagreement":
-            return protocol.mean_pairwise(m.disagreement, idx)
+            return pair_means(m.disagreement, counts(idx, len(m.test_acc)))
         if metric == "disagreement_per_error":
-            return protocol.mean_pairwise(protocol.per_error(m), idx)
-        return float(getattr(m, metric)[idx].mean())
+            return pair_means(protocol.per_error(m), counts(idx, len(m.test_acc)))
+        return getattr(m, metric)[idx].mean(-1)
 
-    def stat(*draw: np.ndarray) -> float:
-        idx = dict(zip(names, draw, strict=True))
+    def stat(*draws: np.ndarray) -> np.ndarray:
+        idx = dict(zip(names, draws, strict=True))
         diffs = []
         for base, other in comparisons:
             b, o = value(base, idx[base.dataset]), value(other, idx[base.dataset])
             diffs.append(o / b - 1 if relative else o - b)
-        return float(np.mean(diffs))
+        return np.mean(diffs, axis=0)
 
-    return bootstrap(stat, [sizes[n] for n in names], n_boot=n_boot, seed=seed)
+    return bootstrap(stat, [sizes[n] for n in names], n_boot=n_boot, seed=seed, batched=True)
 
 
 def effects(

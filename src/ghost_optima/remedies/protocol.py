@@ -24,8 +24,9 @@ barrier (``align.barrier``) between seeds ``2p`` and ``2p + 1`` before and after
 *within the variant's own symmetry group* (signed weight matching with each unit's parity,
 permutations within exchangeable units; sorted biases: flips, then re-sorted), and the CPU time
 per step. Intervals are percentile bootstraps over seeds (``stats.bootstrap``), seeds resampled
-jointly across the variants of one data set (paired); a pairwise statistic is NaN on a resample
-with fewer than two distinct seeds, and such resamples are dropped. Twins that keep the symmetry
+jointly across the variants of one data set (paired); a pairwise statistic is a mean over pairs
+of distinct seeds (``stats.pair_means``), NaN on a resample with fewer than two distinct seeds,
+and such resamples are dropped. Twins that keep the symmetry
 are in ``ghost_optima.remedies.twins``; learning rates chosen on validation and the paired
 comparisons
 (``change``) in ``ghost_optima.remedies.fair``.
@@ -40,7 +41,7 @@ import torch
 
 from ghost_optima.core.data import Dataset
 from ghost_optima.core.mlp import ACTIVATIONS, ensemble_forward
-from ghost_optima.core.stats import Estimate, bootstrap
+from ghost_optima.core.stats import Estimate, bootstrap, counts, pair_means
 from ghost_optima.core.train import (
     EnsembleResult,
     History,
@@ -342,16 +343,6 @@ def measure(
     )
 
 
-def mean_pairwise(matrix: np.ndarray, idx: np.ndarray) -> float:
-    """Mean of ``matrix[i, j]`` over ordered pairs of resampled seeds that are distinct seeds;
-    NaN when ``idx`` holds fewer than two distinct seeds (no pair to average)."""
-    idx = np.asarray(idx)
-    keep = idx[:, None] != idx[None, :]
-    if not keep.any():
-        return float("nan")
-    return float(matrix[np.ix_(idx, idx)][keep].mean())
-
-
 def per_error(m: Measured) -> np.ndarray:
     """``(E, E)`` disagreement at matched accuracy: ``d_ij / (e_i + e_j)``, ``e`` the test error
     rates. Two classifiers can differ only where one of them errs, so ``d_ij <= e_i + e_j`` and
@@ -364,9 +355,13 @@ def estimate_row(m: Measured, *, n_boot: int, seed: int = 0) -> dict:
     """The table row of one variant on one data set: Estimates over seeds (or seed pairs, for
     barriers), parameter count, group sizes and step time."""
     n, pairs = len(m.test_acc), len(m.barrier_raw)
+    boot = {"n_boot": n_boot, "seed": seed, "batched": True}
 
     def over(values: np.ndarray, count: int) -> Estimate:
-        return bootstrap(lambda i: values[i].mean(), count, n_boot=n_boot, seed=seed)
+        return bootstrap(lambda idx: values[idx].mean(-1), count, **boot)
+
+    def over_pairs(matrix: np.ndarray) -> Estimate:
+        return bootstrap(lambda idx: pair_means(matrix, counts(idx, n)), n, **boot)
 
     return {
         "variant": m.variant,
@@ -374,12 +369,8 @@ def estimate_row(m: Measured, *, n_boot: int, seed: int = 0) -> dict:
         "n_params": m.arch.n_params,
         "test_acc": over(m.test_acc, n),
         "test_loss": over(m.test_loss, n),
-        "disagreement": bootstrap(
-            lambda i: mean_pairwise(m.disagreement, i), n, n_boot=n_boot, seed=seed
-        ),
-        "disagreement_per_error": bootstrap(
-            lambda i: mean_pairwise(per_error(m), i), n, n_boot=n_boot, seed=seed
-        ),
+        "disagreement": over_pairs(m.disagreement),
+        "disagreement_per_error": over_pairs(per_error(m)),
         "barrier_raw": over(m.barrier_raw, pairs),
         "barrier_aligned": over(m.barrier_aligned, pairs),
         "log10_perm": m.arch.log10_perm,

@@ -8,7 +8,7 @@ Two descriptive measurements beside claim T6 (chapter 40):
   with percentile-bootstrap intervals over chains and the exponents ``(p, q)`` of the
   least-squares fit ``log mean P_ab = a + p log eta_a + q log B_b`` (law: ``+1, -1``).
 * **The epistemic spread.** The training set is one draw; refitting ``theta*`` on bootstrap
-  resamples of it (:func:`bootstrap_refits`) moves the minimum by about the sandwich covariance
+  resamples of it (:func:`refits_on_resamples`) moves the minimum by about the sandwich covariance
   ``H^-1 C H^-1 / n`` (:func:`sandwich_covariance`; ``H`` the Hessian of the training loss at
   ``theta*``, ``C`` the population covariance of the per-example gradients), the asymptotic
   covariance of an M-estimator (Huber 1967; White 1982). :func:`spread` gives the root mean
@@ -29,7 +29,7 @@ from ghost_optima.sgd.network_chains import MLPObjective, minimize, mlp_objectiv
 
 __all__ = [
     "PlateauGrid",
-    "bootstrap_refits",
+    "refits_on_resamples",
     "mlp_refit",
     "plateau_grid",
     "sandwich_covariance",
@@ -150,7 +150,7 @@ def sandwich_spread(cov: Tensor, direction: Tensor | None = None) -> float:
     return float((e @ cov @ e).clamp_min(0).sqrt())
 
 
-def bootstrap_refits(
+def refits_on_resamples(
     refit: Callable[[Tensor], Tensor], n: int, n_resamples: int, generator: torch.Generator
 ) -> Tensor:
     """``(R, d)``: ``refit(idx)`` for ``R`` index vectors ``idx`` of ``n`` draws with replacement
@@ -164,7 +164,7 @@ def bootstrap_refits(
 def mlp_refit(
     objective: MLPObjective, theta_star: Tensor, *, grad_tol: float
 ) -> Callable[[Tensor], Tensor]:
-    """The refit of :func:`bootstrap_refits` for an MLP: the objective on the resampled training
+    """The refit of :func:`refits_on_resamples` for an MLP: the objective on the resampled training
     set (same weight decay and activation), minimised by
     :func:`ghost_optima.sgd.network_chains.minimize`
     (L-BFGS, float64) from ``theta_star``."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import Tensor
 
-from ghost_optima.core.stats import Estimate, bootstrap, bootstrap_ci, slope
+from ghost_optima.core.stats import Estimate, bootstrap, sample_estimate, slope
 from ghost_optima.sgd.stationary import ArrayLike, as_numpy
 
 __all__ = ["LogVarianceFit", "RatioSummary", "fit_log_variance", "loglog_slope", "ratio_summary"]
@@ -82,7 +82,8 @@ def fit_log_variance(
       is fitted by pooled least squares over all its ``(seed, direction)`` triples.
 
     Each of ``a``, ``b``, ``c`` is a :class:`~ghost_optima.core.stats.Estimate` from
-    :func:`~ghost_optima.core.stats.bootstrap_ci` with the same ``seed`` (hence the same resamples).
+    :func:`~ghost_optima.core.stats.sample_estimate` with the same ``seed`` (hence the same
+    resamples).
     Needs ``k >= 3`` directions with ``log lambda`` and ``log C`` not collinear (if ``C`` is
     proportional to a power of ``lambda``, ``b`` and ``c`` are not separately identifiable and a
     ``ValueError`` is raised).
@@ -138,7 +139,9 @@ def fit_log_variance(
             "b and c are not identifiable"
         )
     ests = [
-        bootstrap_ci(rows, lambda r, j=j: float(coefs(r)[j]), n_boot=n_boot, level=level, seed=seed)
+        sample_estimate(
+            rows, lambda r, j=j: float(coefs(r)[j]), n_boot=n_boot, level=level, seed=seed
+        )
         for j in range(3)
     ]
     return LogVarianceFit(a=ests[0], b=ests[1], c=ests[2], n_directions=k, resampled=resampled)
@@ -215,13 +218,13 @@ def ratio_summary(
     if V.ndim != 2 or V.shape[1] != P.shape[0] or np.any(P <= 0):
         raise ValueError("need var_per_chain (n_chains, k) and positive predicted (k,)")
     per = [
-        bootstrap_ci(
+        sample_estimate(
             V[:, i], lambda v, p=P[i]: float(v.mean() / p), n_boot=n_boot, level=level, seed=seed
         )
         for i in range(V.shape[1])
     ]
     simultaneous = [
-        bootstrap_ci(
+        sample_estimate(
             V[:, i],
             lambda v, p=P[i]: float(v.mean() / p),
             n_boot=n_boot,
@@ -237,7 +240,7 @@ def ratio_summary(
         max(max(abs(e.lo - 1), abs(e.hi - 1)) for e in simultaneous),
         len(V),
     )
-    median = bootstrap_ci(
+    median = sample_estimate(
         V, lambda v: float(np.median(v.mean(axis=0) / P)), n_boot=n_boot, level=level, seed=seed
     )
     return RatioSummary(per, max_dev, median)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ghost_optima.core.stats import Estimate, bootstrap_ci
+from ghost_optima.core.stats import Estimate, sample_estimate
 from ghost_optima.sgd.chains import Schedule, Watch, run_chains
 from ghost_optima.sgd.stationary import (
     ArrayLike,
@@ -71,7 +71,7 @@ class ChainVariance:
         """Per-direction :class:`Estimate` of the mean variance, bootstrapped over chains."""
         vpc = self.var_per_chain.detach().cpu().numpy()
         return [
-            bootstrap_ci(vpc[:, i], n_boot=n_boot, level=level, seed=seed)
+            sample_estimate(vpc[:, i], n_boot=n_boot, level=level, seed=seed)
             for i in range(vpc.shape[1])
         ]
 

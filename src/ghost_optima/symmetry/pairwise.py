@@ -13,12 +13,6 @@ at
 * ``disagreement_matrix`` and ``member_disagreement``: how often members predict different
   classes, per pair of members and per
   example;
-* ``pair_mean``: a statistic of pairs of seeds, for intervals by
-  ``ghost_optima.core.stats.bootstrap``.
-  Pairs share seeds, so they are not independent; the unit resampled is the seed. A resample of
-  seed indices keeps every pair of two *different* original seeds it contains (a seed drawn twice
-  is not compared with itself), and the statistic is recomputed on those pairs (NaN, hence
-  dropped by the bootstrap, when no such pair is left);
 * ``auroc`` and ``precision_at_k``: how well a score ranks flagged examples first;
 * ``Snapshots`` and ``cloud_radius``: the iterates of SGD over its last steps and their spread.
 """
@@ -163,25 +157,6 @@ def member_disagreement(pred: torch.Tensor, n_classes: int) -> np.ndarray:
     counts = torch.nn.functional.one_hot(pred, n_classes).sum(0).double()  # (N, C)
     agree = (counts * (counts - 1)).sum(-1) / (n_members * (n_members - 1))
     return (1 - agree).numpy()
-
-
-def pair_mean(matrix: np.ndarray, idx: np.ndarray) -> float:
-    """Mean of ``matrix[idx[a], idx[b]]`` over ``a < b`` with ``idx[a] != idx[b]``, NaN skipped.
-
-    ``matrix`` is a symmetric ``(n, n)`` matrix of pair values; ``idx`` a resample of seed
-    indices. Returns NaN when no valid pair is left. With ``c_k`` the number of times seed ``k``
-    is drawn, the pair of seeds ``k != l`` is met ``c_k c_l`` times, so the mean is
-    ``c^T M c / c^T W c`` (``M`` the matrix with NaN and the diagonal set to 0, ``W`` the
-    indicator of its valid entries): a few microseconds, for the bootstrap's many resamples.
-    """
-    matrix = np.asarray(matrix, dtype=float)
-    valid = ~np.isnan(matrix)
-    np.fill_diagonal(valid, False)
-    counts = np.bincount(np.asarray(idx, dtype=np.int64), minlength=len(matrix)).astype(float)
-    weight = counts @ valid @ counts
-    if weight == 0:
-        return float("nan")
-    return float(counts @ np.where(valid, matrix, 0.0) @ counts / weight)
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
