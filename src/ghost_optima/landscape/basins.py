@@ -12,7 +12,8 @@ For an ensemble of ``E`` trained networks (stacked parameters, ``ghost_optima.co
 * ``barriers``: ``max_t [L(t) - ((1 - t) L(0) + t L(1))]`` per pair (Frankle et al. 2020;
   Entezari et al. 2022), and ``connected_count``: the number of connected components of a
   graph on a subset of seeds (by boolean reachability): basins when an edge is a barrier
-  below a tolerance, distinct solutions when an edge is a distance within the SGD spread.
+  below a tolerance, distinct solutions when an edge is a distance within the SGD spread;
+  ``count_fractions``: components per member on every resample of the seeds at once.
 
 Pairs are listed as ``[(i, j) for i < j]`` in ``itertools.combinations`` order throughout.
 """
@@ -216,30 +217,10 @@ def to_matrix(values: Sequence[float], n: int) -> np.ndarray:
 
 def connected_count(linked: np.ndarray, members: np.ndarray) -> int:
     """Connected components of the graph on ``members`` (distinct indices) whose edges are the
-    pairs with ``linked[i, j]`` true; 0 for no members.
-
-    By reachability: ``R = I | A`` squared (boolean) until it stops changing is the indicator of
-    "same component", and each component of size ``s`` contributes ``s`` rows summing to ``s``,
-    so the count is ``sum_i 1 / sum_j R_ij`` (one small graph; ``count_fractions`` does many).
-    """
-    members = np.unique(np.asarray(members, dtype=np.int64))
-    if len(members) == 0:
-        return 0
-    sub = np.asarray(linked, dtype=bool)[np.ix_(members, members)]
-    sub = sub | sub.T
-    np.fill_diagonal(sub, False)
-    n_edges = int(sub.sum())
-    if n_edges == 0:
-        return len(members)
-    if n_edges == len(members) * (len(members) - 1):
-        return 1
-    reach = (sub | np.eye(len(members), dtype=bool)).astype(float)
-    while True:
-        nxt = (reach @ reach > 0).astype(float)
-        if np.array_equal(nxt, reach):
-            break
-        reach = nxt
-    return int(round(float((1.0 / reach.sum(1)).sum())))
+    pairs with ``linked[i, j]`` true (either way); 0 for no members."""
+    chosen = np.zeros(len(linked), dtype=bool)
+    chosen[np.asarray(members, dtype=np.int64)] = True
+    return int(_components(linked, chosen[None])[0])
 
 
 def count_fractions(linked: np.ndarray, eligible: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -247,27 +228,33 @@ def count_fractions(linked: np.ndarray, eligible: np.ndarray, weights: np.ndarra
     its counts ``weights`` ``(R, n)`` (``stats.counts``); NaN where no eligible seed is drawn.
 
     Row ``r`` is ``connected_count(linked, members) / len(members)`` with ``members`` the
-    eligible seeds of positive weight, computed for all rows at once by batched reachability on
-    each row's induced subgraph. The denominator counts distinct seeds (about ``0.63 n`` in a
-    resample of ``n``), not draws, so the resampled values are not centred on the estimate.
+    eligible seeds of positive weight. The denominator counts distinct seeds (about ``0.63 n`` in
+    a resample of ``n``), not draws, so the resampled values are not centred on the estimate.
     """
     w = np.atleast_2d(np.asarray(weights, dtype=float))
     chosen = (w > 0) & np.asarray(eligible, dtype=bool)
+    members = chosen.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(members > 0, _components(linked, chosen) / np.maximum(members, 1), np.nan)
+
+
+def _components(linked: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Connected components of the subgraph of ``linked`` ``(n, n)`` induced by every row of
+    ``chosen`` ``(R, n)``, ``(R,)``, all rows at once by reachability: ``Q = I | A`` squared
+    (boolean) until it stops changing is the indicator of "same component", and a component of
+    ``s`` members has ``s`` rows summing to ``s``, so the count is ``sum_i 1 / sum_j Q_ij`` over
+    the chosen ``i``."""
     adjacency = np.asarray(linked, dtype=bool)
     adjacency = adjacency | adjacency.T
     np.fill_diagonal(adjacency, False)
-    n = len(adjacency)
     sub = adjacency & chosen[:, :, None] & chosen[:, None, :]
-    reach = (sub | np.eye(n, dtype=bool)).astype(float)
+    reach = (sub | np.eye(len(adjacency), dtype=bool)).astype(float)
     while True:
         nxt = (reach @ reach > 0).astype(float)
         if np.array_equal(nxt, reach):
             break
         reach = nxt
-    members = chosen.sum(1)
-    components = np.round((chosen / reach.sum(-1)).sum(-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(members > 0, components / np.maximum(members, 1), np.nan)
+    return np.round((chosen / reach.sum(-1)).sum(-1))
 
 
 def init_distances(
