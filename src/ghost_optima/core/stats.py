@@ -18,8 +18,8 @@ resamples, row 0 the identity; :func:`counts` turns them into counts per unit, s
 statistic is a product of count vectors with the data, evaluated on every resample at once
 (:func:`pair_means`, :func:`weighted_auroc`; :func:`slope` of a batch of rows);
 :func:`nested_mean` averages a statistic over the resampled outer units of a nested design;
-:func:`intervals` turns the values into :class:`Estimate`\\ s, and :func:`bootstrap` does all
-of it for a statistic of one resample (a Python loop) or of all of them (``batched=True``).
+:func:`intervals` turns the values into :class:`Estimate` objects, and :func:`bootstrap` does
+all of it for a statistic of one resample (a Python loop) or of all of them (``batched=True``).
 
 NaN policy, one for every caller: a resample whose statistic is not finite (a pair mean on a
 resample of one distinct seed, a slope over equal abscissae) is dropped and the interval is taken
@@ -238,7 +238,9 @@ def pair_means(matrices: np.ndarray, weights: np.ndarray) -> np.ndarray:
     ``M[i, j]`` over the pairs of positions of the resample holding two *different* original
     units (a unit drawn twice is never compared with itself), NaN where no such pair is drawn.
     Every pair of distinct units ``k, l`` enters with weight ``c_k c_l``, whose expectation over
-    resamples is the same for every pair, so the resampled means are centred on the estimate.
+    resamples, ``(n - 1) / n``, is the same for every pair: the resampled means are centred on the
+    estimate (up to the ratio's ``O(1/n)`` bias), which a statistic that divides by the number of
+    *distinct* units drawn is not.
     """
     m = np.asarray(matrices, dtype=float)
     single = m.ndim == 2
