@@ -3,8 +3,8 @@ M5's recorded cleaning margin, one text per side of zero and one for an interval
 
 import pytest
 
-from ghost_optima.book.pages import summary, wording
-from ghost_optima.book.verdicts import claims
+from ghost_optima.book.pages import wording
+from ghost_optima.book.verdicts import claims, deliverables
 
 
 def _rows(margin):
@@ -30,7 +30,7 @@ def _rows(margin):
     ("lo", "hi", "side"), [(-0.3, -0.1, "below"), (-0.1, 0.2, "straddles"), (0.05, 0.4, "above")]
 )
 def test_p2_wording_follows_the_m5_margin(lo, hi, side):
-    phrase = next(p for p in summary.wording()["phrases"] if p["id"] == "P2")
+    phrase = next(p for p in deliverables.checklist()["phrases"] if p["id"] == "P2")
     by_id = {r["id"]: r for r in _rows({"value": (lo + hi) / 2, "lo": lo, "hi": hi, "n": 8})}
     for lang in ("en", "ja"):
         expected = phrase[f"instead_{lang}"][side]
@@ -39,7 +39,7 @@ def test_p2_wording_follows_the_m5_margin(lo, hi, side):
 
 
 def test_p2_without_the_figure_falls_back_to_the_cautious_text():
-    phrase = next(p for p in summary.wording()["phrases"] if p["id"] == "P2")
+    phrase = next(p for p in deliverables.checklist()["phrases"] if p["id"] == "P2")
     by_id = {r["id"]: r for r in _rows(None)}
     assert wording.phrase_text(phrase, "instead", "en", by_id) == phrase["instead_en"]["straddles"]
     assert wording.phrase_text(phrase, "say", "en", by_id) == phrase["say_en"]

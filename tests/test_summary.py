@@ -3,7 +3,7 @@
 import pytest
 
 from ghost_optima.book.pages import summary
-from ghost_optima.book.verdicts import claims
+from ghost_optima.book.verdicts import claims, deliverables
 
 
 def rows_with(verdicts: dict[str, str]) -> list[dict]:
@@ -30,16 +30,16 @@ def rows_with(verdicts: dict[str, str]) -> list[dict]:
     ],
 )
 def test_phrase_status(found, status):
-    assert summary.phrase_status(["A", "B"], dict(zip("AB", found, strict=True))) == status
+    assert deliverables.phrase_status(["A", "B"], dict(zip("AB", found, strict=True))) == status
 
 
 def test_wording_refers_to_registered_claims_in_both_languages():
     ids = set(claims.registry())
-    for phrase in summary.wording()["phrases"]:
+    for phrase in deliverables.checklist()["phrases"]:
         assert set(phrase["claims"]) <= ids
         for status in ("say", "instead", "untested"):
             assert phrase[f"{status}_en"] and phrase[f"{status}_ja"]
-    for stage in summary.wording()["stages"]:
+    for stage in deliverables.checklist()["stages"]:
         assert set(stage["claims"]) <= ids and stage["en"] and stage["ja"]
 
 
@@ -61,7 +61,7 @@ def test_summary_groups_claims_by_verdict_with_their_figures():
 def test_checklist_switches_to_the_corrected_phrasing():
     supported = summary.checklist_page(rows_with({"T2": "supported", "E4": "supported"}))
     refuted = summary.checklist_page(rows_with({"T2": "supported", "E4": "not supported"}))
-    phrase = summary.wording()["phrases"][0]
+    phrase = deliverables.checklist()["phrases"][0]
     assert claims.join_cjk(phrase["say_en"]) in supported
     assert claims.join_cjk(phrase["instead_en"]) in refuted
     assert claims.join_cjk(phrase["instead_ja"]) in refuted
@@ -96,13 +96,14 @@ def test_the_japanese_font_has_japanese_glyphs():
 
 def test_deliverables_judge_coverage():
     ids = [cid for cid, c in claims.registry().items() if c.kind != "deliverable"]
-    partial = summary.deliverables(rows_with({"T1": "supported", "T2": "supported"}))
+    partial = deliverables.deliverables(rows_with({"T1": "supported", "T2": "supported"}))
     assert partial["X1"]["verdict"] == partial["X2"]["verdict"] == "not supported"
     assert partial["X1"]["figures"]["untested"] == len(ids) - 2
-    assert partial["X2"]["figures"]["untested_phrases"] == len(summary.wording()["phrases"])
-    complete = summary.deliverables(rows_with({cid: "not supported" for cid in ids}))
+    assert partial["X2"]["figures"]["untested_phrases"] == len(deliverables.checklist()["phrases"])
+    complete = deliverables.deliverables(rows_with({cid: "not supported" for cid in ids}))
     assert complete["X1"]["verdict"] == complete["X2"]["verdict"] == "supported"
-    assert complete["X2"]["figures"]["corrected_phrases"] == len(summary.wording()["phrases"])
+    phrases = deliverables.checklist()["phrases"]
+    assert complete["X2"]["figures"]["corrected_phrases"] == len(phrases)
 
 
 def with_replications(rows: list[dict], again: dict[str, list[str]]) -> list[dict]:

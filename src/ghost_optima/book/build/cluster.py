@@ -68,6 +68,27 @@ class Task:
         return f"{self.stem} (replication {self.replication})" if self.replication else self.stem
 
 
+CELL_TIMEOUT_SECONDS = 3600
+
+
+def task_spec(project, job, task: Task) -> dict:
+    """What :func:`run_task` needs, as plain data a worker elsewhere can read.
+
+    ``project`` is a ``pipeline.Project`` and ``job`` a ``pipeline.Plan``: the notebook's
+    source travels as text, so a worker needs the same package but not the same folder."""
+    source = job.notebooks[task.stem]
+    return {
+        "stem": task.stem,
+        "replication": task.replication,
+        "source_name": source.name,
+        "source_text": source.read_text(encoding="utf-8"),
+        "parameters": task.parameters,
+        "cwd": str(project.notebooks),
+        "timeout": CELL_TIMEOUT_SECONDS,
+        "threads": job.threads,
+    }
+
+
 class TaskLost(RuntimeError):
     """A task whose workers kept dying (Dask's ``KilledWorker``) or that could not be run."""
 
@@ -107,7 +128,7 @@ def _where() -> str:
 
 
 def run_task(spec: dict) -> dict:
-    """Run one notebook (``spec`` from ``pipeline.task_spec``) in a scratch folder; plain data back.
+    """Run one notebook (``spec`` from :func:`task_spec`) in a scratch folder; plain data back.
 
     ``spec``: ``stem``, ``replication``, ``source_name`` and ``source_text`` (the notebook),
     ``parameters``, ``cwd`` (used when it exists here, else the scratch folder), ``timeout``

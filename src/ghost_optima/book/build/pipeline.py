@@ -15,7 +15,7 @@
    writes results, atomically, one finished task at a time, so an interrupted, failed or
    re-run task never replaces a good result; a failed run is kept under ``_build/failed/``;
 4. write ``results[/<profile>]/claims.json`` (with each empirical claim's ``robustness``),
-   ``robustness.json`` and the generated pages (ledger, reproducibility);
+   ``robustness.json`` (for readers: the pages get the same report in memory);
 5. assemble the book sources in a work folder, run Jupyter Book there (execution off, warnings
    as errors), and only on success swap the new HTML into place.
 
@@ -25,7 +25,6 @@ The full profile publishes to ``results/`` and ``_build/html``; any other profil
 
 import contextlib
 import fcntl
-import json
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -37,7 +36,7 @@ from ghost_optima.book.build.profiles import ConfigError
 from ghost_optima.book.build.results import load_result, write_json
 from ghost_optima.book.build.staging import collapse_inputs
 from ghost_optima.book.pages import ledger
-from ghost_optima.book.verdicts import audit, claims, verify
+from ghost_optima.book.verdicts import audit, claims, deliverables, verify
 
 PUBLISHED = "full"
 SCIENCE_DIR = Path(__file__).parents[2]
@@ -245,7 +244,7 @@ def _build(project: Project, job: Plan, force: bool, render_book: bool, log, run
     if missing:
         log(f"book not rendered: no successful run yet of {missing} (build without --only)")
         return
-    render(project, profile, records, rows, overridden, log)
+    render(project, profile, records, rows, found["claims"], overridden, log)
     results.write_stamp(project.work(profile), stamp)
 
 
@@ -294,7 +293,7 @@ def run_notebook(project: Project, job: Plan, pending: list, run: Execution, log
     git = provenance.git_state(project.root)
     source = cluster.source_hash()
     priorities = [results.last_seconds(project, job.profile, t.stem) for t in pending]
-    specs = [results.task_spec(project, job, task) for task in pending]
+    specs = [cluster.task_spec(project, job, task) for task in pending]
     by_spec = {id(spec): task for spec, task in zip(specs, pending, strict=True)}
     with cluster.open_executor(workers, run.scheduler, log) as executor:
         try:
@@ -309,11 +308,6 @@ def run_notebook(project: Project, job: Plan, pending: list, run: Execution, log
             raise BuildError(f"{err}; the book was not changed") from err
 
 
-def load_robustness(project: Project, profile: str) -> dict:
-    path = project.results(profile) / "robustness.json"
-    return json.loads(path.read_text(encoding="utf-8"))["claims"] if path.exists() else {}
-
-
 def collect_claims(project: Project, records: dict[str, dict | None]) -> list[dict]:
     """The ledger: what the notebooks recorded, then the build's own checks (X1, X2), each row
     with its rule's history from git (``audit``) and the commit its results come from."""
@@ -321,11 +315,7 @@ def collect_claims(project: Project, records: dict[str, dict | None]) -> list[di
     for stem, record in records.items():
         for cid, entry in (record or {}).get("claims", {}).items():
             recorded[cid] = {**entry, "notebook": stem}
-    from ghost_optima.book.pages import (
-        summary,  # imports the plotting stack: kept off the path that checks input
-    )
-
-    recorded.update(summary.deliverables(claims.ledger(recorded)))
+    recorded.update(deliverables.deliverables(claims.ledger(recorded)))
     rows = claims.ledger(recorded)
     history = audit.rule_history(project.root)
     for row in rows:
@@ -347,10 +337,14 @@ def render(
     profile: str,
     records: dict[str, dict],
     rows: list[dict],
+    robustness: dict[str, dict],
     overridden: dict[str, dict],
     log=print,
 ) -> None:
-    """Assemble the book's sources and render them (``jupyterbook.build_html``)."""
+    """Assemble the book's sources and render them (``jupyterbook.build_html``).
+
+    ``robustness``: the replications of each claim (``verify.report``'s ``claims``), as this
+    build computed them; ``robustness.json`` is written for readers, never read back."""
     files = {
         p.relative_to(project.book): p.read_bytes()
         for p in project.book.rglob("*")
@@ -359,7 +353,6 @@ def render(
     for stem in records:
         executed = (project.executed(profile) / f"{stem}.ipynb").read_bytes()
         files[Path("_generated") / f"{stem}.ipynb"] = collapse_inputs(executed)
-    robustness = load_robustness(project, profile)
     for name, text in ledger.generated(profile, records, rows, robustness).items():
         files[Path("_generated") / name] = text.encode("utf-8")
     from ghost_optima.book.pages import summary

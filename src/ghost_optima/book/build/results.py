@@ -41,21 +41,6 @@ def last_seconds(project, profile: str, stem: str) -> int:
     return int(record.get("provenance", {}).get("wall_seconds", 10**6))
 
 
-def task_spec(project, job, task) -> dict:
-    """What ``cluster.run_task`` needs, as plain data a worker elsewhere can read."""
-    source = job.notebooks[task.stem]
-    return {
-        "stem": task.stem,
-        "replication": task.replication,
-        "source_name": source.name,
-        "source_text": source.read_text(encoding="utf-8"),
-        "parameters": task.parameters,
-        "cwd": str(project.notebooks),
-        "timeout": 3600,
-        "threads": job.threads,
-    }
-
-
 def store(project, job, task, payload: dict, state: dict) -> None:
     """Write one finished task's executed notebook and sealed result (or raise on a failure).
 

@@ -1,16 +1,10 @@
 """The executive pages: summary (English, Japanese), its figure, and the meeting checklist.
 
 Generated at build time from the claims ledger (``results/claims.json``), so every verdict and
-number they show is the recorded one. The wording that depends on evidence is declared in
-``checklist.yml``: a meeting phrase is shown as the brief would say it only when every claim
-behind it is supported, replaced by a corrected phrasing when one is not supported or mixed,
-and flagged as untested while one has no verdict.
+number they show is the recorded one. They decide nothing: the verdicts, X1's and X2's included,
+and which phrasing of a meeting phrase applies, come from ``book.verdicts``
+(``deliverables``); the wording that depends on evidence is declared in ``checklist.yml``.
 """
-
-from functools import cache
-from importlib import resources
-
-import yaml
 
 from ghost_optima.book.pages.ledger import badge
 from ghost_optima.book.pages.plotting import japanese_font
@@ -18,13 +12,12 @@ from ghost_optima.book.pages.wording import phrase_text
 from ghost_optima.book.verdicts.claims import (
     NOT_TESTED,
     UNSTABLE,
-    evaluate,
     is_unstable,
     join_cjk,
     replications,
     scoreboard,
 )
-from ghost_optima.book.verdicts.claims import registry as claims_registry
+from ghost_optima.book.verdicts.deliverables import checklist, phrase_status
 from ghost_optima.book.verdicts.record import key_figure, plain_figure, replication_text
 
 COLORS = {
@@ -43,58 +36,6 @@ JA_VERDICT = {
     UNSTABLE: "不安定",
     NOT_TESTED: "未検証",
 }
-
-
-@cache
-def wording() -> dict:
-    text = resources.files("ghost_optima.book").joinpath("checklist.yml").read_text("utf-8")
-    return yaml.safe_load(text)
-
-
-def phrase_status(claim_ids: list[str], verdicts: dict[str, str]) -> str:
-    """``say`` if all supported; ``instead`` if any is refuted or mixed; else ``untested``."""
-    found = [verdicts[cid] for cid in claim_ids]
-    if all(v == "supported" for v in found):
-        return "say"
-    if any(v in ("not supported", "mixed") for v in found):
-        return "instead"
-    return "untested"
-
-
-DELIVERABLES = {"X1": "summary_en", "X2": "checklist"}
-
-
-def deliverables(rows: list[dict]) -> dict[str, dict]:
-    """Entries for X1 and X2, judged by their registered rules on the ledger's coverage.
-
-    X1 counts the claims T1-M5 without a verdict; X2 counts the meeting phrases that still rest
-    on an untested claim, and reports the share the evidence corrected.
-    """
-    verdicts = {r["id"]: r["verdict"] for r in rows if r["class"] != "deliverable"}
-    statuses = [phrase_status(p["claims"], verdicts) for p in wording()["phrases"]]
-    figures = {
-        "X1": {
-            "untested": sum(v == NOT_TESTED for v in verdicts.values()),
-            "claims": len(verdicts),
-        },
-        "X2": {
-            "untested_phrases": statuses.count("untested"),
-            "corrected_phrases": statuses.count("instead"),
-            "phrases": len(statuses),
-        },
-    }
-    registry = claims_registry()
-    entries = {}
-    for cid, found in figures.items():
-        rule = registry[cid].rule
-        entries[cid] = {
-            "verdict": evaluate(rule, found),
-            "key": rule.key,
-            "figures": found,
-            "notes": "",
-            "notebook": DELIVERABLES[cid],
-        }
-    return entries
 
 
 def draw_figure(rows: list[dict], lang: str) -> bytes:
@@ -294,7 +235,7 @@ def summary_page(all_rows: list[dict], lang: str) -> str:
     lines += ["## What it means for an investment decision" if en else "## 投資判断への示唆", ""]
     lines += [MEANING_EN if en else join_cjk(MEANING_JA), ""]
     lines += ["| stage | evidence |" if en else "| 段階 | 根拠 |", "|---|---|"]
-    for stage in wording()["stages"]:
+    for stage in checklist()["stages"]:
         evidence = " ".join(
             f"{cid} {badge(verdicts[cid])}" + (f" {badge(UNSTABLE)}" if cid in shaky else "")
             for cid in stage["claims"]
@@ -317,7 +258,7 @@ def checklist_page(rows: list[dict]) -> str:
     by_id = {r["id"]: r for r in rows}
     lines = ["(checklist)=", "# Meeting checklist / 会議用チェックリスト", ""]
     lines += [CHECKLIST_INTRO_EN, "", join_cjk(CHECKLIST_INTRO_JA), ""]
-    for phrase in wording()["phrases"]:
+    for phrase in checklist()["phrases"]:
         status = phrase_status(phrase["claims"], verdicts)
         label = {
             "say": "as the brief says it / 原文どおり",
