@@ -116,3 +116,73 @@ def test_a_rule_changed_after_its_first_recorded_verdict_is_flagged_with_its_his
     assert "**Flagged**: the rule in force was changed after the chapter's first recorded" in said
     assert f"first recorded this claim in `{chapter[:10]}`" in said
     assert f"`{rules[:10]}`" in said and "supported branch" in said
+
+
+def test_after_the_cutoff_a_rule_changed_with_its_chapter_is_refused(tmp_path):
+    from ghost_optima.book.verdicts.audit import mixed_commits
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    before = commit(
+        tmp_path,
+        "rule and chapter together, before the check began",
+        {"claims.yml": registry_text("x > 1", "x > 1"), "notebooks/10_a.md": "chapter"},
+    )
+    alone = commit(tmp_path, "A's rule alone", {"claims.yml": registry_text("x > 2", "x > 1")})
+    history = rule_history(tmp_path, "claims.yml", cutoff=before)
+    assert mixed_commits(history) == []  # the mixed commit is the cutoff's own: legacy
+    assert [c["after_cutoff"] for c in history["A"]["changes"]] == [False, True]
+    together = commit(
+        tmp_path,
+        "B's rule with its chapter",
+        {"claims.yml": registry_text("x > 2", "x > 5"), "notebooks/20_b.md": "chapter"},
+    )
+    history = rule_history(tmp_path, "claims.yml", cutoff=before)
+    assert mixed_commits(history) == [
+        {"claim": "B", "commit": together, "subject": "B's rule with its chapter"}
+    ]
+    assert history["A"]["rule_commit"] == alone
+    unknown = rule_history(tmp_path, "claims.yml", cutoff="f" * 40)  # e.g. a shallow clone
+    assert mixed_commits(unknown) == []
+    assert {c["after_cutoff"] for c in unknown["B"]["changes"]} == {None}
+
+
+def standing_row(**fields) -> dict:
+    change = {"after_cutoff": True, "with_chapter": False, "after_first_verdict": True}
+    change.update(digest="d1", **{k: fields.pop(k) for k in list(fields) if k in change})
+    return {"rule_changes": [change], "rule_sha": "d1", "rule_before_results": True, **fields}
+
+
+def test_standing_sorts_rules_by_what_git_shows():
+    from ghost_optima.book.verdicts.audit import standing
+
+    assert standing({"rule_changes": []}) is None
+    assert standing(standing_row(after_cutoff=False, rule_flagged=True)) == "legacy"
+    assert standing(standing_row(after_cutoff=False, rule_flagged=False)) == "before"
+    assert standing(standing_row()) == "before"  # own commit, older than the results
+    assert standing(standing_row(rule_before_results=False)) == "unshown"
+    assert standing(standing_row(rule_sha="d0")) == "unshown"  # judged by another version
+    assert standing(standing_row(with_chapter=True)) == "unshown"
+    assert standing(standing_row(after_first_verdict=False, rule_before_results=False)) == (
+        "before"  # a new claim's rule, committed before its chapter recorded it
+    )
+
+
+def test_no_commit_since_the_cutoff_changes_a_rule_together_with_its_chapter():
+    """The pre-registration check (issue 25): from ``audit.CUTOFF`` on, a changed rule lands
+    in a commit of its own, never with the chapter that records its verdict."""
+    from pathlib import Path
+
+    import pytest
+
+    from ghost_optima.book.verdicts.audit import CUTOFF, mixed_commits
+
+    root = Path(__file__).resolve().parents[1]
+    history = rule_history(root)
+    if not history:
+        pytest.skip("not a git checkout: no history to check")
+    if all(c["after_cutoff"] is None for r in history.values() for c in r["changes"]):
+        pytest.skip(f"commit {CUTOFF[:10]} is not in this history (a shallow clone?)")
+    mixed = mixed_commits(history)
+    assert not mixed, "rules changed together with their chapter (commit the rule first): " + (
+        "; ".join(f"{m['claim']} in {m['commit'][:10]} ({m['subject']})" for m in mixed)
+    )

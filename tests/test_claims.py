@@ -198,21 +198,6 @@ def test_an_unreachable_branch_is_reported():
     assert all(v is not None for v in claims.branch_witnesses(interval_only).values())
 
 
-def test_plain_figures_round_to_what_the_interval_supports():
-    from ghost_optima.book.verdicts.record import plain_figure
-
-    assert plain_figure({"value": 0.5012, "lo": 0.25, "hi": 0.75}) == (
-        "0.50 (95% interval 0.25 to 0.75)"
-    )
-    assert plain_figure({"value": -0.0613, "lo": -0.0712, "hi": -0.0514}) == (
-        "-0.061 (95% interval -0.071 to -0.051)"
-    )
-    assert plain_figure({"value": 12.3, "lo": 3.0, "hi": 40.0}, "ja") == "12(95% 区間 3〜40)"
-    assert plain_figure(3.06e-15) == "$3.1 \\times 10^{-15}$"
-    assert plain_figure(2333.4) == "2,333" and plain_figure(28700.0) == "28,700"
-    assert plain_figure(7) == "7" and plain_figure({"value": 0.12345}) == "0.123"
-
-
 def test_intervals_are_found_at_any_depth_and_checked_against_their_point():
     inside = {"value": 0.5, "lo": 0.25, "hi": 0.75, "n": 8}
     beyond = {"value": 0.743, "lo": 0.693, "hi": 0.735, "n": 8}  # E5's bootstrap over members

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ghost_optima.book.pages import summary
+from ghost_optima.book.pages import checklist, key_figures, summary, verdict_figure
 from ghost_optima.book.verdicts import claims, deliverables
 
 
@@ -55,12 +55,16 @@ def test_summary_groups_claims_by_verdict_with_their_figures():
     assert "Empirical findings: 1 not supported, " in page
     assert "T1 (all hold)" in page
     japanese = summary.summary_page(rows, "ja")
-    assert "## 成り立ったこと" in japanese and "実証的な主張: 1 不支持、" in japanese
+    empirical = sum(c.kind == "empirical" for c in claims.registry().values())
+    assert "## 支持された主張" in japanese and "## 支持されなかった主張" in japanese
+    assert f"実験で検証する主張 {empirical} 件のうち、不支持 1 件、未検証 {empirical - 1} 件。" in (
+        japanese
+    )
 
 
 def test_checklist_switches_to_the_corrected_phrasing():
-    supported = summary.checklist_page(rows_with({"T2": "supported", "E4": "supported"}))
-    refuted = summary.checklist_page(rows_with({"T2": "supported", "E4": "not supported"}))
+    supported = checklist.checklist_page(rows_with({"T2": "supported", "E4": "supported"}))
+    refuted = checklist.checklist_page(rows_with({"T2": "supported", "E4": "not supported"}))
     phrase = deliverables.checklist()["phrases"][0]
     assert claims.join_cjk(phrase["say_en"]) in supported
     assert claims.join_cjk(phrase["instead_en"]) in refuted
@@ -75,10 +79,10 @@ def test_verdict_figure_is_drawn_in_each_language_with_japanese_glyphs():
     import warnings
 
     rows = rows_with({"T1": "supported", "E4": "not supported"})
-    english = summary.draw_figure(rows, "en")
+    english = verdict_figure.draw_figure(rows, "en")
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*missing from font")  # tofu boxes fail
-        japanese = summary.draw_figure(rows, "ja")
+        japanese = verdict_figure.draw_figure(rows, "ja")
     assert english.startswith(b"\x89PNG") and japanese.startswith(b"\x89PNG")
     assert english != japanese
 
@@ -137,10 +141,10 @@ def test_summaries_and_ledger_name_unstable_claims():
     assert "**T2**" in shaky and "recorded verdict: supported" in shaky
     held = page[page.index("## What held") : page.index("## What did not hold")]
     assert "**T2**" not in held and "**M1**" in held
-    assert "same verdict in 3/4 replications, key figure 0.25 to 0.75" in held
+    assert "same verdict in 3/4 replications, key figure +25% to +75%" in held
     japanese = summary.summary_page(rows, "ja")
-    assert "1 不安定" in japanese and "不安定(T2)" in japanese
-    assert "独立な再現 4 回中 2 回で同じ判定" in japanese
+    assert "不安定 1 件" in japanese and "不安定(T2)" in japanese
+    assert "再現実験 4 回中 2 回で同じ判定" in japanese
     ledger = ledger.ledger_page("quick", rows, {}, {})
     assert "Unstable (counted as such, not under their verdict): T2." in ledger
     t2 = ledger[ledger.index("* - T2") : ledger.index("* - T3")]
@@ -149,7 +153,7 @@ def test_summaries_and_ledger_name_unstable_claims():
     m1 = ledger[ledger.index("* - M1") : ledger.index("* - M2")]
     assert "unstable" not in m1 and "3/4 same verdict" in m1
     for lang in ("en", "ja"):
-        assert summary.draw_figure(rows, lang).startswith(b"\x89PNG")
+        assert verdict_figure.draw_figure(rows, lang).startswith(b"\x89PNG")
 
 
 def test_ledger_reads_legacy_robustness_and_says_when_it_is_stale():
@@ -172,24 +176,113 @@ def test_ledger_reads_legacy_robustness_and_says_when_it_is_stale():
     assert ledger.robustness_cell(rows[2], legacy) == "—"
 
 
-def test_summaries_count_the_rules_the_git_audit_flags():
-    rows = rows_with({"T2": "supported", "E4": "not supported"})
-    assert summary.audit_line(rows, "en") is None  # no git history: nothing claimed
-    for row in rows:
-        row["rule_commit"] = "0123456789"
-        row["rule_flagged"] = row["id"] in ("T2", "M3")
-    english = summary.summary_page(rows, "en")
-    assert "2 of the 17 rules in force were changed together with their chapter" in english
-    assert "(T2, M3)" in english
-    assert "現行の規則 17 件のうち 2 件" in summary.summary_page(rows, "ja")
-
-
-def test_the_ledger_counts_flagged_rules_over_the_claims():
-    from ghost_optima.book.pages import ledger
-
-    rows = rows_with({"T2": "supported"})
+def with_history(rows: list[dict], standing: dict[str, str]) -> list[dict]:
+    """Rows with a rule history from git, as the build adds it; ``standing`` by id (legacy
+    when not named), deliverables included."""
     for row in rows:
         row["rule_commit"], row["rule_date"] = "0123456789", "2026-12-01"
-        row["rule_flagged"] = row["id"] in ("T2", "X1")  # X1 is a deliverable: not counted
-    ledger = ledger.ledger_page("quick", rows, {}, {})
-    assert "(1 of the 17 rules of claims in force are flagged:" in ledger
+        row["rule_standing"] = standing.get(row["id"], "legacy")
+        row["rule_flagged"] = row["rule_standing"] == "legacy"
+        row["rule_changes"] = [
+            {"commit": "0123456789", "date": "2026-12-01", "fields": ["first version"]}
+        ]
+    return rows
+
+
+def test_the_summary_counts_rules_decided_first_at_its_end_and_names_none():
+    rows = rows_with({"T2": "supported", "E4": "not supported"})
+    assert summary.decided_line(rows, "en") is None  # no git history: nothing claimed
+    rows = with_history(rows, {"T2": "before", "M3": "before", "E1": "unshown"})
+    english = summary.summary_page(rows, "en")
+    ending = english[english.index("## When the rules were decided") :]
+    assert "Git shows 2 of the 17 rules in force decided before the numbers" in ending
+    assert "The other 14 are legacy rules, fixed before commit `74f4280`" in ending
+    assert "1 changed since then are not yet shown to come first" in ending
+    opening = english[: english.index("## What")]
+    assert "legacy" not in opening and "git cannot show" not in opening
+    for cid in ("T3", "M1", "E1"):  # the legacy and unshown ones are named on the ledger only
+        assert f" {cid}," not in ending and f" {cid})" not in ending
+    japanese = summary.summary_page(rows, "ja")
+    assert "現行の判定規則 17 件のうち" in japanese and "git の履歴で示せるのは 2 件" in japanese
+    assert "残る 14 件は" in japanese
+
+
+def test_the_ledger_names_the_legacy_rules_once_and_dates_rule_against_results():
+    from ghost_optima.book.pages import ledger
+
+    rows = with_history(rows_with({"T2": "supported"}), {"T2": "before", "X1": "before"})
+    page = ledger.ledger_page("quick", rows, {}, {})
+    assert "git shows 1 of the 17 rules of claims in force decided before" in page
+    section = page[page.index("## When the rules were decided") : page.index("## The claims")]
+    assert "Git shows these rules decided before their numbers: T2." in section
+    assert "Legacy rules, in force since before `74f4280a9e`" in section
+    assert section.count("T3") == 1 and "X1" not in section  # deliverables are not counted
+    rows[1].update(results_commit="abcdef0123", rule_before_results=True)
+    assert "results from commit `abcdef0123` (the rule's commit is older)" in ledger._decided(
+        rows[1]
+    )
+
+
+NOTES = {
+    "en": ("The key figure points against the claim", "The key figure points the claim's way"),
+    "ja": ("主要な数値は主張に反する向き", "主要な数値は主張を支持する向き"),
+}
+
+
+def one_claim(cid: str, verdict: str, figures: dict) -> list[dict]:
+    claim = claims.registry()[cid]
+    entry = {"verdict": verdict, "key": claim.rule.key, "figures": figures}
+    return claims.ledger({cid: {**entry, "notebook": claim.notebook}})
+
+
+def placed(page: str, cid: str) -> tuple[str, str]:
+    """The heading a claim is listed under, and its item."""
+    item = next(line for line in page.splitlines() if line.startswith(f"- **{cid}**"))
+    heading = page[: page.index(item)].rsplit("\n## ", 1)[1].splitlines()[0]
+    return heading, item
+
+
+@pytest.mark.parametrize(
+    "cid", [cid for cid, c in claims.registry().items() if c.kind != "deliverable"]
+)
+def test_no_claim_sits_under_a_heading_its_key_figure_contradicts_without_a_sentence_why(cid):
+    """Issue 25, must-show 2: on figures that reach every branch of the rule, each claim is
+    listed under its verdict; its key figure says which way it points, and where that is not
+    the verdict's way, a sentence made by code names the conditions that decided."""
+    rule = claims.registry()[cid].rule
+    for verdict, figures in claims.branch_witnesses(rule, tries=4000).items():
+        if figures is None:
+            continue
+        rows = one_claim(cid, verdict, figures)
+        way = key_figures.favours(next(r for r in rows if r["id"] == cid))
+        for lang in ("en", "ja"):
+            heading, item = placed(summary.summary_page(rows, lang), cid)
+            assert heading == summary.HEADINGS[verdict][lang == "ja"]
+            contradicts = way is not None and way != (verdict == "supported")
+            assert any(note in item for note in NOTES[lang]) == contradicts, item
+            if way is not None:
+                assert key_figures.DIRECTION_WORDS[lang][way] in item
+
+
+def test_a_favourable_figure_under_a_negative_verdict_is_explained_not_left_silent():
+    """M4 as the issue found it: disagreement down 21% (the claim's way), not supported because
+    the modules have more permutations than the baseline."""
+    figures = {
+        "log10_perm_reduction": -35.7,
+        "symmetry_effect_disagreement": {"value": -0.21, "lo": -0.32, "hi": -0.07, "n": 8},
+        "symmetry_effect_per_error": {"value": 0.3, "lo": -0.1, "hi": 0.6, "n": 8},
+        "acc_change": {"value": -0.02, "lo": -0.03, "hi": -0.016, "n": 8},
+    }
+    rows = one_claim("M4", "not supported", figures)
+    heading, item = placed(summary.summary_page(rows, "en"), "M4")
+    assert heading == "What did not hold"
+    assert "-21% (95% interval -32% to -7%), a decrease, pointing the claim's way" in item
+    assert item.endswith(
+        "The key figure points the claim's way, but these conditions of its rule decided the "
+        "verdict: `log10_perm_reduction <= 0` (log10_perm_reduction = -35.7) held."
+    )
+    _, japanese = placed(summary.summary_page(rows, "ja"), "M4")
+    assert "減少、主張を支持する向き" in japanese and "`log10_perm_reduction <= 0`" in japanese
+    page = checklist.checklist_page(rows)
+    p3 = page[page.index("## P3") :]
+    assert "The key figure points the claim's way" in p3 and "主要な数値は主張を支持する向き" in p3

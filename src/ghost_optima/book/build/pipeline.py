@@ -321,14 +321,20 @@ def collect_claims(project: Project, records: dict[str, dict | None]) -> list[di
     for row in rows:
         rule = history.get(row["id"], {})
         record = records.get(row["notebook"]) or {}
+        results_commit = record.get("provenance", {}).get("commit")
         row.update(
             rule_commit=rule.get("rule_commit"),
             rule_date=rule.get("rule_date"),
             rule_flagged=rule.get("flagged"),
             rule_changes=rule.get("changes", []),
             rule_first_verdict=rule.get("first_verdict"),
-            results_commit=record.get("provenance", {}).get("commit"),
+            rule_sha=record.get("claims", {}).get(row["id"], {}).get("rule_sha"),
+            rule_before_results=audit.is_ancestor(
+                project.root, rule.get("rule_commit"), results_commit
+            ),
+            results_commit=results_commit,
         )
+        row["rule_standing"] = audit.standing(row)
     return rows
 
 

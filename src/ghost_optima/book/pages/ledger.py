@@ -4,7 +4,9 @@ They are written at build time from ``results/*.json`` so they can never disagre
 runs. Both are MyST markdown; verdicts use sphinx-design badges.
 """
 
+from ghost_optima.book.pages.key_figures import key_figure, plain_range
 from ghost_optima.book.pages.performance import PERFORMANCE_FILE, load_performance, performance_page  # noqa: F401
+from ghost_optima.book.verdicts import audit
 from ghost_optima.book.verdicts.claims import (
     NOT_TESTED,
     UNSTABLE_DISAGREEMENTS,
@@ -12,7 +14,7 @@ from ghost_optima.book.verdicts.claims import (
     registry,
     scoreboard,
 )
-from ghost_optima.book.verdicts.record import format_figure, key_figure, plain_number
+from ghost_optima.book.verdicts.record import format_figure
 
 BADGE = {
     "supported": "bdg-success",
@@ -58,19 +60,70 @@ def robustness_cell(row: dict, robustness: dict) -> str:
         if others
         else ""
     )
-    low, high = plain_number(float(entry["key_min"])), plain_number(float(entry["key_max"]))
-    return f"{entry['agree']}/{entry['runs']} same verdict{differ}; key figure {low} to {high}"
+    if entry["key_min"] is None or entry["key_max"] is None:
+        return f"{entry['agree']}/{entry['runs']} same verdict{differ}"
+    span = plain_range(float(entry["key_min"]), float(entry["key_max"]), "en", _unit(row))
+    return f"{entry['agree']}/{entry['runs']} same verdict{differ}; key figure {span}"
 
 
-def _flag_count(rows: list[dict]) -> str:
-    audited = [r for r in rows if r.get("rule_commit") and r["class"] != "deliverable"]
+def _unit(row: dict) -> str:
+    return row.get("key_unit", "number")
+
+
+def standings(rows: list[dict]) -> dict[str, list[str]]:
+    """The ids of the claims (not the deliverables) whose rule git dates, by
+    ``audit.standing``: ``before``, ``legacy``, ``unshown`` (empty without git)."""
+    found: dict[str, list[str]] = {name: [] for name in audit.STANDINGS}
+    for row in rows:
+        if row["class"] != "deliverable" and row.get("rule_standing"):
+            found[row["rule_standing"]].append(row["id"])
+    return found
+
+
+def _standing_count(rows: list[dict]) -> str:
+    found = standings(rows)
+    audited = sum(len(ids) for ids in found.values())
     if not audited:
         return "no git history in this build"
-    flagged = sum(bool(r.get("rule_flagged")) for r in audited)
     return (
-        f"{flagged} of the {len(audited)} rules of claims in force are flagged: changed with "
-        "their chapter or after its first recorded verdict"
+        f"git shows {len(found['before'])} of the {audited} rules of claims in force decided "
+        "before their numbers; the others are listed below the table"
     )
+
+
+def _decided_section(rows: list[dict]) -> list[str]:
+    """Which rules git shows were decided before their numbers, and the legacy ones, named
+    once (the summaries give only the counts)."""
+    found = standings(rows)
+    if not any(found.values()):
+        return []
+    cutoff = f"`{audit.CUTOFF[:10]}`"
+    lines = [
+        "## When the rules were decided",
+        "",
+        f"From commit {cutoff} on, a changed rule lands in a commit of its own, older than the "
+        "run that records its verdict, and a test refuses a commit that changes a rule together "
+        "with its chapter. Git shows these rules decided before their numbers: "
+        + (", ".join(found["before"]) or "none")
+        + ".",
+        "",
+    ]
+    if found["legacy"]:
+        lines += [
+            f"Legacy rules, in force since before {cutoff} and changed with their chapter or "
+            "after it first recorded a verdict, so that git cannot show they came first: "
+            + ", ".join(found["legacy"])
+            + ". Each one's history is under its claim below and on the {ref}`rules` page.",
+            "",
+        ]
+    if found["unshown"]:
+        lines += [
+            f"Changed after {cutoff} but not shown to be older than the run that recorded their "
+            "verdict (a results commit older than the rule, a run on another version of the "
+            "rule, or a change together with the chapter): " + ", ".join(found["unshown"]) + ".",
+            "",
+        ]
+    return lines
 
 
 def _verdict_cell(row: dict) -> str:
@@ -99,7 +152,7 @@ def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict)
         f"`{profile}` profile. Empirical findings: {tally}; the identities ({identities}) "
         f"and the book's own deliverables ({deliverables}) are listed but not counted. The "
         "rules, with every version of each and when it was decided, are on the {ref}`rules` "
-        f"page ({_flag_count(rows)}); intervals are "
+        f"page ({_standing_count(rows)}); intervals are "
         "95% percentile bootstrap intervals over the units that vary (seeds, pairs, chains). "
         "*Replications* gives, beside each verdict, how many independent replications of the "
         "profile (disjoint seeds) gave the same verdict, the verdicts of the others, and the "
@@ -128,8 +181,9 @@ def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict)
             f"  - {_cell(robustness_cell(row, robustness))}",
             f"  - {_cell(key_figure(row))}",
         ]
-    lines += ["```"]
-    lines += ["", "## The claims", ""]
+    lines += ["```", ""]
+    lines += _decided_section(rows)
+    lines += ["## The claims", ""]
     for row in rows:
         notebook = row["notebook"]
         linked = notebook in records or row["verdict"] != NOT_TESTED
@@ -178,6 +232,9 @@ def _decided(row: dict) -> str:
     text = f"rule in force since commit `{row['rule_commit'][:10]}` ({row['rule_date'][:10]})"
     if row.get("results_commit"):
         text += f"; results from commit `{row['results_commit'][:10]}`"
+        if row.get("rule_before_results"):
+            same = row["results_commit"] == row["rule_commit"]
+            text += " (the rule's own commit)" if same else " (the rule's commit is older)"
     first = row.get("rule_first_verdict")
     if first:
         text += f"; the chapter first recorded this claim in `{first['commit'][:10]}`"

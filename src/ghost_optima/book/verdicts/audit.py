@@ -17,6 +17,13 @@ Two things flag the rule in force:
   verdict. A verdict may have been seen earlier, on uncommitted work (which is what the first
   flag is about), never later. A rule changed after it may be a fair correction, but it was
   decided with a verdict in view, and the ledger lists its history so a reader can judge.
+
+From commit ``CUTOFF`` on, pre-registration is kept visibly: a changed rule lands in a commit of
+its own, never with its chapter (``tests/test_audit.py`` fails on a commit after ``CUTOFF`` that
+changes a rule and its chapter together: :func:`mixed_commits`), older than the run that records
+its verdict. :func:`standing` then sorts every rule in force: decided ``before`` its numbers (as
+git shows), ``legacy`` (in force since before ``CUTOFF`` and flagged) or ``unshown`` (changed
+after ``CUTOFF`` but not yet shown to be older than its results).
 """
 
 import re
@@ -28,6 +35,11 @@ import yaml
 from ghost_optima.book.verdicts.claims import RULE_FIELDS, rule_digest
 
 REGISTRY = "src/ghost_optima/book/claims.yml"
+CUTOFF = "74f4280a9ef50fba9eec4ee915fcbd01874b65f9"
+"""The main commit when the book began to keep each changed rule in a commit of its own, older
+than its results (issue 25). The history before it has rules committed with their chapter and
+rules changed after a verdict was seen, and it cannot be rewritten: those rules are listed as
+``legacy``. Commits after it are checked; the checks start here, not at the first commit."""
 NOTEBOOKS = "notebooks"
 CLAIM_CALL = re.compile(r"""\.claim\(\s*["']([A-Za-z][A-Za-z0-9_]*)["']""")
 
@@ -79,6 +91,25 @@ def _positions(root: Path) -> dict[str, int]:
     return {commit: i for i, commit in enumerate(listed)}
 
 
+def _after_cutoff(root: Path, cutoff: str) -> set[str] | None:
+    """The commits of HEAD's history that ``cutoff`` does not contain (None: no such commit
+    here, e.g. a shallow clone, so nothing can be said about them)."""
+    if _git(root, "cat-file", "-e", f"{cutoff}^{{commit}}") is None:
+        return None
+    return set((_git(root, "rev-list", f"{cutoff}..HEAD") or "").split())
+
+
+def is_ancestor(root: Path, older: str | None, newer: str | None) -> bool:
+    """Whether commit ``older`` is ``newer`` or one of its ancestors (False when either is
+    unknown here)."""
+    if not (older and newer):
+        return False
+    done = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", older, newer], cwd=root, capture_output=True
+    )
+    return done.returncode == 0
+
+
 def _changed_fields(before: dict | None, after: dict) -> list[str]:
     if before is None:
         return ["first version"]
@@ -89,15 +120,19 @@ def _changed_fields(before: dict | None, after: dict) -> list[str]:
     ]
 
 
-def rule_history(root: Path, path: str = REGISTRY, notebooks: str = NOTEBOOKS) -> dict[str, dict]:
+def rule_history(
+    root: Path, path: str = REGISTRY, notebooks: str = NOTEBOOKS, cutoff: str = CUTOFF
+) -> dict[str, dict]:
     """Per claim id: ``rule_commit``, ``rule_date`` (the change in force), ``changes`` (every
     change, oldest first, each ``{"commit", "date", "subject", "fields", "expressions",
-    "with_chapter", "after_first_verdict"}``), ``first_verdict`` (:func:`first_verdicts`, or
-    None) and ``flagged`` (the change in force landed with its chapter or after the first
-    recorded verdict; earlier versions stay listed in ``changes``). Empty when git or the
+    "digest", "with_chapter", "after_first_verdict", "after_cutoff"}``), ``first_verdict``
+    (:func:`first_verdicts`, or None) and ``flagged`` (the change in force landed with its
+    chapter or after the first recorded verdict; earlier versions stay listed in ``changes``).
+    ``after_cutoff`` is None when ``cutoff`` is not in this history. Empty when git or the
     history is unavailable."""
     verdicts = first_verdicts(root, notebooks)
     order = _positions(root)
+    recent = _after_cutoff(root, cutoff)
     subjects = dict(
         line.split("\0", 1) for line in (_git(root, "log", "--format=%H%x00%s") or "").splitlines()
     )
@@ -124,8 +159,10 @@ def rule_history(root: Path, path: str = REGISTRY, notebooks: str = NOTEBOOKS) -
                     "subject": subjects.get(commit, ""),
                     "fields": _changed_fields(last.get(cid, {}).get("rule"), rule),
                     "expressions": {k: rule[k] for k in RULE_FIELDS if k != "text"},
+                    "digest": digest,
                     "with_chapter": any(f.startswith(chapter) for f in changed_files),
                     "after_first_verdict": after,
+                    "after_cutoff": None if recent is None else commit in recent,
                 }
             )
             last[cid] = {"digest": digest, "rule": rule}
@@ -135,3 +172,41 @@ def rule_history(root: Path, path: str = REGISTRY, notebooks: str = NOTEBOOKS) -
         record["rule_date"] = in_force["date"]
         record["flagged"] = in_force["with_chapter"] or in_force["after_first_verdict"]
     return history
+
+
+def mixed_commits(history: dict[str, dict]) -> list[dict]:
+    """The changes of rules made after ``CUTOFF`` in the same commit as their chapter, each
+    ``{"claim", "commit", "subject"}``: what the pre-registration check refuses."""
+    return [
+        {"claim": cid, "commit": change["commit"], "subject": change["subject"]}
+        for cid, record in history.items()
+        for change in record["changes"]
+        if change["after_cutoff"] and change["with_chapter"]
+    ]
+
+
+STANDINGS = ("before", "legacy", "unshown")
+
+
+def standing(row: dict) -> str | None:
+    """Whether git shows a ledger row's rule in force was decided before its numbers.
+
+    ``before``: a rule fixed before ``CUTOFF`` and not flagged, or one changed after it in a
+    commit without its chapter that is older than (or is) the commit of the run that recorded
+    its verdict, which was judged by that very rule (``rule_sha``); ``legacy``: in force since
+    before ``CUTOFF`` and flagged; ``unshown``: changed after ``CUTOFF`` but not (yet) shown to
+    come first. None without a history (no git). Reads the build's fields ``rule_changes``,
+    ``rule_flagged``, ``rule_sha`` and ``rule_before_results``.
+    """
+    changes = row.get("rule_changes") or []
+    if not changes:
+        return None
+    in_force = changes[-1]
+    if not in_force.get("after_cutoff"):
+        return "legacy" if row.get("rule_flagged") else "before"
+    if in_force["with_chapter"]:
+        return "unshown"
+    judged_by_it = row.get("rule_sha") == in_force.get("digest")
+    if not in_force["after_first_verdict"] or (judged_by_it and row.get("rule_before_results")):
+        return "before"
+    return "unshown"

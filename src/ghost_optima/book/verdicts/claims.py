@@ -36,6 +36,11 @@ verdict in ``UNSTABLE_DISAGREEMENTS`` or more runs (of the ``MIN_REPLICATIONS`` 
 published build makes): neither supported nor not supported."""
 MIN_REPLICATIONS = 4
 UNSTABLE_DISAGREEMENTS = 2
+KEY_UNITS = ("number", "share", "share difference", "relative change", "change")
+"""What a key figure's number is (``key_label.unit`` in the registry; ``number`` when omitted): a
+plain number, a share of a whole (0 to 1), a difference of two shares, a ratio minus 1, or a
+signed change (a slope, a difference); the pages write each in its own way
+(``book.pages.key_figures``)."""
 CLASSES = ("identity", "empirical", "deliverable")
 """What a verdict is evidence of: a mathematical fact checked numerically, a measurement that
 could have come out either way (the only kind the scoreboard counts), or a property of the book."""
@@ -57,6 +62,7 @@ class Claim:
     title_ja: str
     key_label_en: str  # what the key figure measures, in plain words, and its scale
     key_label_ja: str
+    key_unit: str  # one of KEY_UNITS
     source: str
     kind: str  # one of CLASSES; ``class`` in the registry
     notebook: str
@@ -92,6 +98,9 @@ def _parse_claim(cid: str, entry: dict) -> Claim:
     entry["kind"] = entry.pop("class")
     label = entry.pop("key_label")
     entry["key_label_en"], entry["key_label_ja"] = label["en"], join_cjk(label["ja"])
+    entry["key_unit"] = label.get("unit", "number")
+    if entry["key_unit"] not in KEY_UNITS:
+        raise ValueError(f"claim {cid}: key_label.unit must be one of {KEY_UNITS}")
     if entry["kind"] not in CLASSES:
         raise ValueError(f"claim {cid}: class must be one of {CLASSES}, got {entry['kind']!r}")
     rule = entry.pop("rule")
@@ -159,7 +168,7 @@ def evaluate(rule: Rule, figures: dict) -> str:
     return rule.otherwise
 
 
-_COMPARE = {
+COMPARISONS = {
     ast.Lt: operator.lt,
     ast.LtE: operator.le,
     ast.Gt: operator.gt,
@@ -174,7 +183,7 @@ _BINARY = {
     ast.Div: operator.truediv,
     ast.Pow: operator.pow,
 }
-_FUNCTIONS = {"abs": abs, "min": min, "max": max, "log10": math.log10}
+FUNCTIONS = {"abs": abs, "min": min, "max": max, "log10": math.log10}
 
 
 def _check_syntax(expr: str) -> None:
@@ -185,15 +194,19 @@ def _check_syntax(expr: str) -> None:
 
 
 @cache
-def _parse(expr: str) -> ast.AST:
+def parse_expression(expr: str) -> ast.AST:
+    """The syntax tree of a rule expression (whitespace and line folding normalised)."""
     return ast.parse(" ".join(expr.split()), mode="eval").body
 
 
 def _eval(expr: str, figures: dict):
-    return _node(_parse(expr), figures)
+    return evaluate_node(parse_expression(expr), figures)
 
 
-def _node(node: ast.AST, figures: dict):
+def evaluate_node(node: ast.AST, figures: dict):
+    """The value of a node of a rule expression on ``figures``: only the whitelisted elements
+    (numbers, figures and their ``lo``/``hi``, ``and``/``or``/``not``, arithmetic, comparisons,
+    ``FUNCTIONS``); anything else raises ``RuleError``."""
     match node:
         case ast.Constant(value=value) if isinstance(value, int | float):
             return value
@@ -207,23 +220,25 @@ def _node(node: ast.AST, figures: dict):
                 raise RuleError(f"figure {name!r} has no interval, but the rule reads {bound}")
             return float(figure[bound])
         case ast.BoolOp(op=ast.And(), values=values):
-            return all(_node(v, figures) for v in values)
+            return all(evaluate_node(v, figures) for v in values)
         case ast.BoolOp(op=ast.Or(), values=values):
-            return any(_node(v, figures) for v in values)
+            return any(evaluate_node(v, figures) for v in values)
         case ast.UnaryOp(op=ast.Not(), operand=operand):
-            return not _node(operand, figures)
+            return not evaluate_node(operand, figures)
         case ast.UnaryOp(op=ast.USub(), operand=operand):
-            return -_node(operand, figures)
+            return -evaluate_node(operand, figures)
         case ast.BinOp(op=op, left=left, right=right) if type(op) in _BINARY:
-            return _BINARY[type(op)](_node(left, figures), _node(right, figures))
+            return _BINARY[type(op)](evaluate_node(left, figures), evaluate_node(right, figures))
         case ast.Compare(left=left, ops=ops, comparators=comparators):
-            values = [_node(left, figures)] + [_node(c, figures) for c in comparators]
+            values = [evaluate_node(left, figures)] + [
+                evaluate_node(c, figures) for c in comparators
+            ]
             return all(
-                _COMPARE[type(op)](a, b)
+                COMPARISONS[type(op)](a, b)
                 for op, a, b in zip(ops, values[:-1], values[1:], strict=True)
             )
-        case ast.Call(func=ast.Name(id=fname), args=args, keywords=[]) if fname in _FUNCTIONS:
-            return _FUNCTIONS[fname](*(_node(a, figures) for a in args))
+        case ast.Call(func=ast.Name(id=fname), args=args, keywords=[]) if fname in FUNCTIONS:
+            return FUNCTIONS[fname](*(evaluate_node(a, figures) for a in args))
     raise RuleError(f"unsupported element in rule: {ast.dump(node)}")
 
 
@@ -242,6 +257,7 @@ def ledger(recorded: dict[str, dict]) -> list[dict]:
                 "title_ja": claim.title_ja,
                 "key_label_en": claim.key_label_en,
                 "key_label_ja": claim.key_label_ja,
+                "key_unit": claim.key_unit,
                 "statement_en": claim.statement_en,
                 "statement_ja": claim.statement_ja,
                 "source": claim.source,
@@ -316,8 +332,8 @@ def branch_witnesses(rule: Rule, *, tries: int = 20000, seed: int = 0) -> dict[s
     """
     names, interval_names, constants = set(), set(), {0.0, 1.0, -1.0, 1e6, -1e6}
     for expr in (rule.supported, rule.not_supported):
-        for node in ast.walk(_parse(expr)):
-            if isinstance(node, ast.Name) and node.id not in _FUNCTIONS:
+        for node in ast.walk(parse_expression(expr)):
+            if isinstance(node, ast.Name) and node.id not in FUNCTIONS:
                 names.add(node.id)
             elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
                 interval_names.add(node.value.id)
