@@ -105,9 +105,22 @@ def test_the_key_figure_says_its_sign_and_which_way_it_points():
     assert text.endswith(": -21% (95% interval -32% to -7%), a decrease, pointing the claim's way")
     assert key_figures.key_figure(m4, "ja").endswith("、減少、主張を支持する向き")
     note = key_figures.placement_note(m4)
-    assert note.startswith("The key figure points the claim's way, but these conditions")
-    assert "`log10_perm_reduction <= 0` (log10_perm_reduction = -3) held" in note
-    assert "`log10_perm_reduction <= 0`" in key_figures.placement_note(m4, "ja")
+    assert note.startswith("The key figure points the claim's way, but its rule decided")
+    assert "1 other condition of its rule for 'not supported' held" in note
+    assert "{ref}`M4 <rule-m4>`" in key_figures.placement_note(m4, "ja")
+    mixed = row(
+        "M4",
+        "mixed",
+        dict(
+            M4_FAVOURABLE,
+            log10_perm_reduction=1.0,
+            symmetry_effect_disagreement=interval(-0.21, -0.32, 0.07),
+        ),
+    )
+    assert "the upper end of its 95% interval, +7%, is not below 0%" in (
+        key_figures.placement_note(mixed)
+    )
+    assert "95% 区間の上端(+7%)は 0% より小さくない" in key_figures.placement_note(mixed, "ja")
     agreeing = row(
         "M4",
         "not supported",

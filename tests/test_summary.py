@@ -1,5 +1,7 @@
 """The executive pages follow the verdicts: wording rules and generated content."""
 
+from pathlib import Path
+
 import pytest
 
 from ghost_optima.book.pages import checklist, key_figures, summary, verdict_figure
@@ -278,11 +280,42 @@ def test_a_favourable_figure_under_a_negative_verdict_is_explained_not_left_sile
     assert heading == "What did not hold"
     assert "-21% (95% interval -32% to -7%), a decrease, pointing the claim's way" in item
     assert item.endswith(
-        "The key figure points the claim's way, but these conditions of its rule decided the "
-        "verdict: `log10_perm_reduction <= 0` (log10_perm_reduction = -35.7) held."
+        "The key figure points the claim's way, but its rule decided otherwise: 1 other "
+        "condition of its rule for 'not supported' held (the conditions are on the rules page: "
+        "{ref}`M4 <rule-m4>`)."
     )
     _, japanese = placed(summary.summary_page(rows, "ja"), "M4")
-    assert "減少、主張を支持する向き" in japanese and "`log10_perm_reduction <= 0`" in japanese
+    assert (
+        "減少、主張を支持する向き" in japanese and "「不支持」の条件が他に 1 件成立した" in japanese
+    )
     page = checklist.checklist_page(rows)
     p3 = page[page.index("## P3") :]
     assert "The key figure points the claim's way" in p3 and "主要な数値は主張を支持する向き" in p3
+
+
+BRIEF = Path(__file__).resolve().parents[2] / "shared" / "seed"
+TERMS = (
+    "順列冗長性",
+    "ゴースト最適解",
+    "損失関数",
+    "再現性",
+    "チューニング工数",
+    "データ品質",
+    "投資",
+)
+
+
+def test_the_japanese_summary_speaks_the_briefs_vocabulary():
+    """Issue 25: the Japanese summary uses the terms the brief (written for a Japanese
+    executive) uses, counts in 件, and leaves no English verdict word in its prose."""
+    rows = rows_with({"T2": "supported", "E4": "not supported", "M1": "mixed"})
+    page = summary.summary_page(rows, "ja")
+    prose = page[: page.index("## 投資判断への示唆")]  # the table below shows badges
+    for term in TERMS:
+        assert term in page, term
+    if BRIEF.exists():  # the brief sits beside the repository in the workplace
+        brief = "".join(p.read_text(encoding="utf-8") for p in BRIEF.glob("*.txt"))
+        assert all(term in brief for term in TERMS)
+    assert "支持 1 件、不支持 1 件、一部支持 1 件" in prose
+    for word in ("supported", "mixed", "inconclusive", "Scoreboard", "interval"):
+        assert word not in prose, word

@@ -64,34 +64,48 @@ def _scale(unit: str) -> float:
     return 100.0 if unit in ("share", "share difference", "relative change") else 1.0
 
 
+def in_unit(
+    x: float, lang: str = "en", unit: str = "number", decimals: int | None = None, *, points=True
+) -> str:
+    """One number in its unit: ``12%``, ``+29.5 percentage points``, ``-0.031``; ``decimals``
+    are those of the scaled number (3 significant digits when None); ``points=False`` leaves
+    out the words "percentage points" (an interval's ends)."""
+    text = plain_number(_scale(unit) * x, decimals, signed=unit in SIGNED) + PERCENT.get(unit, "")
+    return text + (POINTS[lang] if points and unit == "share difference" else "")
+
+
 def plain_figure(figure, lang: str = "en", unit: str = "number") -> str:
-    """A figure for the executive pages in its unit: ``-21% (95% interval -35% to -8.0%)``.
+    """A figure for the executive pages in its unit: ``-21% (95% interval -35% to -8%)``.
 
     The point and its interval are rounded to the same decimal place, the one that shows the
     interval's width to two significant digits, so no digit is printed that the seeds do not
     support; a figure without an interval gets three significant digits.
     """
-    scale, signed = _scale(unit), unit in SIGNED
-    mark = PERCENT.get(unit, "")
-    points = POINTS[lang] if unit == "share difference" else ""
     if isinstance(figure, dict) and "lo" in figure:
-        lo, value, hi = (scale * float(figure[k]) for k in ("lo", "value", "hi"))
-        decimals = interval_decimals(lo, hi)
-        value, lo, hi = (plain_number(v, decimals, signed=signed) + mark for v in (value, lo, hi))
+        decimals = figure_decimals(figure, unit)
+        value = in_unit(figure["value"], lang, unit, decimals)
+        lo, hi = (in_unit(figure[k], lang, unit, decimals, points=False) for k in ("lo", "hi"))
         if lang == "en":
-            return f"{value}{points} (95% interval {lo} to {hi})"
-        return f"{value}{points}(95% 区間 {lo}〜{hi})"
+            return f"{value} (95% interval {lo} to {hi})"
+        return f"{value}(95% 区間 {lo}〜{hi})"
     value = figure["value"] if isinstance(figure, dict) else figure
     if isinstance(value, bool | int) and unit == "number":
         return str(int(value))
-    return plain_number(scale * float(value), signed=signed) + mark + points
+    return in_unit(float(value), lang, unit)
+
+
+def figure_decimals(figure, unit: str = "number") -> int | None:
+    """The decimals :func:`plain_figure` writes a figure with (None: 3 significant digits)."""
+    if not (isinstance(figure, dict) and "lo" in figure):
+        return None
+    scale = _scale(unit)
+    return interval_decimals(scale * float(figure["lo"]), scale * float(figure["hi"]))
 
 
 def plain_range(low: float, high: float, lang: str = "en", unit: str = "number") -> str:
     """``-35% to -8%`` (``〜`` in Japanese): a range of a key figure, in its unit (one value
     when both ends read the same)."""
-    scale, signed, mark = _scale(unit), unit in SIGNED, PERCENT.get(unit, "")
-    low_text, high_text = (plain_number(scale * v, signed=signed) + mark for v in (low, high))
+    low_text, high_text = (in_unit(v, lang, unit, points=False) for v in (low, high))
     points = POINTS[lang] if unit == "share difference" else ""
     if low_text == high_text:  # one replication, or all alike
         return low_text + points
@@ -173,8 +187,9 @@ def _outside(row: dict, low, high) -> str | None:
 def placement_note(row: dict, lang: str = "en") -> str | None:
     """A sentence for a claim whose key figure and verdict point different ways: a figure that
     favours the claim under any other verdict than supported, or one against it under
-    supported. It names the conditions of the rule that decided the verdict, with the values
-    they read (``conditions.deciding_conditions``). None when they agree or have no direction."""
+    supported. It says in words which conditions on the key figure decided the verdict
+    (``conditions.deciding_conditions``), counts the others and links the rule, whose page
+    lists them all. None when figure and verdict agree or the figure has no direction."""
     way = favours(row)
     verdict = row["verdict"]
     if way is None or verdict == claims.NOT_TESTED or way == (verdict == "supported"):
@@ -184,25 +199,78 @@ def placement_note(row: dict, lang: str = "en") -> str | None:
         deciding = conditions.deciding_conditions(rule, row["figures"])
     except (claims.RuleError, ArithmeticError):  # figures of another rule: no verdict to explain
         return None
-    en = lang == "en"
-    held = [
-        conditions.condition_text(c)
-        + ((" held" if c.held else " did not hold") if en else ("が成立" if c.held else "が不成立"))
-        for c in deciding
-    ]
-    listed = ("; " if en else "、").join(held)
-    return NOTES[lang][way].format(listed=listed)
+    en, unit = lang == "en", row.get("key_unit", "number")
+    link = f"{{ref}}`{row['id']} <rule-{row['id'].lower()}>`"
+    if not way:
+        return NOTES[lang][False].format(link=link)
+    figure = row["figures"][rule.key]
+    reasons = [_bound_words(c, rule.key, figure, unit, lang) for c in deciding if c.key_bound]
+    others = [c for c in deciding if not c.key_bound]
+    if others:
+        count = len(others)
+        if en:
+            plural = "condition" if count == 1 else "conditions"
+            which = "for 'not supported' held" if others[0].held else "for support failed"
+            reasons.append(f"{count} other {plural} of its rule {which}")
+        else:
+            which = "「不支持」の条件" if others[0].held else "支持の条件"
+            state = "成立した" if others[0].held else "満たされなかった"
+            reasons.append(f"規則の{which}が他に {count} 件{state}")
+    listed = ("; " if en else "。また、").join(reasons)
+    return NOTES[lang][True].format(listed=listed, link=link)
 
 
 NOTES = {
     "en": {
-        True: "The key figure points the claim's way, but these conditions of its rule decided "
-        "the verdict: {listed}.",
+        True: "The key figure points the claim's way, but its rule decided otherwise: {listed} "
+        "(the conditions are on the rules page: {link}).",
         False: "The key figure points against the claim, but every condition of its rule for "
-        "support held: {listed}.",
+        "support held (the conditions are on the rules page: {link}).",
     },
     "ja": {
-        True: "主要な数値は主張を支持する向きだが、判定は規則の次の条件で決まった: {listed}。",
-        False: "主要な数値は主張に反する向きだが、規則の支持の条件はすべて成立した: {listed}。",
+        True: "主要な数値は主張を支持する向きだが、判定は規則の条件で次のように決まった。{listed}"
+        "(条件の一覧は判定規則のページの {link})。",
+        False: "主要な数値は主張に反する向きだが、規則の支持の条件はすべて満たされた"
+        "(条件の一覧は判定規則のページの {link})。",
     },
 }
+SUBJECTS = {
+    "en": {
+        "value": "the key figure",
+        "lo": "the lower end of its 95% interval",
+        "hi": "the upper end of its 95% interval",
+    },
+    "ja": {"value": "主要な数値", "lo": "95% 区間の下端", "hi": "95% 区間の上端"},
+}
+COMPARED = {  # symbol -> (holds, does not hold)
+    "en": {
+        "<": ("is below", "is not below"),
+        "<=": ("is at most", "is above"),
+        ">": ("is above", "is not above"),
+        ">=": ("is at least", "is below"),
+        "==": ("equals", "differs from"),
+        "!=": ("differs from", "equals"),
+    },
+    "ja": {
+        "<": ("より小さい", "より小さくない"),
+        "<=": ("以下である", "より大きい"),
+        ">": ("より大きい", "より大きくない"),
+        ">=": ("以上である", "より小さい"),
+        "==": ("に等しい", "と異なる"),
+        "!=": ("と異なる", "に等しい"),
+    },
+}
+
+
+def _bound_words(condition: conditions.Condition, key: str, figure, unit: str, lang: str) -> str:
+    """``the upper end of its 95% interval, +23%, is not below 0%``: a condition on the key
+    figure in words, with the value it read and its threshold in the figure's unit."""
+    part, symbol, threshold = condition.key_bound
+    value = condition.values[key if part == "value" else f"{key}.{part}"]
+    subject = SUBJECTS[lang][part]
+    decimals = figure_decimals(figure, unit)
+    measured, bound = (in_unit(v, lang, unit, decimals) for v in (value, threshold))
+    words = COMPARED[lang][symbol][0 if condition.held else 1]
+    if lang == "en":
+        return f"{subject}, {measured}, {words} {bound}"
+    return f"{subject}({measured})は {bound} {words}"

@@ -6,10 +6,11 @@ runs. Both are MyST markdown; verdicts use sphinx-design badges.
 
 from ghost_optima.book.pages.key_figures import key_figure, plain_range
 from ghost_optima.book.pages.performance import PERFORMANCE_FILE, load_performance, performance_page  # noqa: F401
-from ghost_optima.book.verdicts import audit
+from ghost_optima.book.verdicts import audit, conditions
 from ghost_optima.book.verdicts.claims import (
     NOT_TESTED,
     UNSTABLE_DISAGREEMENTS,
+    RuleError,
     is_unstable,
     registry,
     scoreboard,
@@ -279,11 +280,12 @@ def rules_page(rows: list[dict]) -> str:
         "",
     ]
     for row in rows:
-        lines += [f"## {row['id']}: {row['title']}", ""]
+        lines += [f"(rule-{row['id'].lower()})=", f"## {row['id']}: {row['title']}", ""]
         if row["rule"] is None:
             lines += ["No rule fixed yet: the claim has not been tested.", ""]
             continue
-        rule = registry()[row["id"]].rule
+        rule_claim = registry()[row["id"]]
+        rule = rule_claim.rule
         lines += [" ".join(rule.text.split()), ""]
         lines += [
             "```text",
@@ -298,8 +300,18 @@ def rules_page(rows: list[dict]) -> str:
             f"`{name}` = {format_figure(value)}" for name, value in row["figures"].items()
         )
         lines += [f"Recorded figures: {recorded or 'none yet'}.", ""]
+        if row["verdict"] != NOT_TESTED:
+            lines += [_explained(rule_claim, row["figures"]), ""]
         lines += _history_lines(row)
     return "\n".join(lines) + "\n"
+
+
+def _explained(claim, figures: dict) -> str:
+    """Each condition of the rule with whether it held (``conditions.explain``)."""
+    try:
+        return conditions.explain(claim, figures)
+    except RuleError as err:  # figures recorded for another version of the rule
+        return f"The recorded figures do not fit the rule in force ({err}); rebuild to judge them."
 
 
 def _history_lines(row: dict) -> list[str]:

@@ -41,6 +41,7 @@ class Condition:
     text: str
     held: bool
     values: dict[str, float]
+    key_bound: tuple[str, str, float] | None = None  # ("value"/"lo"/"hi", "<", threshold)
 
 
 def _parts(expr: str) -> tuple[str, list[ast.AST]]:
@@ -77,7 +78,8 @@ def _in_order(node: ast.AST):
 
 def conditions(rule: Rule, figures: dict) -> dict[str, tuple[str, list[Condition]]]:
     """Per branch (``supported``, ``not supported``): how its conditions combine (``all``,
-    ``any`` or ``this``) and each :class:`Condition` evaluated on ``figures``. Raises
+    ``any`` or ``this``) and each :class:`Condition` evaluated on ``figures``, with its
+    ``key_bound`` when it compares the rule's key figure with a threshold. Raises
     ``claims.RuleError`` when a figure the rule reads was not recorded."""
     found = {}
     for branch, expr in zip(BRANCHES, (rule.supported, rule.not_supported), strict=True):
@@ -86,7 +88,11 @@ def conditions(rule: Rule, figures: dict) -> dict[str, tuple[str, list[Condition
             how,
             [
                 Condition(
-                    branch, ast.unparse(n), bool(evaluate_node(n, figures)), _read(n, figures)
+                    branch,
+                    ast.unparse(n),
+                    bool(evaluate_node(n, figures)),
+                    _read(n, figures),
+                    _key_bound(n, rule.key, figures),
                 )
                 for n in nodes
             ],
@@ -181,20 +187,26 @@ def _mentions(node: ast.AST, key: str) -> bool:
     return any(isinstance(n, ast.Name) and n.id == key for n in ast.walk(node))
 
 
+def _key_bound(node: ast.AST, key: str, figures: dict) -> tuple[str, str, float] | None:
+    """``(part, symbol, threshold)`` when ``node`` is a simple comparison of the key figure
+    (``part``: its ``value``, or its interval's ``lo`` or ``hi``) with a threshold, either way
+    round (the threshold may be an expression of other figures); else None."""
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1):
+        return None
+    symbol = next(s for s, f in _SYMBOLS.items() if f is COMPARISONS[type(node.ops[0])])
+    left, right = node.left, node.comparators[0]
+    if _is_key(right, key) and not _mentions(left, key):
+        left, right, symbol = right, left, _FLIPPED[symbol]
+    if not (_is_key(left, key) and not _mentions(right, key)):
+        return None
+    part = left.attr if isinstance(left, ast.Attribute) else "value"
+    return part, symbol, float(evaluate_node(right, figures))
+
+
 def _bounds(nodes: list[ast.AST], key: str, figures: dict) -> list[tuple[str, float]]:
-    """``(symbol, threshold)`` of each simple comparison ``key <op> threshold`` among ``nodes``
-    (either side; the threshold may be an expression of other figures)."""
-    found = []
-    for node in nodes:
-        if not (isinstance(node, ast.Compare) and len(node.ops) == 1):
-            continue
-        symbol = next(s for s, f in _SYMBOLS.items() if f is COMPARISONS[type(node.ops[0])])
-        left, right = node.left, node.comparators[0]
-        if _is_key(right, key) and not _mentions(left, key):
-            left, right, symbol = right, left, _FLIPPED[symbol]
-        if _is_key(left, key) and not _mentions(right, key):
-            found.append((symbol, float(evaluate_node(right, figures))))
-    return found
+    """``(symbol, threshold)`` of each simple comparison of the key among ``nodes``."""
+    found = [_key_bound(node, key, figures) for node in nodes]
+    return [(symbol, threshold) for _, symbol, threshold in filter(None, found)]
 
 
 def key_direction(rule: Rule, figures: dict) -> Direction | None:
