@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from ghost_optima.book.build import pipeline
+from ghost_optima.book.pages.key_figures import plain_figure
 from ghost_optima.book.verdicts import claims
-from ghost_optima.book.verdicts.record import plain_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = pipeline.Project(ROOT)
@@ -124,7 +124,8 @@ def test_executive_pages_show_the_recorded_numbers(profile):
         if row["verdict"] == claims.NOT_TESTED:
             continue
         for lang in LANGS:
-            figure = without_math_delimiters(plain_figure(row["figures"][row["key"]], lang))
+            shown = plain_figure(row["figures"][row["key"]], lang, row["key_unit"])
+            figure = without_math_delimiters(shown)
             assert figure in pages[lang], (row["id"], lang, figure)
     board = claims.scoreboard(rows)
     tally = ", ".join(f"{n} {verdict}" for verdict, n in board["empirical"].items())
