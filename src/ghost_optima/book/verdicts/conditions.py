@@ -228,3 +228,26 @@ def favours_claim(rule: Rule, figures: dict) -> bool | None:
     if direction is None:
         return None
     return direction.favours(figure_value(figures[rule.key]))
+
+
+def threshold(
+    claim: str | Claim, read: str, branch: str = "supported", figures: dict | None = None
+) -> float:
+    """The threshold the registered rule of ``claim`` compares ``read`` with in ``branch``:
+    ``read`` is a figure ``x`` or an interval's end ``x.lo``/``x.hi``, compared (either way
+    round, anywhere in the branch's expression) with a number, or with an expression of other
+    figures, given in ``figures``. For prose and plots that must use a rule's own bar instead
+    of typing it again. Raises ``ValueError`` unless exactly one threshold is found."""
+    claim = registry()[claim] if isinstance(claim, str) else claim
+    expr = claim.rule.supported if branch == "supported" else claim.rule.not_supported
+    name, _, part = read.partition(".")
+    found = set()
+    for node in ast.walk(parse_expression(expr)):
+        if not (isinstance(node, ast.Compare) and len(node.ops) == 1):
+            continue
+        bound = _key_bound(node, name, figures or {})
+        if bound and bound[0] == (part or "value"):
+            found.add(bound[2])
+    if len(found) != 1:
+        raise ValueError(f"the {branch} rule of {claim.id} compares {read} with {sorted(found)}")
+    return found.pop()
