@@ -155,7 +155,7 @@ def key_figure(row: dict, lang: str = "en") -> str:
 def replication_text(row: dict, lang: str = "en") -> str | None:
     """``same verdict in 3/4 replications, key figure 12% to 19%`` (or the Japanese), from a
     ledger row's replications (``claims.replications``), saying so when the published figure
-    lies outside their range; None when it has none."""
+    lies outside the range of two or more; None when it has none."""
     entry = claims.replications(row)
     if entry is None:
         return None
@@ -166,7 +166,7 @@ def replication_text(row: dict, lang: str = "en") -> str | None:
     else:
         span = plain_range(float(low), float(high), lang, unit)
     agree, runs = entry["agree"], entry["runs"]
-    side = _outside(row, low, high)
+    side = _outside(row, low, high) if runs >= 2 else None  # a range, not one run
     if lang == "en":
         text = f"same verdict in {agree}/{runs} replications, key figure {span}"
         return text + (f"; the published run's figure lies {side} that range" if side else "")

@@ -138,9 +138,9 @@ def decided_line(rows: list[dict], lang: str) -> str | None:
         )
         if legacy:
             text += (
-                f" The other {legacy} are legacy rules, fixed before commit {cutoff}, when the "
-                "book began to commit every changed rule on its own ahead of its results; git "
-                "cannot show they came first."
+                f" {'All' if legacy == audited else 'The other'} {legacy} are legacy rules, "
+                f"fixed before commit {cutoff}, when the book began to commit every changed rule "
+                "on its own ahead of its results; git cannot show they came first."
             )
         if unshown:
             text += f" {unshown} changed since then are not yet shown to come first."
@@ -152,8 +152,9 @@ def decided_line(rows: list[dict], lang: str) -> str | None:
     )
     if legacy:
         text += (
-            f"残る {legacy} 件は、規則を単独で先にコミットする運用を始めたコミット {cutoff} "
-            "より前に決めた旧来の規則で、数値より先に決まっていたことは git では示せない。"
+            f"{'全' if legacy == audited else '残る '}{legacy} 件は、規則を単独で先にコミットする"
+            f"運用を始めたコミット {cutoff} より前に決めた旧来の規則で、数値より先に決まっていた"
+            "ことは git では示せない。"
         )
     if unshown:
         text += f"それ以降に変更した {unshown} 件は、まだ先に決めたことを示せていない。"
@@ -173,7 +174,8 @@ def summary_page(all_rows: list[dict], lang: str) -> str:
     lines += [INTRO_EN if en else join_cjk(INTRO_JA), ""]
     lines += [scoreboard_line(all_rows, lang), ""]
     lines += [
-        f"```{{figure}} summary_{lang}.png\n:name: summary-figure-{lang}\n:class: verdict-figure\n"
+        f"```{{figure}} summary_{lang}.png\n:name: summary-figure-{lang}\n"
+        ":figclass: verdict-figure\n"
         f":alt: {'verdict of every claim' if en else '各主張の判定'}\n\n"
         + (
             "Every claim and its verdict, with its key figure."
