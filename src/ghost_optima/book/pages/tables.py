@@ -76,8 +76,3 @@ def plot_intervals(ax, rows: Sequence[dict], metric: str, *, scale: float = 1.0)
             )
     ax.set_xticks(range(len(datasets)), datasets)
     ax.legend(fontsize=8, frameon=False)
-
-
-def conditions(parts: dict[str, bool]) -> str:
-    """``"name: yes; other: no"``: which conditions of a rule held, for the prose."""
-    return "; ".join(f"{name}: **{'yes' if held else 'no'}**" for name, held in parts.items())
