@@ -68,6 +68,8 @@ def previous_trainer(commit: str) -> ModuleType | None:
             text=True,
             check=True,
         ).stdout
+        for moved in ("mlp", "data"):  # the flat modules of then live in core/ now
+            source = source.replace(f"ghost_optima.{moved} ", f"ghost_optima.core.{moved} ")
         path = Path(tempfile.mkdtemp()) / "previous_train.py"
         path.write_text(source)
         spec = importlib.util.spec_from_file_location("previous_train", path)

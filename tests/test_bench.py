@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ghost_optima.book.build import bench
-from ghost_optima.book.pages import ledger, microbench
+from ghost_optima.book.pages import ledger, microbench, performance
 
 REPORT = {
     "machine": {"platform": "Linux-x", "processor": "x86_64", "cpu_count": 2},
@@ -152,3 +152,44 @@ def test_best_time_keeps_the_least():
     finally:
         time.perf_counter = original
     assert (result, seconds) == ("x", 1.0)
+
+
+def _timed(wall, **kernels):
+    """A record whose provenance has ``wall`` seconds and ``kernels`` as (seconds, flops)."""
+    entries = {k: {"seconds": s, "flops": f, "calls": 1} for k, (s, f) in kernels.items()}
+    return {"provenance": {"wall_seconds": wall, "kernels": entries}}
+
+
+def test_kernel_breakdown_sums_every_run_and_sets_throughput_against_the_peak():
+    runs = [_timed(10, training=(6, 12e9), chains=(2, 0)), _timed(30, training=(12, 6e9))]
+    lines = "\n".join(performance.kernel_breakdown(runs, peak_gflops=4.0))
+    assert "All 2 runs of this build (published and replications) took 40 task-seconds" in lines
+    # training: 18 s of 40, 18 GFLOP at 1 GFLOP/s = 25% of a 4 GFLOP/s peak; chains: no flops
+    assert "| training | 18 | 45% | 18 | 1 | 25% |" in lines
+    assert "| chains | 2 | 5% | — | — | — |" in lines
+    assert "| other | 20 | 50% | — | — | — |" in lines
+    assert lines.index("| training") < lines.index("| chains")  # largest first
+    no_peak = "\n".join(performance.kernel_breakdown(runs, peak_gflops=None))
+    assert (
+        "not measured in this build" in no_peak
+        and "| training | 18 | 45% | 18 | 1 | — |" in no_peak
+    )
+    assert "recorded its kernels" in " ".join(
+        performance.kernel_breakdown([{"provenance": {"wall_seconds": 5}}], 4.0)
+    )
+
+
+def test_the_page_counts_the_replications_seconds_too():
+    records = {"10_symmetry": {**_timed(10, training=(4, 0)), **RECORDS["10_symmetry"]}}
+    records["10_symmetry"]["provenance"] = {
+        **RECORDS["10_symmetry"]["provenance"],
+        "kernels": {"training": {"seconds": 4, "flops": 0, "calls": 1}},
+    }
+    text = ledger.performance_page(
+        None, records, [{"10_symmetry": _timed(20, training=(8, 0))}, {}]
+    )
+    assert "All 2 runs of this build" in text and "| training | 12 |" in text
+
+
+def test_matmul_rate_is_a_positive_rate():
+    assert microbench.matmul_gflops(size=64, repeats=1) > 0

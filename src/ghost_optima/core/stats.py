@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ghost_optima.core import timing
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -169,11 +171,13 @@ def bootstrap(
     drawn = resample(design, n_boot=n_boot, seed=seed)
     if max(max(s) for s in sizes) == 1:
         drawn = _rows(drawn, slice(0, 1))
-    if batched:
-        values = np.asarray(statistic(*drawn), dtype=float)
-    else:
-        first = drawn[0][0] if isinstance(drawn[0], tuple) else drawn[0]
-        values = np.array([statistic(*_rows(drawn, r)) for r in range(len(first))], dtype=float)
+    with timing.kernel("resampling"):
+        if batched:
+            values = np.asarray(statistic(*drawn), dtype=float)
+        else:
+            first = drawn[0][0] if isinstance(drawn[0], tuple) else drawn[0]
+            rows = range(len(first))
+            values = np.array([statistic(*_rows(drawn, r)) for r in rows], dtype=float)
     found = intervals(values, min(s[0] for s in sizes), level=level)
     return found[0] if values.ndim == 1 else found
 

@@ -37,10 +37,11 @@ Optional hooks let the same trainer serve variants of the architecture (the reme
 Speed (``benchmarks/bench_trainer.py``): no autograd graph, the gradient written by hand
 (``mlp.ensemble_loss_grad``: one batched matmul per product, examples in columns, ``tanh`` by
 NumPy), except through a reparameterization (unless ``identity_to_params``: a start-only
-rescaling) or a callable activation. Updates run in place (momentum in one pass, one addcmul_).
+rescaling) or a callable activation. Updates run in place on flat buffers
+(``ghost_optima.core.optimizer``). The training loop and evaluation are timed as kernels of
+``ghost_optima.core.timing`` (with their flops).
 """
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
+from ghost_optima.core import timing
 from ghost_optima.core.data import Dataset, Task
 from ghost_optima.core.mlp import (
     ActivationLike,
@@ -58,6 +60,7 @@ from ghost_optima.core.mlp import (
     init_mlp,
     loss_per_example,
 )
+from ghost_optima.core.optimizer import FlatOptimizer, flat_buffer
 
 
 class Reparameterization(Protocol):
@@ -108,7 +111,9 @@ def _scan(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-example losses ``(E, N)`` and, for classification, correctness ``(E, N)``."""
     losses, correct = [], []
-    with torch.no_grad():
+    members = next(iter(stacked.values())).shape[0]
+    flops = 2 * members * len(x) * sum(v[0].numel() for k, v in stacked.items() if k[0] == "W")
+    with torch.no_grad(), timing.kernel("evaluation", flops):
         for start in range(0, len(x), _CHUNK):
             xs, ys = x[start : start + _CHUNK], y[start : start + _CHUNK]
             out = ensemble_outputs(stacked, xs, activation)
@@ -166,17 +171,6 @@ class EnsembleResult:
     n_steps: int = 0  # optimizer steps taken (each one step of every member)
 
 
-def _flat(like: Params, fill: Params | None = None) -> tuple[torch.Tensor, Params]:
-    """One buffer holding tensors shaped like ``like`` end to end, name after name, and the
-    contiguous view of each; zeros, or the values of ``fill`` broadcast to each shape."""
-    sizes = [v.numel() for v in like.values()]
-    flat = torch.zeros(sum(sizes), dtype=next(iter(like.values())).dtype)
-    views = {k: part.view(like[k].shape) for k, part in zip(like, flat.split(sizes), strict=True)}
-    for k, v in (fill or {}).items():
-        views[k].copy_(v.expand_as(views[k]))
-    return flat, views
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     """How an ensemble is trained: the optimizer and its settings, epochs, minibatches, precision.
@@ -210,51 +204,6 @@ class TrainHooks:
     masks: Mapping[str, torch.Tensor] | None = None
     reparam: Reparameterization | None = None
     step_hook: StepHook | None = None
-
-
-class _Optimizer:
-    """SGD with heavy-ball momentum or Adam on flat buffers, in place, a few whole-buffer kernels.
-
-    SGD as ``torch.optim.SGD`` (dampening 0, no Nesterov): ``g += wd p``, ``buf = m buf + g``
-    (``buf`` starts at 0, so ``buf = g`` at the first step), ``p -= lr buf``. Adam as
-    ``torch.optim.Adam`` (betas 0.9, 0.999, eps 1e-8, coupled L2 weight decay): ``g += wd p``,
-    ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
-    ``p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps)``. ``lr`` is one number, or a
-    buffer of per-element rates when members differ. ``state`` is what ``step_hook`` sees: per
-    name, SGD's momentum buffer or Adam's pair ``(m, v)`` (views into the flat buffers).
-    """
-
-    def __init__(self, like: Params, config: TrainConfig, lrs: np.ndarray):
-        self.config, self.lr = config, float(lrs[0])
-        if (lrs != lrs[0]).any():
-            col = torch.as_tensor(lrs, dtype=config.dtype)
-            fill = {k: col.view(-1, *[1] * (v.dim() - 1)) for k, v in like.items()}
-            self.lr = _flat(like, fill)[0]
-        n_slots = 3 if config.optimizer == "adam" else int(config.momentum != 0)
-        flats = [_flat(like) for _ in range(n_slots)]
-        self.slots, views = [f for f, _ in flats], [v for _, v in flats]
-        pairs = {k: (views[0][k], views[1][k]) for k in like} if n_slots == 3 else {}
-        self.state: dict = dict(views[0]) if n_slots == 1 else pairs
-
-    def step(self, p: torch.Tensor, g: torch.Tensor, t: int) -> None:
-        """Step ``t`` (1-based) of the flat parameters ``p`` with the flat gradient ``g``."""
-        config, lr = self.config, self.lr
-        if config.weight_decay:
-            g.add_(p, alpha=config.weight_decay)
-        if config.optimizer == "sgd":
-            if config.momentum:
-                g = torch.add(g, self.slots[0], alpha=config.momentum, out=self.slots[0])
-            p.addcmul_(g, lr, value=-1) if isinstance(lr, torch.Tensor) else p.add_(g, alpha=-lr)
-            return
-        (beta1, beta2), eps, (m, v, denom) = (0.9, 0.999), 1e-8, self.slots
-        bias1, bias2_sqrt = 1 - beta1**t, math.sqrt(1 - beta2**t)
-        m.lerp_(g, 1 - beta1)
-        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        torch.sqrt(v, out=denom).add_(eps * bias2_sqrt)  # = c (sqrt(v) / c + eps), c = sqrt(1-b2^t)
-        if isinstance(lr, torch.Tensor):
-            p.addcdiv_(m, denom.div_(lr), value=-bias2_sqrt / bias1)
-        else:
-            p.addcdiv_(m, denom, value=-lr * bias2_sqrt / bias1)
 
 
 def train_ensemble(
@@ -295,9 +244,9 @@ def train_ensemble(
         reparam = None if getattr(reparam, "identity_to_params", False) else reparam
     init = {k: v * mask_t[k] if k in mask_t else v for k, v in init.items()}
     # Trained coordinates, gradients and optimizer state: flat buffers, seen through views.
-    flat_p, params = _flat(init, init)
-    flat_g, grads = _flat(init)
-    opt, work = _Optimizer(init, config, lrs), {}
+    flat_p, params = flat_buffer(init, init)
+    flat_g, grads = flat_buffer(init)
+    opt, work = FlatOptimizer(init, config, lrs), {}
 
     def network() -> Params:  # the network's parameters as a function of the trained ones
         return params if reparam is None else reparam.to_params(params)
@@ -340,19 +289,21 @@ def train_ensemble(
 
     history = record()
     step, seconds = 0, {"step_seconds": 0.0, "step_cpu_seconds": 0.0}
+    epoch_flops = 6 * timing.dense_macs(widths) * n * len(seeds)  # forward and backward
     for epoch in range(1, config.epochs + 1):
         started, started_cpu = time.perf_counter(), time.process_time()
         order = torch.stack([torch.randperm(n, generator=g_order) for _, g_order in gens])
-        for start in range(0, n, batch_size):
-            idx = order[:, start : start + batch_size]
-            gradients(_take(x_train, idx), _take(y_train, idx))
-            for k, m in mask_t.items():
-                grads[k].mul_(m)
-            step += 1
-            with torch.no_grad():
-                opt.step(flat_p, flat_g, step)
-                if step_hook is not None:
-                    step_hook(step, params, opt.state)
+        with timing.kernel("training", epoch_flops):
+            for start in range(0, n, batch_size):
+                idx = order[:, start : start + batch_size]
+                gradients(_take(x_train, idx), _take(y_train, idx))
+                for k, m in mask_t.items():
+                    grads[k].mul_(m)
+                step += 1
+                with torch.no_grad():
+                    opt.step(flat_p, flat_g, step)
+                    if step_hook is not None:
+                        step_hook(step, params, opt.state)
         seconds["step_seconds"] += time.perf_counter() - started
         seconds["step_cpu_seconds"] += time.process_time() - started_cpu
         history = history if epoch % config.record_every and epoch < config.epochs else record()

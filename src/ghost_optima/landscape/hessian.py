@@ -33,6 +33,8 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp, vjp, vmap
 
+from ghost_optima.core import timing
+
 __all__ = [
     "HessianOperator",
     "flatten_params",
@@ -206,7 +208,8 @@ def hessian_matrix(
     eye = torch.eye(d, dtype=theta.dtype, device=theta.device)
     _, resolved = _resolve_mode(loss_fn, theta, eye[0], mode)
     f = _hvp_fwd if resolved == "fwd" else _hvp_rev
-    H = vmap(lambda v: f(loss_fn, theta, v), chunk_size=chunk_size)(eye).detach()
+    with timing.kernel("hessian"):
+        H = vmap(lambda v: f(loss_fn, theta, v), chunk_size=chunk_size)(eye).detach()
     return 0.5 * (H + H.T)
 
 
@@ -294,7 +297,8 @@ def top_eigenpairs(
     v0 = np.random.default_rng(seed).standard_normal(d)
     if ncv is None:
         ncv = min(d, max(2 * k + 1, 20))
-    vals, vecs = eigsh(op, k=k, which="LA", tol=tol, v0=v0, ncv=ncv, maxiter=maxiter)
+    with timing.kernel("hessian"):
+        vals, vecs = eigsh(op, k=k, which="LA", tol=tol, v0=v0, ncv=ncv, maxiter=maxiter)
     order = np.argsort(vals)[::-1]
     vals_t = torch.as_tensor(vals[order].copy(), dtype=theta.dtype, device=theta.device)
     vecs_t = torch.as_tensor(vecs[:, order].copy(), dtype=theta.dtype, device=theta.device)

@@ -232,9 +232,8 @@ def _build(project: Project, job: Plan, force: bool, render_book: bool, log, run
     for row in rows:
         row["overrides"] = overridden.get(row["notebook"], {})
     whole = every_notebook(job)
-    found = verify.report(
-        rows, replicas(project, job, every if whole == job else tasks(project, whole))
-    )
+    runs = replicas(project, job, every if whole == job else tasks(project, whole))
+    found = verify.report(rows, runs)
     verify.attach(rows, found)
     write_json(folder / "robustness.json", {"profile": profile, **found})
     write_json(folder / "claims.json", {"profile": profile, "claims": rows})
@@ -244,7 +243,7 @@ def _build(project: Project, job: Plan, force: bool, render_book: bool, log, run
     if missing:
         log(f"book not rendered: no successful run yet of {missing} (build without --only)")
         return
-    render(project, profile, records, rows, found["claims"], overridden, log)
+    render(project, profile, records, rows, found["claims"], runs, overridden, log)
     results.write_stamp(project.work(profile), stamp)
 
 
@@ -344,13 +343,15 @@ def render(
     records: dict[str, dict],
     rows: list[dict],
     robustness: dict[str, dict],
+    runs: list[dict],
     overridden: dict[str, dict],
     log=print,
 ) -> None:
     """Assemble the book's sources and render them (``jupyterbook.build_html``).
 
     ``robustness``: the replications of each claim (``verify.report``'s ``claims``), as this
-    build computed them; ``robustness.json`` is written for readers, never read back."""
+    build computed them (``robustness.json`` is written for readers, never read back); ``runs``:
+    the replications' records (``replicas``), whose seconds the performance page counts."""
     files = {
         p.relative_to(project.book): p.read_bytes()
         for p in project.book.rglob("*")
@@ -365,7 +366,7 @@ def render(
 
     for name, data in summary.generated(rows).items():
         files[Path("_generated") / name] = data
-    performance = ledger.performance_page(ledger.load_performance(project.root), records)
+    performance = ledger.performance_page(ledger.load_performance(project.root), records, runs)
     files[Path("_generated") / "performance.md"] = performance.encode("utf-8")
     config = _config_with_banner(project, overridden)
     jupyterbook.build_html(project.work(profile), config, files, project.html(profile), log)

@@ -58,6 +58,7 @@ def store(project, job, task, payload: dict, state: dict) -> None:
         )
     record = dict(payload["record"])
     torch_threads = record.pop("threads", None)
+    kernels = record.pop("kernels", {})
     record.update(
         notebook=task.stem,
         inputs_hash=task.key,
@@ -71,6 +72,7 @@ def store(project, job, task, payload: dict, state: dict) -> None:
             "threads": job.threads,
             "torch_threads": torch_threads,
             "wall_seconds": round(payload["seconds"], 1),
+            "kernels": kernels,
             "ran_on": payload["where"],
             "versions": payload["versions"],
             "machine": payload["machine"],

@@ -190,3 +190,19 @@ def matching_vs_brute_force(width: int, *, seed: int = 0, repeats: int = 1) -> d
         best - reached,
         f"{width} hidden units",
     )
+
+
+def matmul_gflops(size: int = 512, *, seed: int = 0, repeats: int = 5) -> float:
+    """This machine's rate for a plain ``size x size`` single-precision matrix product, in
+    GFLOP/s (``2 size^3`` flops, best of ``repeats`` runs of 10 products), with the threads of
+    this run: the peak the performance page sets each kernel's throughput against."""
+    gen = torch.Generator().manual_seed(seed)
+    a, b = (torch.randn(size, size, generator=gen) for _ in range(2))
+    out = torch.empty(size, size)
+
+    def products():
+        for _ in range(10):
+            torch.matmul(a, b, out=out)
+
+    _, seconds = best_time(products, repeats)
+    return 10 * 2 * size**3 / seconds / 1e9

@@ -2,7 +2,10 @@
 
 Three sources, in this order on the page:
 
-1. the wall time of every notebook of this build, from each result's provenance;
+1. the wall time of every notebook of this build, from each result's provenance, and where the
+   task-seconds of the whole build (published runs and replications) went, kernel by kernel
+   (``ghost_optima.core.timing``), with each kernel's throughput against the matmul peak the
+   performance chapter measures;
 2. the side-by-side micro-benchmarks of the performance chapter (``BENCH_CHAPTER``), a notebook
    the normal build runs on the published profile like any other; it records its rows
    (``microbench`` row dicts) as the glued value ``benchmarks``;
@@ -65,8 +68,47 @@ def side_by_side(records: dict[str, dict]) -> list[str]:
     return [*lines, ""]
 
 
-def performance_page(report: dict | None, records: dict[str, dict]) -> str:
-    """Wall times of this build's notebooks (from their provenance), the benchmark chapter's
+def kernel_breakdown(records: list[dict], peak_gflops: float | None) -> list[str]:
+    """Task-seconds of ``records`` (every run of the build) by kernel, as a table: seconds, share
+    of all task-seconds, counted work and throughput, against ``peak_gflops`` (a plain matmul's
+    rate on this machine, or None); the rest of each task (kernel start, imports, plotting,
+    glue) is the row "other"."""
+    wall = sum(r["provenance"]["wall_seconds"] for r in records)
+    kernels: dict[str, list[float]] = {}
+    for record in records:
+        for name, k in record["provenance"].get("kernels", {}).items():
+            seconds, flops = kernels.setdefault(name, [0.0, 0.0])
+            kernels[name] = [seconds + k["seconds"], flops + k["flops"]]
+    if not wall or not kernels:
+        return ["No run of this build recorded its kernels' seconds.", ""]
+    peak = f"{peak_gflops:.3g} GFLOP/s" if peak_gflops else "not measured in this build"
+    lines = [
+        f"All {len(records)} runs of this build (published and replications) took {wall:.0f} "
+        f"task-seconds. Where they went, by kernel, each counted once (a kernel inside another "
+        f"pauses it); the matmul peak, a 512 x 512 single-precision product on one thread "
+        f"measured by the performance chapter, is {peak}.",
+        "",
+        "| kernel | task-seconds | share | GFLOP | GFLOP/s | of matmul peak |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, (seconds, flops) in sorted(kernels.items(), key=lambda kv: -kv[1][0]):
+        rate = flops / seconds / 1e9 if flops and seconds else None
+        cells = [f"{flops / 1e9:.3g}", f"{rate:.3g}"] if rate else ["—", "—"]
+        share = f"{100 * rate / peak_gflops:.0f}%" if rate and peak_gflops else "—"
+        lines.append(
+            f"| {name} | {seconds:.0f} | {100 * seconds / wall:.0f}% | {cells[0]} | {cells[1]} "
+            f"| {share} |"
+        )
+    other = wall - sum(seconds for seconds, _ in kernels.values())
+    lines += [f"| other | {other:.0f} | {100 * other / wall:.0f}% | — | — | — |", ""]
+    return lines
+
+
+def performance_page(
+    report: dict | None, records: dict[str, dict], replications: list[dict] = ()
+) -> str:
+    """Wall times of this build's notebooks (from their provenance), the task-seconds of every
+    run (``records`` and the ``replications``' records) by kernel, the benchmark chapter's
     side-by-side table, then what ``ghost-optima bench`` measured, when it has been run."""
     lines = ["(performance)=", "# Performance", "", "## This build", ""]
     lines += [
@@ -82,7 +124,11 @@ def performance_page(report: dict | None, records: dict[str, dict]) -> str:
             f"| {stem} | {prov['wall_seconds']:.1f} | {prov['threads']} | {_commit(prov)} |"
         )
     total = sum(r["provenance"]["wall_seconds"] for r in records.values())
-    lines += ["", f"All notebooks together: {total:.0f} s.", "", "## Side by side", ""]
+    lines += ["", f"All notebooks together: {total:.0f} s.", "", "## Where the seconds go", ""]
+    every = [*records.values(), *(r for run in replications for r in run.values() if r)]
+    peak = (records.get(BENCH_CHAPTER) or {}).get("values", {}).get("matmul_gflops")
+    lines += kernel_breakdown(every, peak)
+    lines += ["## Side by side", ""]
     lines += side_by_side(records)
     lines += ["## Whole-book builds", ""]
     if report is None:

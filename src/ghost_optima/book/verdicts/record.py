@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from ghost_optima.book.verdicts import claims as claims_registry
+from ghost_optima.core import timing
 from ghost_optima.core.stats import Estimate
 
 RESULT_ENV = "GHOST_OPTIMA_RESULT"
@@ -105,6 +106,7 @@ class Recorder:
             "values": self.values,
             "claims": self.claims,
             "threads": self.threads,
+            "kernels": timing.totals(),  # seconds and flops per kernel so far: provenance
         }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=1, sort_keys=True), encoding="utf-8")
