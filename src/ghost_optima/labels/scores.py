@@ -10,7 +10,17 @@ seed, one ``train_ensemble`` call) on the other ``K - 1`` folds, and predict the
 
 * ``disagreement``: the fraction of ordered pairs of distinct members whose out-of-fold
   predicted classes differ, ``1 - sum_c k_c (k_c - 1) / (M (M - 1))`` with ``k_c`` the members
-  voting ``c`` (the brief's instrument; it never reads the label);
+  voting ``c`` (the brief's instrument as it stands; it never reads the label, so a label flip
+  drawn independently of the input leaves its distribution unchanged: AUROC 0.5 in
+  expectation, whatever the models);
+* ``label_disagreement``: the brief's instrument read against the given label, the share of
+  members whose out-of-fold predicted class differs from it, ``1 - k_{y_i} / M`` (the
+  cross-fitted ensemble disagrees with the label);
+* ``agreement_against_label``: seed-to-seed agreement conditioned on the label, the share of
+  ordered pairs of distinct members that predict the same class *other than* ``y_i``,
+  ``sum_{c != y_i} k_c (k_c - 1) / (M (M - 1))``: high when the members agree with each other
+  against the label (a confident flip), low when they dissent from it in scattered ways (an
+  ambiguous input);
 * ``oof_loss``: the members' mean out-of-fold cross-entropy ``-(1/M) sum_m log P[m, i, y_i]``;
 * ``confident learning`` (Northcutt, Jiang and Chuang, JAIR 2021): ``cleanlab``'s
   ``filter.find_label_issues`` on the members' mean out-of-fold probabilities flags the label
@@ -125,6 +135,31 @@ def disagreement(probs: np.ndarray) -> np.ndarray:
     return member_disagreement(pred, probs.shape[-1])
 
 
+def _votes(probs: np.ndarray) -> np.ndarray:
+    """``k`` ``(n, C)``: how many members predict each class (argmax of ``probs`` ``(M, n, C)``)."""
+    pred = probs.argmax(-1)  # (M, n)
+    return (pred[..., None] == np.arange(probs.shape[-1])).sum(0)
+
+
+def label_disagreement(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Share of members whose out-of-fold prediction differs from the given label, ``(n,)``:
+    ``1 - k_{y_i} / M`` (module docstring)."""
+    k = _votes(probs)
+    return 1.0 - np.take_along_axis(k, np.asarray(y)[:, None], 1)[:, 0] / probs.shape[0]
+
+
+def agreement_against_label(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Share of ordered pairs of distinct members agreeing on a class other than the given
+    label, ``(n,)``: ``sum_{c != y_i} k_c (k_c - 1) / (M (M - 1))`` (module docstring)."""
+    m = probs.shape[0]
+    if m < 2:
+        raise ValueError("agreement between members needs at least two members")
+    k = _votes(probs).astype(float)
+    pairs = k * (k - 1)
+    own = np.take_along_axis(pairs, np.asarray(y)[:, None], 1)[:, 0]
+    return (pairs.sum(1) - own) / (m * (m - 1))
+
+
 def oof_loss(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Members' mean out-of-fold cross-entropy on the given labels, ``(n,)``."""
     picked = np.take_along_axis(probs, np.asarray(y)[None, :, None], -1)[..., 0]
@@ -150,6 +185,8 @@ def confident_learning(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np
 def scores(fit: CrossFit) -> dict[str, np.ndarray]:
     """Every per-example score of the module docstring (higher: more suspect), ``(n,)`` each."""
     return {
+        "out-of-fold label disagreement": label_disagreement(fit.probs, fit.y),
+        "member pairs agreeing against the label": agreement_against_label(fit.probs, fit.y),
         "out-of-fold disagreement": disagreement(fit.probs),
         "out-of-fold loss": oof_loss(fit.probs, fit.y),
         "confident learning": confident_learning(fit.probs, fit.y)[1],
