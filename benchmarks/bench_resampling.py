@@ -5,10 +5,9 @@ book computes, both ways, on the same resamples (``stats.resample``, 2000 of the
 
 * ``loop``: the statistic evaluated once per resample in Python, as the code before the kernel
   did (``protocol.mean_pairwise`` on the resampled submatrix; ``pairwise.pair_mean``, a count
-  vector per resample; ``scores.resampled_auroc``; ``basins.count_fraction``; the slope of
-  pair means at every width);
+  vector per resample; ``scores.resampled_auroc``; the slope of pair means at every width);
 * ``kernel``: every resample at once from its counts per unit (``stats.pair_means``,
-  ``stats.weighted_auroc``, ``stats.slope`` of a batch, ``basins.count_fractions``),
+  ``stats.weighted_auroc``, ``stats.slope`` of a batch),
 
 with the wall time (best of ``REPEATS``), the speed-up and the largest difference between the
 two intervals' ends (rounding only: the same estimator on the same resamples). Wall times on a
@@ -20,7 +19,6 @@ import time
 import numpy as np
 
 from ghost_optima.core import stats
-from ghost_optima.landscape import basins
 
 REPEATS = 3
 N_BOOT = 2000
@@ -62,13 +60,6 @@ def looped_auroc(scores, positive, idx):
     return float(pos @ (np.cumsum(neg) - neg + 0.5 * neg) / (pos.sum() * neg.sum()))
 
 
-def count_fraction(linked, eligible, idx):
-    """Before the kernel (``basins.count_fraction``): one graph per resample."""
-    chosen = np.unique(idx)
-    chosen = chosen[eligible[chosen]]
-    return basins.connected_count(linked, chosen) / len(chosen) if len(chosen) else float("nan")
-
-
 def cases(rng):
     """``(name, n units, loop statistic of one resample, batched statistic of all)``."""
     n = 16
@@ -76,8 +67,6 @@ def cases(rng):
     m = (m + m.T) / 2
     mats = np.stack([m * (1 + k / 10) for k in range(8)])  # 8 widths
     x = np.log2(2.0 ** np.arange(3, 11))
-    linked = rng.random((n, n)) < 0.15
-    eligible = rng.random(n) < 0.9
     n_ex = 2000
     positive = rng.random(n_ex) < 0.2
     scores = rng.normal(size=n_ex).round(2) + positive
@@ -96,12 +85,6 @@ def cases(rng):
             n_ex,
             lambda i: looped_auroc(scores, positive, i),
             lambda i: stats.weighted_auroc(scores, positive, stats.counts(i, n_ex)),
-        ),
-        (
-            "basins per seed",
-            n,
-            lambda i: count_fraction(linked, eligible, i),
-            lambda i: basins.count_fractions(linked, eligible, stats.counts(i, n)),
         ),
     ]
 

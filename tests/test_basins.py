@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from ghost_optima.core.data import teacher_student
 from ghost_optima.core.mlp import init_mlp
-from ghost_optima.core.stats import counts
 from ghost_optima.core.train import member, stack_params
 from ghost_optima.landscape import basins
 from ghost_optima.symmetry import pairwise
@@ -102,33 +101,6 @@ def test_connected_count_against_flooding(n, density, seed):
     linked = upper | upper.T
     members = np.flatnonzero(rng.random(n) < 0.7)
     assert basins.connected_count(linked, members) == _components_reference(linked, members)
-
-
-def test_count_fractions_use_distinct_eligible_seeds():
-    linked = np.zeros((4, 4), dtype=bool)
-    linked[0, 1] = linked[1, 0] = True
-    eligible = np.array([True, True, True, False])
-    rows = [np.arange(4), np.array([0, 0, 1, 3]), np.array([3, 3, 3, 3])]
-    got = basins.count_fractions(linked, eligible, counts(np.array(rows), 4))
-    assert got[0] == pytest.approx(2 / 3) and got[1] == 0.5 and np.isnan(got[2])
-
-
-@settings(max_examples=40, deadline=None)
-@given(n=st.integers(1, 10), density=st.floats(0, 1), seed=st.integers(0, 10**6))
-def test_count_fractions_equal_connected_count_on_every_resample(n, density, seed):
-    """Every resample at once (batched reachability) against one ``connected_count`` per
-    resample on its distinct eligible seeds, divided by their number."""
-    rng = np.random.default_rng(seed)
-    linked = rng.random((n, n)) < density  # asymmetric: an edge either way links
-    eligible = rng.random(n) < 0.8
-    idx = rng.integers(0, n, (30, n))
-    got = basins.count_fractions(linked, eligible, counts(idx, n))
-    for row, i in zip(got, idx, strict=True):
-        chosen = np.unique(i)[eligible[np.unique(i)]]
-        if len(chosen) == 0:
-            assert np.isnan(row)
-        else:
-            assert row == basins.connected_count(linked, chosen) / len(chosen)
 
 
 def test_measure_pairs_aligned_is_the_lower_and_removes_a_planted_copy():

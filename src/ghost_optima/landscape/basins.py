@@ -12,8 +12,8 @@ For an ensemble of ``E`` trained networks (stacked parameters, ``ghost_optima.co
 * ``barriers``: ``max_t [L(t) - ((1 - t) L(0) + t L(1))]`` per pair (Frankle et al. 2020;
   Entezari et al. 2022), and ``connected_count``: the number of connected components of a
   graph on a subset of seeds (by boolean reachability): basins when an edge is a barrier
-  below a tolerance, distinct solutions when an edge is a distance within the SGD spread;
-  ``count_fractions``: components per member on every resample of the seeds at once.
+  below a tolerance, distinct solutions when an edge is a distance within the SGD spread (the
+  pairs these graphs split, at several scales, are ``basin_splits``).
 
 Pairs are listed as ``[(i, j) for i < j]`` in ``itertools.combinations`` order throughout.
 """
@@ -221,21 +221,6 @@ def connected_count(linked: np.ndarray, members: np.ndarray) -> int:
     chosen = np.zeros(len(linked), dtype=bool)
     chosen[np.asarray(members, dtype=np.int64)] = True
     return int(_components(linked, chosen[None])[0])
-
-
-def count_fractions(linked: np.ndarray, eligible: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Components per member among the distinct eligible seeds of every resample: ``(R,)`` from
-    its counts ``weights`` ``(R, n)`` (``stats.counts``); NaN where no eligible seed is drawn.
-
-    Row ``r`` is ``connected_count(linked, members) / len(members)`` with ``members`` the
-    eligible seeds of positive weight. The denominator counts distinct seeds (about ``0.63 n`` in
-    a resample of ``n``), not draws, so the resampled values are not centred on the estimate.
-    """
-    w = np.atleast_2d(np.asarray(weights, dtype=float))
-    chosen = (w > 0) & np.asarray(eligible, dtype=bool)
-    members = chosen.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(members > 0, _components(linked, chosen) / np.maximum(members, 1), np.nan)
 
 
 def _components(linked: np.ndarray, chosen: np.ndarray) -> np.ndarray:
