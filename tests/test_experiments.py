@@ -5,11 +5,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import roc_auc_score
 
 from ghost_optima.core.data import teacher_student
 from ghost_optima.core.mlp import ensemble_forward, init_mlp
-from ghost_optima.core.train import TrainConfig, TrainHooks, member, stack_params, train_ensemble
+from ghost_optima.core.train import stack_params
 from ghost_optima.symmetry import align, pairwise
 from ghost_optima.symmetry.group import apply_transform, mlp_permutation_spec, random_transform
 
@@ -94,42 +93,6 @@ def test_member_disagreement_counts_disagreeing_pairs():
         assert got[n] == pytest.approx(expected)
     same = torch.zeros(3, 2, dtype=torch.long)
     assert pairwise.member_disagreement(same, 2).tolist() == [0, 0]
-
-
-def test_auroc_matches_sklearn_with_ties():
-    rng = np.random.default_rng(8)
-    labels = rng.random(300) < 0.2
-    scores = np.round(rng.normal(size=300) + labels, 1)  # rounding makes ties
-    assert pairwise.auroc(scores, labels) == pytest.approx(roc_auc_score(labels, scores))
-    assert pairwise.auroc(labels.astype(float), labels) == 1.0
-
-
-def test_precision_at_k():
-    scores = np.array([0.9, 0.1, 0.8, 0.7, 0.2])
-    labels = np.array([True, False, False, True, True])
-    assert pairwise.precision_at_k(scores, labels, 2) == 0.5
-    assert pairwise.precision_at_k(scores, labels, 3) == pytest.approx(2 / 3)
-
-
-def test_snapshots_and_cloud_radius():
-    data, _ = teacher_student(40, 10, 3, (2, 1), "regression", seed=9)
-    steps_per_epoch = 4  # 40 examples, batches of 10
-    snaps = pairwise.Snapshots([steps_per_epoch * e for e in (2, 3, 4)])
-    result = train_ensemble(
-        data, (3, 5, 1), "tanh", [0, 1], TrainConfig(4, 10, lr=0.1), TrainHooks(step_hook=snaps)
-    )
-    stacked = snaps.stacked()
-    assert stacked["W1"].shape == (3, 2, 5, 3)
-    for k, v in result.params.items():  # the last snapshot is the final iterate
-        assert torch.equal(stacked[k][-1], v)
-    radius = pairwise.cloud_radius(stacked)
-    for e in range(2):
-        flat = np.stack(
-            [np.concatenate([s[k][e].double().numpy().ravel() for k in s]) for s in snaps.kept]
-        )
-        expected = np.sqrt(((flat - flat.mean(0)) ** 2).sum(1).mean())
-        assert radius[e] == pytest.approx(expected)
-    assert member(result.params, 0)["W1"].shape == (5, 3)
 
 
 def test_align_pair_for_tanh_is_the_signed_alignment_and_never_worse_than_the_old_one():

@@ -33,7 +33,7 @@ seed, one ``train_ensemble`` call) on the other ``K - 1`` folds, and predict the
   runs, so AUM costs no extra training). Mislabelled examples have low margins, so ``-AUM``
   scores them high.
 
-Each score is judged by its AUROC against the known corrupted set (``experiments.auroc``);
+Each score is judged by its AUROC against the known corrupted set;
 :func:`auroc_estimate` pools several corruption draws and resamples *examples* within each draw
 (``stats.bootstrap`` with one group per draw), never members, scoring every resample at once
 from its counts per example (``stats.weighted_auroc``).

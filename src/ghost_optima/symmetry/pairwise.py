@@ -12,16 +12,13 @@ at
   once, all interpolants of all pairs evaluated as one stacked ensemble;
 * ``disagreement_matrix`` and ``member_disagreement``: how often members predict different
   classes, per pair of members and per
-  example;
-* ``auroc`` and ``precision_at_k``: how well a score ranks flagged examples first;
-* ``Snapshots`` and ``cloud_radius``: the iterates of SGD over its last steps and their spread.
+  example.
 """
 
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 
 from ghost_optima.core.data import Task
 from ghost_optima.core.train import evaluate, member
@@ -157,57 +154,3 @@ def member_disagreement(pred: torch.Tensor, n_classes: int) -> np.ndarray:
     counts = torch.nn.functional.one_hot(pred, n_classes).sum(0).double()  # (N, C)
     agree = (counts * (counts - 1)).sum(-1) / (n_members * (n_members - 1))
     return (1 - agree).numpy()
-
-
-def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve of ``scores`` for the positives ``labels == True``.
-
-    The Mann-Whitney form ``(R_+ - n_+ (n_+ + 1) / 2) / (n_+ n_-)`` with ``R_+`` the sum of the
-    positives' ranks (ties get their average rank): the probability that a random positive
-    scores above a random negative, ties counting one half.
-    """
-    labels = np.asarray(labels, dtype=bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("auroc needs both positives and negatives")
-    ranks = rankdata(np.asarray(scores, dtype=float))
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def precision_at_k(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Fraction of positives among the ``k`` highest scores (ties broken by a stable sort)."""
-    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
-    return float(np.asarray(labels, dtype=bool)[order[:k]].mean())
-
-
-class Snapshots:
-    """A ``train_ensemble`` ``step_hook`` that keeps copies of the parameters at chosen steps.
-
-    Keeps a copy of every stacked parameter after step ``s`` for each ``s`` in ``steps``;
-    ``stacked()`` returns them as ``{name: (K, E, ...)}``.
-    """
-
-    def __init__(self, steps: Sequence[int]):
-        self.steps = set(int(s) for s in steps)
-        self.kept: list[Params] = []
-
-    def __call__(self, step: int, params: Params, state: dict) -> None:
-        if step in self.steps:
-            self.kept.append({k: v.detach().clone() for k, v in params.items()})
-
-    def stacked(self) -> Params:
-        return {k: torch.stack([s[k] for s in self.kept]) for k in self.kept[0]}
-
-
-def cloud_radius(snapshots: Params) -> np.ndarray:
-    """Per member, ``sqrt(mean_k ||theta_k - mean_k theta_k||^2)`` over ``K`` snapshots.
-
-    ``snapshots`` maps names to ``(K, E, ...)`` tensors (``Snapshots.stacked()``); returns
-    shape ``(E,)``: the root-mean-square distance of the iterates to their own centre.
-    """
-    total = None
-    for v in snapshots.values():
-        v = v.double()
-        dev = (v - v.mean(0, keepdim=True)).pow(2).reshape(v.shape[0], v.shape[1], -1).sum(-1)
-        total = dev if total is None else total + dev
-    return total.mean(0).sqrt().numpy()
