@@ -8,14 +8,14 @@ On the Git Re-Basin MNIST MLP shape 784-512-512-512-10 with tanh units: two inde
 random nets, and a net against a copy moved by a random signed permutation plus 1e-3 relative
 noise. For each, the wall time (best of ``REPEATS``) of
 
-* ``previous``: ``align.sign_normalised_matching`` (both nets sign-normalised on their own,
-  then permutation coordinate descent);
-* ``signed``: ``align.signed_alignment`` (signed permutation coordinate descent, started from
-  the previous method's answer, so it includes that method's time: ``align.group_alignment``
-  runs both phases on one set of score terms);
-* ``signed, from the identity``: ``signed_alignment(start="identity")``, the same descent
+* ``previous``: ``align.align(method="normalised weight")`` (both nets sign-normalised on their
+  own, then permutation coordinate descent);
+* ``signed``: ``align.align`` (signed permutation coordinate descent, started from the previous
+  method's answer, so it includes that method's time: both phases run on one set of score
+  terms);
+* ``signed, from the identity``: ``align.align(method="weight from identity")``, the same descent
   started from the identity (no guarantee against the previous method, no time spent on it);
-* ``activation``: ``align.signed_alignment(method="activation")`` on 1000 random inputs,
+* ``activation``: ``align.align(method="activation")`` on 1000 random inputs,
 
 and the normalised distance ``2 ||a - g b|| / (||a|| + ||b||)`` each reaches. Wall time and the
 process's CPU time are both printed: on a shared machine the wall time also counts the time
@@ -28,8 +28,9 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from ghost_optima.core.mlp import init_mlp
-from ghost_optima.symmetry.align import distance, sign_normalised_matching, signed_alignment
+from ghost_optima.symmetry.align import align
 from ghost_optima.symmetry.group import apply_transform, mlp_permutation_spec, random_transform
+from ghost_optima.symmetry.pairwise import distance
 
 REPEATS = 3
 WIDTHS = (784, 512, 512, 512, 10)
@@ -62,12 +63,15 @@ def main() -> None:
         for k, v in apply_transform(a, spec, g).items()
     }
     x = torch.randn(1000, WIDTHS[0], generator=gen, dtype=torch.float64)
+    group = mlp_permutation_spec(len(WIDTHS) - 2, "tanh")
     methods = {
-        "previous (sign-normalise, then match)": lambda p, q: sign_normalised_matching(p, q),
-        "signed weight matching": lambda p, q: signed_alignment(p, q, "tanh"),
-        "signed, from the identity": lambda p, q: signed_alignment(p, q, "tanh", start="identity"),
-        "signed activation matching": lambda p, q: signed_alignment(
-            p, q, "tanh", method="activation", x=x
+        "previous (sign-normalise, then match)": lambda p, q: align(
+            p, q, group, "normalised weight"
+        ),
+        "signed weight matching": lambda p, q: align(p, q, group),
+        "signed, from the identity": lambda p, q: align(p, q, group, "weight from identity"),
+        "signed activation matching": lambda p, q: align(
+            p, q, group, "activation", x=x, activation="tanh"
         ),
     }
     print(f"{'threads':>7} {'pair':<18} {'method':<38} {'wall s':>7} {'CPU s':>7} {'distance':>9}")

@@ -26,13 +26,14 @@ from torch import nn
 from ghost_optima.core.data import Dataset, digits
 from ghost_optima.core.mlp import init_mlp
 from ghost_optima.core.train import TrainConfig, member, member_generators, train_ensemble
-from ghost_optima.symmetry.align import canonicalize, distance, permute, weight_matching
+from ghost_optima.symmetry.align import align, canonicalize, permute
 from ghost_optima.symmetry.group import (
     Transform,
     apply_transform,
     mlp_permutation_spec,
     random_transform,
 )
+from ghost_optima.symmetry.pairwise import distance
 
 REPEATS = 3
 WIDTHS = (64, 32, 10)
@@ -124,8 +125,9 @@ def main() -> None:
         k: v + 1e-3 * v.std() * torch.randn(v.shape, generator=gen)
         for k, v in apply_transform(a, spec, planted).items()
     }
-    t_wm, perms = best_time(lambda: weight_matching(a, b))
-    t_planted, perms_planted = best_time(lambda: weight_matching(a, copy))
+    t_wm, found = best_time(lambda: align(a, b, spec))
+    t_planted, found_planted = best_time(lambda: align(a, copy, spec))
+    perms, perms_planted = found.perms, found_planted.perms
     t_canon, _ = best_time(lambda: canonicalize(a, "relu"), repeats=10)
     recovered = all(
         torch.equal(perms_planted[p], torch.argsort(planted.perms[p])) for p in planted.perms

@@ -7,22 +7,15 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from ghost_optima.core.mlp import init_mlp, mlp_forward
-from ghost_optima.symmetry.align import (
-    barrier,
-    canonicalize,
-    count_distinct,
-    distance,
-    normalize_signs,
-    permute,
-    weight_matching,
-)
+from ghost_optima.symmetry.align import align, canonicalize, normalize_signs, permute
 from ghost_optima.symmetry.group import (
-    PermutationSpec,
     Transform,
     apply_transform,
     mlp_permutation_spec,
     random_transform,
 )
+from ghost_optima.symmetry.pairwise import barrier, count_distinct, distance
+from ghost_optima.symmetry.spec import GroupSpec
 
 
 def _planted(widths, seed, *, activation="relu", noise=0.0):
@@ -63,7 +56,7 @@ def test_permute_is_the_matrix_action_and_preserves_the_function():
 @pytest.mark.parametrize("widths", [(10, 8, 6, 3), (20, 64, 64, 64, 5), (64, 512, 512, 10)])
 def test_weight_matching_recovers_a_planted_permutation(widths):
     net, copy, transform = _planted(widths, 0, noise=1e-3)
-    perms = weight_matching(net, copy, seed=3)
+    perms = align(net, copy, mlp_permutation_spec(len(widths) - 2), seed=3).perms
     for name, planted in transform.perms.items():
         assert torch.equal(perms[name], torch.argsort(planted)), name
     assert distance(net, permute(copy, perms)) < 1e-2 * distance(net, copy)
@@ -87,7 +80,7 @@ def _layer_score(a, b, perms, layer, n_hidden):
 def test_weight_matching_ends_at_a_coordinatewise_optimum():
     widths = (12, 16, 16, 16, 4)
     a, b = init_mlp(widths, 10), init_mlp(widths, 11)
-    perms = weight_matching(a, b, seed=0)
+    perms = align(a, b, mlp_permutation_spec(3), seed=0).perms
     for name, p in perms.items():
         assert torch.equal(p.sort().values, torch.arange(16)), name
 
@@ -106,7 +99,7 @@ def test_weight_matching_reads_any_spec_against_brute_force():
     """A hand-written spec with a 3-axis parameter and free names: coordinate descent from the
     identity finds the brute-force optimum of <a, pi(b)> over all 3! x 4! relabellings."""
     gen = torch.Generator().manual_seed(0)
-    spec = PermutationSpec({"U": ("A", None), "c": ("A",), "T": ("B", "A", None), "V": (None, "B")})
+    spec = GroupSpec({"U": ("A", None), "c": ("A",), "T": ("B", "A", None), "V": (None, "B")})
     a = {
         "U": torch.randn(3, 2, generator=gen, dtype=torch.float64),
         "c": torch.randn(3, generator=gen, dtype=torch.float64),
@@ -129,25 +122,24 @@ def test_weight_matching_reads_any_spec_against_brute_force():
         for pb in itertools.permutations(range(4))
     ]
     best = max(candidates, key=objective)
-    found = weight_matching(a, b, spec)
+    found = align(a, b, spec).perms
     assert set(found) == {"A", "B"}
     assert all(torch.equal(found[p], best[p]) for p in best)
     assert objective(found) == pytest.approx(objective(best), rel=1e-12)
 
 
-def test_weight_matching_default_spec_is_the_mlp_spec_under_any_names():
+def test_weight_matching_reads_the_spec_under_any_names():
     a, b = init_mlp((5, 8, 7, 6, 3), 0), init_mlp((5, 8, 7, 6, 3), 1)
-    default = weight_matching(a, b)
     spec = mlp_permutation_spec(3)
-    renamed = PermutationSpec(
+    default = align(a, b, spec).perms
+    renamed = GroupSpec(
         {
             k: tuple(None if p is None else "H" + p[1:] for p in axes)
             for k, axes in spec.axes.items()
         }
     )
-    named = weight_matching(a, b, renamed)
+    named = align(a, b, renamed).perms
     assert all(torch.equal(default[f"P{i}"], named[f"H{i}"]) for i in (1, 2, 3))
-    assert all(torch.equal(default[p], v) for p, v in weight_matching(a, b, spec).items())
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
@@ -263,12 +255,13 @@ def test_count_distinct():
     widths = (6, 12, 10, 3)
     net, copy, _ = _planted(widths, 8)
     other = init_mlp(widths, 99)
-    n, labels = count_distinct([net, copy, other], tol=1e-6)
+    perms_only, signed = mlp_permutation_spec(2), mlp_permutation_spec(2, "tanh")
+    n, labels = count_distinct([net, copy, other], tol=1e-6, group=perms_only)
     assert n == 2 and labels.tolist() == [0, 0, 1]
-    n, labels = count_distinct([net, copy], tol=1e-6, align=False)
+    n, labels = count_distinct([net, copy], tol=1e-6)
     assert n == 2 and labels.tolist() == [0, 1]
-    # tanh: sign flips as well as permutations, once signs are normalised.
+    # tanh: sign flips as well as permutations, once the group holds them.
     net, signed_copy, transform = _planted(widths, 8, activation="tanh")
     assert transform.signs is not None
-    assert count_distinct([net, signed_copy], tol=1e-6)[0] == 2
-    assert count_distinct([net, signed_copy], tol=1e-6, activation="tanh")[0] == 1
+    assert count_distinct([net, signed_copy], tol=1e-6, group=perms_only)[0] == 2
+    assert count_distinct([net, signed_copy], tol=1e-6, group=signed)[0] == 1

@@ -4,6 +4,7 @@ references."""
 import numpy as np
 import pytest
 import torch
+from alignment_reference import activation_matching
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,8 +13,8 @@ from ghost_optima.core.mlp import init_mlp
 from ghost_optima.core.train import member, stack_params
 from ghost_optima.landscape import basins
 from ghost_optima.symmetry import pairwise
+from ghost_optima.symmetry.align import align
 from ghost_optima.symmetry.group import apply_transform, mlp_permutation_spec, random_transform
-from ghost_optima.symmetry.matching import activation_matching
 
 
 def _stack(widths, n, seed=0):
@@ -30,7 +31,7 @@ def test_segment_losses_equal_interpolating_every_network(task, activation, hidd
     stacked = _stack(widths, 4)
     spec = mlp_permutation_spec(len(hidden))
     gen = torch.Generator().manual_seed(5)
-    pairs = basins.all_pairs(4)
+    pairs = pairwise.all_pairs(4)
     gs = [random_transform(spec, widths, "tanh", gen) if k % 2 else None for k in range(len(pairs))]
     if activation == "relu":  # signs would change a relu net's function: permutations only
         gs = [None if g is None else type(g)(g.perms) for g in gs]
@@ -45,7 +46,7 @@ def test_segment_losses_equal_interpolating_every_network(task, activation, hidd
     ref = pairwise.segment_barriers(
         firsts, seconds, data.x_train, data.y_train, activation, task, n_points=5
     )
-    np.testing.assert_allclose(basins.barriers(curves), ref, atol=1e-5)
+    np.testing.assert_allclose(pairwise.barrier_heights(curves), ref, atol=1e-5)
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
@@ -54,7 +55,7 @@ def test_segment_losses_same_in_any_chunking(activation):
     smaller last chunk, or all pairs at once give the same curves)."""
     data, _ = teacher_student(40, 10, 4, (5, 3), "classification", seed=2)
     stacked = _stack((4, 6, 5, 3), 5, seed=3)
-    gs = [None] * len(basins.all_pairs(5))
+    gs = [None] * len(pairwise.all_pairs(5))
     xy = (data.x_train, data.y_train)
     curves = [
         basins.segment_losses(stacked, gs, xy, activation, "classification", max_floats=m)
@@ -66,14 +67,19 @@ def test_segment_losses_same_in_any_chunking(activation):
 
 
 def test_activation_pairs_equal_activation_matching_pair_by_pair():
+    """All pairs at once (activations standardised once) against the door on each pair and
+    the old per-pair activation matching (``alignment_reference``)."""
     stacked = _stack((5, 9, 6, 2), 3)
     x = torch.randn(50, 5, generator=torch.Generator().manual_seed(0))
-    found = basins.pair_transforms(stacked, "tanh", "activation", x=x)
-    for (i, j), g in zip(basins.all_pairs(3), found, strict=True):
-        ref = activation_matching(member(stacked, i), member(stacked, j), x, "tanh")
-        for name in ref.perms:
-            assert torch.equal(g.perms[name], ref.perms[name])
-            assert torch.equal(g.signs[name], ref.signs[name])
+    group = mlp_permutation_spec(2, "tanh")
+    found = pairwise.pair_transforms(stacked, group, "activation", x=x, activation="tanh")
+    for (i, j), g in zip(pairwise.all_pairs(3), found, strict=True):
+        a, b = member(stacked, i), member(stacked, j)
+        door = align(a, b, group, "activation", x=x, activation="tanh")
+        for ref in (door, activation_matching(a, b, x, "tanh")):
+            for name in ref.perms:
+                assert torch.equal(g.perms[name], ref.perms[name])
+                assert torch.equal(g.signs[name], ref.signs[name])
 
 
 def _components_reference(linked, members):

@@ -1,10 +1,12 @@
-"""The redundancy-experiment helpers against independent references (loops, align, sklearn)."""
+"""Pair statistics (``ghost_optima.symmetry.pairwise``) against independent references: loops,
+the alignment entry points the door replaced (``alignment_reference``), brute force."""
 
 import itertools
 
 import numpy as np
 import pytest
 import torch
+from alignment_reference import align_to, weight_matching
 
 from ghost_optima.core.data import teacher_student
 from ghost_optima.core.mlp import ensemble_forward, init_mlp
@@ -15,7 +17,7 @@ from ghost_optima.symmetry.group import apply_transform, mlp_permutation_spec, r
 
 def aligned_distance(a, b):
     """Reference: the normalised distance after one weight matching, pair by pair."""
-    d = align.distance(a, align.permute(b, align.weight_matching(a, b)))
+    d = pairwise.distance(a, align.permute(b, weight_matching(a, b)))
     norm = lambda p: torch.cat([v.reshape(-1) for v in p.values()]).double().norm().item()  # noqa: E731
     return 2 * d / (norm(a) + norm(b))
 
@@ -30,7 +32,7 @@ def nets(widths, n, seed=0):
     return [init_mlp(widths, gen, dtype=torch.float32) for _ in range(n)]
 
 
-def test_align_pair_maps_a_permuted_sign_flipped_copy_onto_the_original():
+def test_pairwise_alignment_maps_a_permuted_sign_flipped_copy_onto_the_original():
     gen = torch.Generator().manual_seed(1)
     widths = [5, 12, 3]
     a = init_mlp(widths, gen)
@@ -38,8 +40,8 @@ def test_align_pair_maps_a_permuted_sign_flipped_copy_onto_the_original():
         a, mlp_permutation_spec(1), random_transform(mlp_permutation_spec(1), widths, "tanh", gen)
     )
     assert pairwise.relative_distance(a, copy) > 0.1
-    a2, b2 = pairwise.align_pair(a, copy, "tanh")
-    assert pairwise.relative_distance(a2, b2) < 1e-12
+    dist, _, (a2,), (b2,) = pairwise.pairwise_alignment(stack_params([a, copy]), "tanh")
+    assert dist[0, 1] < 1e-12
     x = torch.randn(20, 5, generator=gen, dtype=torch.float64)
     for original, aligned in ((a, a2), (copy, b2)):  # alignment never changes a function
         f = ensemble_forward(stack_params([original]), x, "tanh")
@@ -62,7 +64,7 @@ def test_pairwise_alignment_matches_align_aligned_distance_for_relu():
 @pytest.mark.parametrize(
     ("task", "activation"), [("regression", "tanh"), ("classification", "relu")]
 )
-def test_segment_barriers_equal_align_barrier(task, activation):
+def test_segment_barriers_equal_barrier(task, activation):
     data, _ = teacher_student(60, 10, 3, (4, 3), task, seed=2)
     members = nets([3, 7, 3], 5, seed=3)
     firsts, seconds = members[:2] + members[2:3], members[3:5] + members[1:2]
@@ -70,7 +72,7 @@ def test_segment_barriers_equal_align_barrier(task, activation):
         firsts, seconds, data.x_train, data.y_train, activation, task, n_points=9, max_floats=200
     )
     for k, (a, b) in enumerate(zip(firsts, seconds, strict=True)):
-        ref = align.barrier(a, b, data.x_train, data.y_train, activation, task, n_points=9)
+        ref = pairwise.barrier(a, b, data.x_train, data.y_train, activation, task, n_points=9)
         assert got[k] == pytest.approx(ref["loss_barrier"], rel=1e-5, abs=1e-7)
 
 
@@ -95,30 +97,32 @@ def test_member_disagreement_counts_disagreeing_pairs():
     assert pairwise.member_disagreement(same, 2).tolist() == [0, 0]
 
 
-def test_align_pair_for_tanh_is_the_signed_alignment_and_never_worse_than_the_old_one():
-    """align_pair now aligns over signed permutations: on random tanh pairs its distance is
-    never above sign-normalise-then-match, and activation matching keeps the function."""
+def test_pairwise_alignment_for_tanh_never_worse_than_normalising_signs_first():
+    """On random tanh pairs the distance after the signed alignment is never above
+    sign-normalise-then-match, and activation matching keeps the function."""
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(40, 6, generator=gen, dtype=torch.float64)
     for k in range(10):
         a, b = init_mlp([6, 9, 7, 2], 2 * k), init_mlp([6, 9, 7, 2], 2 * k + 1)
         na, nb = align.normalize_signs(a), align.normalize_signs(b)
-        old = pairwise.relative_distance(na, align.permute(nb, align.weight_matching(na, nb)))
-        a2, b2 = pairwise.align_pair(a, b, "tanh")
-        assert a2 is a
-        assert pairwise.relative_distance(a2, b2) <= old + 1e-12
-        _, b3 = pairwise.align_pair(a, b, "tanh", method="activation", x=x)
+        old = pairwise.relative_distance(na, align.permute(nb, weight_matching(na, nb)))
+        dist, _, (a2,), _ = pairwise.pairwise_alignment(stack_params([a, b]), "tanh")
+        assert all(torch.equal(a2[key], a[key]) for key in a)
+        assert dist[0, 1] <= old + 1e-12
+        _, _, _, (b3,) = pairwise.pairwise_alignment(
+            stack_params([a, b]), "tanh", method="activation", x=x
+        )
         f = ensemble_forward(stack_params([b]), x, "tanh")
         assert torch.allclose(ensemble_forward(stack_params([b3]), x, "tanh"), f, atol=1e-12)
 
 
-def test_pairwise_alignment_by_activation_matching():
+def test_pairwise_alignment_by_activation_matching_is_the_old_one_pair_by_pair():
     members = nets([4, 9, 2], 3)
     x = torch.randn(30, 4, generator=torch.Generator().manual_seed(0))
     dist, pairs, firsts, seconds = pairwise.pairwise_alignment(
         stack_params(members), "tanh", method="activation", x=x
     )
     for (i, j), a, b in zip(pairs, firsts, seconds, strict=True):
-        ref = align.align_to(members[i], members[j], "tanh", method="activation", x=x)
+        ref = align_to(members[i], members[j], "tanh", method="activation", x=x)
         assert all(torch.equal(b[k], ref[k]) for k in ref)
         assert dist[i, j] == pytest.approx(pairwise.relative_distance(a, b))

@@ -1,6 +1,6 @@
-"""Signed alignment (ghost_optima.symmetry.matching, align.signed_alignment) against planted
-answers,
-brute force over the whole signed-permutation group, and the sign-normalise-then-match method."""
+"""Signed alignment (``align.align`` over an odd activation's group; its engine
+``ghost_optima.symmetry.matching``) against planted answers, brute force over the whole
+signed-permutation group, and the sign-normalise-then-match method."""
 
 import itertools
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ghost_optima.core.mlp import init_mlp, mlp_forward
-from ghost_optima.symmetry.align import distance, sign_normalised_matching, signed_alignment
+from ghost_optima.symmetry.align import align, normalize_signs, permute
 from ghost_optima.symmetry.group import (
     Transform,
     apply_transform,
@@ -19,7 +19,10 @@ from ghost_optima.symmetry.group import (
     mlp_permutation_spec,
     random_transform,
 )
-from ghost_optima.symmetry.matching import activation_matching, assign, coordinate_descent
+from ghost_optima.symmetry.matching import assign
+from ghost_optima.symmetry.pairwise import distance
+
+TANH = {depth: mlp_permutation_spec(depth, "tanh") for depth in (1, 2, 3)}
 
 
 def _planted(widths, seed, activation="tanh", noise=1e-3):
@@ -55,7 +58,7 @@ def _inverse_matches(found: Transform, planted: Transform):
 )
 def test_planted_signed_permutation_is_recovered_exactly(widths):
     net, copy, g = _planted(widths, 0)
-    found = signed_alignment(net, copy, "tanh", seed=3)
+    found = align(net, copy, mlp_permutation_spec(len(widths) - 2, "tanh"), seed=3)
     _inverse_matches(found, g)
     spec = mlp_permutation_spec(len(widths) - 2)
     assert distance(net, apply_transform(copy, spec, found)) < 1e-2 * distance(net, copy)
@@ -65,12 +68,13 @@ def test_planted_signed_permutation_is_recovered_exactly(widths):
 def test_activation_matching_recovers_a_planted_signed_permutation(widths):
     net, copy, g = _planted(widths, 4)
     x = torch.randn(400, widths[0], generator=torch.Generator().manual_seed(9), dtype=torch.float64)
-    _inverse_matches(activation_matching(net, copy, x, "tanh"), g)
+    group = mlp_permutation_spec(len(widths) - 2, "tanh")
+    _inverse_matches(align(net, copy, group, "activation", x=x, activation="tanh"), g)
 
 
 def test_relu_alignment_uses_no_signs_and_recovers_the_permutation():
     net, copy, g = _planted((10, 64, 32, 4), 5, activation="relu")
-    found = signed_alignment(net, copy, "relu")
+    found = align(net, copy, mlp_permutation_spec(2, "relu"))
     assert found.signs is None
     _inverse_matches(found, g)
 
@@ -91,7 +95,7 @@ def test_one_hidden_layer_equals_brute_force_over_all_signed_permutations(n_in, 
     a, b = init_mlp((n_in, width, n_out), seed), init_mlp((n_in, width, n_out), seed + 1)
     spec = mlp_permutation_spec(1)
     best = max(sum(float((a[k] * c[k]).sum()) for k in a) for c in enumerate_orbit(b, spec, "tanh"))
-    found = signed_alignment(a, b, "tanh")
+    found = align(a, b, TANH[1])
     assert _objective(a, b, found) == pytest.approx(best, rel=1e-10, abs=1e-12)
 
 
@@ -105,9 +109,7 @@ def test_width_six_brute_force_over_all_46080_signed_permutations():
     moved_in = np.einsum("ij,pij->pi", w1a, w1b[perms]) + b1a * b1b[perms]  # (720, 6)
     moved_out = np.einsum("oi,opi->pi", w2a, w2b[:, perms])
     values = (moved_in + moved_out) @ signs.T + float(a["b2"] @ b["b2"])  # (720, 64)
-    assert _objective(a, b, signed_alignment(a, b, "tanh")) == pytest.approx(
-        values.max(), rel=1e-12
-    )
+    assert _objective(a, b, align(a, b, TANH[1])) == pytest.approx(values.max(), rel=1e-12)
 
 
 def test_never_worse_than_sign_normalise_then_match_on_100_random_pairs():
@@ -120,39 +122,39 @@ def test_never_worse_than_sign_normalise_then_match_on_100_random_pairs():
         depth = int(rng.integers(1, 4))
         widths = (int(rng.integers(2, 9)), *rng.integers(2, 17, depth).tolist(), 3)
         a, b = init_mlp(widths, 2 * k), init_mlp(widths, 2 * k + 1)
-        new = _objective(a, b, signed_alignment(a, b, "tanh", seed=k))
-        old = _objective(a, b, sign_normalised_matching(a, b, seed=k))
+        new = _objective(a, b, align(a, b, TANH[depth], seed=k))
+        old = _objective(a, b, align(a, b, TANH[depth], "normalised weight", seed=k))
         assert new >= old - 1e-9 * abs(old)
         better += new > old + 1e-9 * abs(old)
     assert better > 10
 
 
-def test_sign_normalised_matching_is_the_old_distance():
-    from ghost_optima.symmetry.align import normalize_signs, permute, weight_matching
-
+def test_normalised_weight_is_the_old_distance():
+    """Sign-normalise each net, then match permutations: the door's ``"normalised weight"``
+    reaches the distance of that recipe written out (``g = D_a o pi o D_b``)."""
     a, b = init_mlp((5, 7, 6, 2), 0), init_mlp((5, 7, 6, 2), 1)
     na, nb = normalize_signs(a), normalize_signs(b)
-    old = distance(na, permute(nb, weight_matching(na, nb)))
-    g = sign_normalised_matching(a, b)
+    old = distance(na, permute(nb, align(na, nb, mlp_permutation_spec(2)).perms))
+    g = align(a, b, TANH[2], "normalised weight")
     assert distance(a, apply_transform(b, mlp_permutation_spec(2), g)) == pytest.approx(old)
 
 
 def test_alignment_preserves_the_function():
     a, b = init_mlp((5, 9, 7, 3), 0), init_mlp((5, 9, 7, 3), 1)
     x = torch.randn(30, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    for method in ("weight", "activation"):
-        g = signed_alignment(a, b, "tanh", method=method, x=x)
+    for method in ("weight", "weight from identity", "normalised weight", "activation"):
+        g = align(a, b, TANH[2], method, x=x, activation="tanh")
         moved = apply_transform(b, mlp_permutation_spec(2), g)
         torch.testing.assert_close(mlp_forward(moved, x, "tanh"), mlp_forward(b, x, "tanh"))
 
 
-def test_coordinate_descent_ends_at_a_signed_coordinatewise_optimum():
+@pytest.mark.parametrize("method", ["weight", "weight from identity"])
+def test_coordinate_descent_ends_at_a_signed_coordinatewise_optimum(method):
     """No single layer's signed assignment can improve the end point (brute force per layer on
     a width-4 net: all 4! 2^4 elements of one layer, the others fixed)."""
     widths = (4, 4, 4, 4, 2)
     a, b = init_mlp(widths, 20), init_mlp(widths, 21)
-    spec = mlp_permutation_spec(3)
-    found = coordinate_descent(a, b, spec, signed=("P1", "P2", "P3"))
+    found = align(a, b, TANH[3], method)
     base = _objective(a, b, found)
     for name in found.perms:
         for perm in itertools.permutations(range(4)):
@@ -173,5 +175,5 @@ def test_assign_signed_against_brute_force():
 
 def test_identity_start_also_recovers_a_planted_copy_and_keeps_the_function():
     net, copy, g = _planted((20, 64, 64, 64, 5), 7)
-    found = signed_alignment(net, copy, "tanh", start="identity", seed=1)
+    found = align(net, copy, TANH[3], "weight from identity", seed=1)
     _inverse_matches(found, g)

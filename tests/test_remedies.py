@@ -10,13 +10,19 @@ from ghost_optima.core.data import Dataset, teacher_student, with_label_noise
 from ghost_optima.core.mlp import ensemble_forward, mlp_forward
 from ghost_optima.core.train import member, stack_params
 from ghost_optima.remedies import fair, protocol
-from ghost_optima.symmetry.align import barrier
+from ghost_optima.symmetry.align import align
 from ghost_optima.symmetry.group import (
     Transform,
     apply_transform,
     mlp_permutation_spec,
     random_transform,
 )
+from ghost_optima.symmetry.pairwise import barrier
+
+
+def _aligned(arch, a, b):
+    """``b`` moved onto ``a`` within the variant's own group (what ``measure`` does)."""
+    return apply_transform(b, arch.group, align(a, b, arch.group))
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +47,10 @@ def test_every_variant_matches_the_parameter_count(data, image_data, variant):
         base = protocol.architecture("baseline", d, cfg)
         assert arch.widths[0] == d.n_in and arch.widths[-1] == d.n_out
         assert abs(arch.n_params / base.n_params - 1) <= 0.10
-        assert [len(p) for p in arch.parities] == list(arch.widths[1:3])
+        assert arch.group.names == ["P1", "P2"]
+        for p, n in zip(arch.group.names, arch.widths[1:3], strict=True):
+            assert len(arch.group.unit_parities(p, n)) == n  # one parity per unit
+            arch.group.unit_classes(p, n)  # classes fit the layer and keep parities apart
 
 
 def test_symmetry_counts_of_the_variants(data):
@@ -69,9 +78,9 @@ def test_alignment_within_the_group_recovers_a_hidden_copy(data, variant):
     net = member(result.params, 0)
     spec = mlp_permutation_spec(2)
     g = random_transform(spec, arch.widths, "tanh", 3)
-    if arch.classes is not None:  # stay inside the group: permute within classes only
+    if arch.group.classes:  # stay inside the group: permute within classes only
         perms = {}
-        for name, labels in arch.classes.items():
+        for name, labels in arch.group.classes.items():
             perm = torch.arange(len(labels))
             for label in np.unique(labels):
                 idx = torch.as_tensor(np.flatnonzero(labels == label))
@@ -84,7 +93,7 @@ def test_alignment_within_the_group_recovers_a_hidden_copy(data, variant):
     x = data.x_test.double()
     same = ensemble_forward(stack_params([copy]), x, arch.activation)
     assert torch.allclose(same, ensemble_forward(stack_params([net]), x, arch.activation))
-    a, b = protocol.align_within(arch, net, copy)
+    a, b = net, _aligned(arch, net, copy)
     assert all(torch.allclose(a[k], b[k], atol=1e-10) for k in a)
     assert barrier(a, b, x, data.y_test, arch.activation, data.task)["loss_barrier"] < 1e-9
 
@@ -97,8 +106,9 @@ def test_measure_against_per_member_references(data):
     x, y = data.x_test, data.y_test
     nets = [member(result.params, e) for e in range(4)]
     preds = [mlp_forward(net, x, "tanh").argmax(-1).numpy() for net in nets]
+    assert np.isnan(np.diag(m.disagreement)).all()
     for i in range(4):
-        for j in range(4):
+        for j in set(range(4)) - {i}:
             assert m.disagreement[i, j] == pytest.approx(np.mean(preds[i] != preds[j]), abs=1e-12)
         ref = F.cross_entropy(mlp_forward(nets[i], x, "tanh"), y).item()
         assert m.test_loss[i] == pytest.approx(ref, rel=1e-5)
@@ -178,9 +188,7 @@ def _poly_arch(widths, rows):
     from ghost_optima.remedies import orthopoly
 
     act = orthopoly.PolyActivation(tuple(rows), "legendre")
-    classes = {f"P{k}": orthopoly.symmetry_classes(co) for k, co in enumerate(rows, 1)}
-    parities = tuple(tuple(orthopoly.parities(co)) for co in rows)
-    return protocol.Architecture("t", widths, act, 0, 0.0, 0.0, parities, classes=classes)
+    return protocol.Architecture("t", widths, act, 0, 0.0, 0.0, orthopoly.poly_spec(rows))
 
 
 def _units(degrees):
@@ -195,18 +203,19 @@ def _inner(a, b):
     return sum(float((a[k].double() * b[k].double()).sum()) for k in a)
 
 
-def test_align_within_equals_brute_force_over_the_group_with_parities():
+def test_alignment_equals_brute_force_over_the_group_with_parities():
     """One hidden layer: two odd units (B_1), two even (B_2), one of no parity (B_1 + B_2), two
     more odd of another class (B_3). Brute force over every permutation within classes, every
-    flip of odd units (in and out) and every incoming flip of even units; align_within reaches
-    the best inner product and keeps the function."""
+    flip of odd units (in and out) and every incoming flip of even units; the alignment within
+    the variant's group (``orthopoly.poly_spec``) reaches the best inner product and keeps the
+    function."""
     import itertools
 
     from ghost_optima.core.mlp import init_mlp
 
     rows = _units([(1,), (1,), (2,), (2,), (1, 2), (3,), (3,)])
     arch = _poly_arch((3, 7, 2), [rows])
-    labels, kinds = arch.classes["P1"], arch.parities[0]
+    labels, kinds = arch.group.classes["P1"], arch.group.unit_parities("P1", 7)
     blocks = [np.flatnonzero(labels == c) for c in np.unique(labels)]
     x = torch.randn(20, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     for seed in range(4):
@@ -232,34 +241,39 @@ def test_align_within_equals_brute_force_over_the_group_with_parities():
                     "b2": b["b2"],
                 }
                 best = max(best, _inner(a, moved))
-        a2, b2 = protocol.align_within(arch, a, b)
-        assert a2 is a
+        b2 = _aligned(arch, a, b)
         assert _inner(a, b2) == pytest.approx(best, rel=1e-12)
         same = ensemble_forward(stack_params([b2]), x, arch.activation)
         torch.testing.assert_close(same, ensemble_forward(stack_params([b]), x, arch.activation))
 
 
-def test_align_within_never_worse_than_normalising_signs_then_matching():
+def test_alignment_never_worse_than_normalising_signs_then_matching():
     """Two hidden layers with mixed parities and classes, 20 random pairs: the signed alignment
-    is never further from ``a`` than each net sign-normalised on its own, then matched (the
-    previous align_within), and keeps the function."""
+    is never further from ``a`` than each net sign-normalised on its own, then matched within
+    the classes (``orthopoly.normalize_signs``, then weight matching over the permutations),
+    and keeps the function."""
+    from dataclasses import replace
+
     from ghost_optima.core.mlp import init_mlp
     from ghost_optima.remedies import orthopoly
-    from ghost_optima.symmetry.align import distance, permute, weight_matching
+    from ghost_optima.symmetry.align import permute
+    from ghost_optima.symmetry.pairwise import distance
 
     rows = _units([(1,), (2,), (1, 2), (3,)] * 2)
     widths = (4, 8, 8, 3)
     arch = _poly_arch(widths, [rows, rows])
+    parities = [arch.group.unit_parities(p, 8) for p in ("P1", "P2")]
+    perms_only = replace(arch.group, parities={})
     x = torch.randn(20, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     better = 0
     for seed in range(20):
         a, b = init_mlp(widths, 2 * seed), init_mlp(widths, 2 * seed + 1)
-        na, nb = (orthopoly.normalize_signs(p, arch.parities) for p in (a, b))
-        old = distance(na, permute(nb, weight_matching(na, nb, classes=arch.classes)))
-        new = distance(*protocol.align_within(arch, a, b))
+        na, nb = (orthopoly.normalize_signs(p, parities) for p in (a, b))
+        old = distance(na, permute(nb, align(na, nb, perms_only).perms))
+        moved = _aligned(arch, a, b)
+        new = distance(a, moved)
         assert new <= old + 1e-12
         better += new < old - 1e-9
-        moved = protocol.align_within(arch, a, b)[1]
         same = ensemble_forward(stack_params([moved]), x, arch.activation)
         torch.testing.assert_close(same, ensemble_forward(stack_params([b]), x, arch.activation))
     assert better > 0
@@ -289,7 +303,7 @@ def test_sorted_biases_alignment_stays_sorted_and_reaches_brute_force(data):
 
     for p in range(4):
         a, b = member(result.params, 2 * p), member(result.params, 2 * p + 1)
-        _, b2 = protocol.align_within(arch, a, b)
+        b2 = _aligned(arch, a, b)
         assert all(bool((torch.diff(b2[f"b{k}"]) > 0).all()) for k in (1, 2))
         torch.testing.assert_close(mlp_forward(b2, x, "tanh"), mlp_forward(b, x, "tanh"))
         best = max(
@@ -299,17 +313,18 @@ def test_sorted_biases_alignment_stays_sorted_and_reaches_brute_force(data):
         assert _inner(a, b2) == pytest.approx(best, rel=1e-12)
 
 
-def test_sorted_sign_alignment_is_exact_for_one_hidden_layer():
+def test_sorted_alignment_is_exact_for_one_hidden_layer():
     """One hidden layer of width 6 with sorted biases: the dynamic programme's flips equal the
     best of all 2^6 (each followed by re-sorting), by brute force."""
     import itertools
 
     from ghost_optima.core.mlp import init_mlp
+    from ghost_optima.remedies.reorder import SortedBiases
     from ghost_optima.symmetry.align import permute
     from ghost_optima.symmetry.group import Transform
-    from ghost_optima.symmetry.sorted_domain import sorted_sign_alignment
 
     spec = mlp_permutation_spec(1)
+    group = SortedBiases((1,)).sorted_spec(mlp_permutation_spec(1, "tanh"))
     for seed in range(5):
         a, b = (init_mlp((4, 6, 3), 2 * seed + k) for k in (0, 1))
         a, b = (permute(p, {"P1": torch.argsort(p["b1"])}) for p in (a, b))
@@ -319,7 +334,8 @@ def test_sorted_sign_alignment_is_exact_for_one_hidden_layer():
                 b, spec, Transform({"P1": torch.arange(6)}, signs={"P1": torch.tensor(s)})
             )
             best = max(best, _inner(a, permute(out, {"P1": torch.argsort(out["b1"])})))
-        assert _inner(a, sorted_sign_alignment(a, b)) == pytest.approx(best, rel=1e-12)
+        moved = apply_transform(b, group, align(a, b, group))
+        assert _inner(a, moved) == pytest.approx(best, rel=1e-12)
 
 
 @pytest.mark.parametrize("variant", ["baseline", "modules", "random twin masks", "sorted biases"])
@@ -331,14 +347,14 @@ def test_relu_arms_keep_their_permutations_and_no_sign_flips(data, variant):
 
     arch = twins.architecture(variant, data, protocol.RemedyConfig(width=8, activation="relu"))
     assert arch.activation == "relu" and arch.log10_sign == 0.0
-    assert {p for layer in arch.parities for p in layer} == {"none"}
+    assert not arch.group.has_signs()
     result = protocol.train(arch, data, [0], epochs=2, batch_size=32, lr=0.01, dtype=torch.float64)
     net = member(result.params, 0)
     gen = torch.Generator().manual_seed(1)
     perms = {}
     for k, labels in enumerate(twins.unit_classes(arch) or [None, None], 1):
         perm = torch.arange(net[f"b{k}"].shape[0])
-        if not arch.align_by_bias:  # sorted biases: no permutation stays in the domain
+        if not arch.group.sorted_by:  # sorted biases: no permutation stays in the domain
             labels = np.zeros(len(perm), int) if labels is None else np.asarray(labels)
             for label in np.unique(labels):
                 idx = torch.as_tensor(np.flatnonzero(labels == label))
@@ -348,7 +364,7 @@ def test_relu_arms_keep_their_permutations_and_no_sign_flips(data, variant):
     x = data.x_test.double()
     out = ensemble_forward(stack_params([net]), x, "relu")
     assert torch.allclose(ensemble_forward(stack_params([copy]), x, "relu"), out)
-    a, b = protocol.align_within(arch, net, copy)
+    a, b = net, _aligned(arch, net, copy)
     assert _inner(a, b) >= _inner(a, copy) - 1e-9  # never worse than leaving the copy alone
     if variant != "random twin masks":  # weight matching on two layers may stop short there
         assert all(torch.allclose(a[k], b[k], atol=1e-10) for k in a)

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from ghost_optima.core.mlp import ACTIVATIONS, init_mlp, mlp_forward, mlp_widths
 from ghost_optima.symmetry.group import (
-    PermutationSpec,
     Transform,
     apply_transform,
     architecture_table,
@@ -26,6 +25,7 @@ from ghost_optima.symmetry.group import (
     random_transform,
     transformer_mlp_log10_orbit,
 )
+from ghost_optima.symmetry.spec import GroupSpec
 
 SYMMETRIC_ACTIVATIONS = sorted(a.name for a in ACTIVATIONS.values() if a.symmetry != "none")
 
@@ -286,7 +286,7 @@ def test_apply_transform_composes_and_inverts(hidden: tuple[int, ...], seed: int
 def test_apply_transform_works_for_a_hand_written_spec() -> None:
     """The one apply function only reads the spec: here a single hidden layer named "H"."""
     params = _net((2, 3, 1))
-    spec = PermutationSpec({"W1": ("H", None), "b1": ("H",), "W2": (None, "H"), "b2": (None,)})
+    spec = GroupSpec({"W1": ("H", None), "b1": ("H",), "W2": (None, "H"), "b2": (None,)})
     moved = apply_transform(params, spec, Transform({"H": torch.tensor([2, 0, 1])}))
     assert torch.equal(moved["W1"], params["W1"][[2, 0, 1]])
     assert torch.equal(moved["W2"], params["W2"][:, [2, 0, 1]])

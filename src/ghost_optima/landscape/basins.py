@@ -1,47 +1,42 @@
 """Barriers, basins and distinct solutions among many seeds, modulo the symmetry group.
 
-For an ensemble of ``E`` trained networks (stacked parameters, ``ghost_optima.core.train``):
+For an ensemble of ``E`` trained networks (stacked parameters, ``ghost_optima.core.train``),
+with every pair ``i < j`` aligned by the group element ``g_ij`` that moves ``j`` onto ``i``
+(``ghost_optima.symmetry.pairwise.pair_transforms``):
 
-* ``pair_transforms``: for every pair ``i < j`` the group element ``g_ij`` that aligns ``j``
-  to ``i`` (``align.signed_alignment`` by weight matching; activation matching with each
-  member's standardised hidden activations computed once, not once per pair);
 * ``segment_losses``: the mean loss of ``theta(t) = (1 - t) theta_i + t g_ij theta_j`` on a
   grid of ``t`` for every pair at once. The first layer's pre-activations are linear in the
   weights, ``z_1(t) = (1 - t) z_1^i + t P_ij S_ij z_1^j``, so they are computed once per member
-  and only interpolated per pair; the later layers are interpolated explicitly;
-* ``barriers``: ``max_t [L(t) - ((1 - t) L(0) + t L(1))]`` per pair (Frankle et al. 2020;
-  Entezari et al. 2022), and ``connected_count``: the number of connected components of a
-  graph on a subset of seeds (by boolean reachability): basins when an edge is a barrier
-  below a tolerance, distinct solutions when an edge is a distance within the SGD spread (the
-  pairs these graphs split, at several scales, are ``basin_splits``).
+  and only interpolated per pair; the later layers are interpolated explicitly. Their barriers
+  are ``pairwise.barrier_heights`` (Frankle et al. 2020; Entezari et al. 2022);
+* ``connected_count``: the number of connected components of a graph on a subset of seeds (by
+  boolean reachability): basins when an edge is a barrier below a tolerance, distinct solutions
+  when an edge is a distance within the SGD spread (the pairs these graphs split, at several
+  scales, are ``basin_splits``);
+* ``measure_pairs``: barriers and distances of every pair, unaligned and by two alignments.
 
-Pairs are listed as ``[(i, j) for i < j]`` in ``itertools.combinations`` order throughout.
+Pairs are listed as ``pairwise.all_pairs(E)``, ``[(i, j) for i < j]``, throughout.
 """
 
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from ghost_optima.core.data import Dataset
-from ghost_optima.core.mlp import (
-    ACTIVATIONS,
-    hidden_and_output,
-    init_mlp,
-    layer_activation,
-    loss_per_example,
-)
+from ghost_optima.core.mlp import init_mlp, layer_activation, loss_per_example
 from ghost_optima.core.train import member, member_generators
-from ghost_optima.symmetry.align import signed_alignment
+from ghost_optima.symmetry.align import align
 from ghost_optima.symmetry.group import Transform, apply_transform, mlp_permutation_spec
-from ghost_optima.symmetry.matching import assign
+from ghost_optima.symmetry.pairwise import (
+    all_pairs,
+    barrier_heights,
+    pair_distances,
+    pair_transforms,
+    to_matrix,
+)
 
 Params = dict[str, torch.Tensor]
-
-
-def all_pairs(n: int) -> list[tuple[int, int]]:
-    return list(itertools.combinations(range(n), 2))
 
 
 def constant_loss(data: Dataset) -> float:
@@ -51,43 +46,6 @@ def constant_loss(data: Dataset) -> float:
     p = torch.bincount(data.y_train, minlength=data.n_classes).double() / len(data.y_train)
     p = p[p > 0]
     return float(-(p * p.log()).sum())
-
-
-def pair_transforms(
-    stacked: Params, activation: str, method: str, *, x: torch.Tensor | None = None, seed: int = 0
-) -> list[Transform]:
-    """``g_ij`` for every pair (``all_pairs``): ``method`` ``"weight"`` (signed weight matching,
-    ``align.signed_alignment``) or ``"activation"`` (per hidden layer an assignment on the
-    Pearson correlation ``C`` of activations on ``x``, on ``|C|`` with signs from ``C`` for odd
-    activations; identical to ``matching.activation_matching``, with each member's standardised
-    activations computed once)."""
-    n = stacked["W1"].shape[0]
-    members = [member(stacked, k) for k in range(n)]
-    if method == "weight":
-        return [
-            signed_alignment(members[i], members[j], activation, seed=seed) for i, j in all_pairs(n)
-        ]
-    if method != "activation" or x is None:
-        raise ValueError("method must be 'weight' or 'activation' (with inputs x)")
-    odd = ACTIVATIONS[activation].symmetry == "odd"
-    with torch.no_grad():
-        hidden, _ = hidden_and_output(
-            {k: v.double() for k, v in stacked.items()}, x.double(), activation
-        )
-    std = []
-    for h in hidden:  # (E, N, n_l) -> centred, unit-norm columns
-        h = h - h.mean(1, keepdim=True)
-        norm = h.norm(dim=1, keepdim=True)
-        std.append((h / torch.where(norm > 0, norm, torch.inf)).numpy())
-    out = []
-    for i, j in all_pairs(n):
-        perms, signs = {}, {}
-        for layer, u in enumerate(std, start=1):
-            col, sign = assign(u[i].T @ u[j], None, odd)
-            perms[f"P{layer}"] = torch.as_tensor(col, dtype=torch.long)
-            signs[f"P{layer}"] = torch.as_tensor(sign)
-        out.append(Transform(perms, signs if odd else None))
-    return out
 
 
 def _moved(stacked: Params, idx: Sequence[int], transforms: Sequence[Transform | None]) -> Params:
@@ -115,7 +73,7 @@ def segment_losses(
 
     Pair ``k = (i, j)`` (``all_pairs``) goes from member ``i`` to member ``j`` moved by
     ``transforms[k]`` (None: unaligned), at ``t_m = m / (n_points - 1)``. Equal, up to
-    rounding, to evaluating every interpolated network (``experiments.segment_barriers``). The
+    rounding, to evaluating every interpolated network (``pairwise.segment_barriers``). The
     end points are the members' own losses (a group element preserves the function), computed
     once; only interior points are evaluated per pair, in chunks holding at most ``max_floats``
     hidden activations (a few megabytes: one buffer, reused, stays in cache and spares the page
@@ -180,39 +138,13 @@ def _finish(h, a: Params, b: Params, t: torch.Tensor, activation: str, y, task: 
 
 
 def _move_units(z: torch.Tensor, g: Transform | None) -> torch.Tensor:
-    """First-layer pre-activations ``(N, n_1)`` of a member moved by ``g``."""
+    """First-layer pre-activations ``(N, n_1)`` of a member moved by ``g``: its units
+    relabelled, times their incoming factor (``Transform.unit_factor``)."""
     if g is None:
         return z
     z = z[:, g.perms["P1"]]
-    return z if g.signs is None else z * g.signs["P1"].to(z)
-
-
-def barriers(curves: np.ndarray) -> np.ndarray:
-    """``max_t [L(t) - ((1 - t) L(0) + t L(1))]`` of each row of ``curves`` (``(P, T)``)."""
-    ts = np.linspace(0.0, 1.0, curves.shape[1])
-    chord = (1 - ts) * curves[:, :1] + ts * curves[:, -1:]
-    return np.max(curves - chord, axis=1)
-
-
-def pair_distances(stacked: Params, transforms: Sequence[Transform | None]) -> np.ndarray:
-    """``||theta_i - g_ij theta_j||`` for every pair (``all_pairs``), float64."""
-    n = stacked["W1"].shape[0]
-    out = []
-    for (i, j), g in zip(all_pairs(n), transforms, strict=True):
-        moved = _moved(stacked, [j], [g])
-        total = sum(
-            float((stacked[k][i].double() - moved[k][0].double()).pow(2).sum()) for k in stacked
-        )
-        out.append(total**0.5)
-    return np.array(out)
-
-
-def to_matrix(values: Sequence[float], n: int) -> np.ndarray:
-    """A symmetric ``(n, n)`` matrix of pair values (``all_pairs`` order), NaN diagonal."""
-    out = np.full((n, n), np.nan)
-    for value, (i, j) in zip(values, all_pairs(n), strict=True):
-        out[i, j] = out[j, i] = value
-    return out
+    factor = g.unit_factor("P1", incoming=True)
+    return z if factor is None else z * factor.to(z)
 
 
 def connected_count(linked: np.ndarray, members: np.ndarray) -> int:
@@ -249,13 +181,10 @@ def init_distances(
     ``widths`` (the trainer's own, ``train.member_generators``), for the disjoint pairs of
     consecutive ``seeds`` (signed weight matching): the scale a trained pair is compared with."""
     nets = [init_mlp(widths, member_generators(s)[0], dtype=torch.float32) for s in seeds]
-    n_hidden = len(widths) - 2
-    spec = mlp_permutation_spec(n_hidden)
-    out = []
-    for a, b in zip(nets[0::2], nets[1::2], strict=False):
-        moved = apply_transform(b, spec, signed_alignment(a, b, activation, seed=seed))
-        out.append(sum(float((a[k].double() - moved[k].double()).pow(2).sum()) for k in a) ** 0.5)
-    return np.array(out)
+    group = mlp_permutation_spec(len(widths) - 2, activation)
+    pairs = list(zip(nets[0::2], nets[1::2], strict=False))
+    moved = [apply_transform(b, group, align(a, b, group, seed=seed)) for a, b in pairs]
+    return pair_distances([a for a, _ in pairs], moved)
 
 
 METHODS = ("naive", "weight", "activation")
@@ -286,17 +215,25 @@ def measure_pairs(
         "train": (data.x_train[:n_eval], data.y_train[:n_eval]),
         "test": (data.x_test[:n_eval], data.y_test[:n_eval]),
     }
+    group = mlp_permutation_spec(len(stacked) // 2 - 1, activation)
     found = {
         "naive": [None] * len(all_pairs(n)),
-        "weight": pair_transforms(stacked, activation, "weight", seed=seed),
-        "activation": pair_transforms(stacked, activation, "activation", x=data.x_train),
+        "weight": pair_transforms(stacked, group, seed=seed),
+        "activation": pair_transforms(
+            stacked, group, "activation", x=data.x_train, activation=activation
+        ),
     }
+    firsts = [member(stacked, i) for i, _ in all_pairs(n)]
     out = {}
     for method, gs in found.items():
         for split, xy in splits.items():
             curves = segment_losses(stacked, gs, xy, activation, data.task, n_points=n_points)
-            out[f"{split}_{method}"] = to_matrix(barriers(curves), n)
-        out[f"dist_{method}"] = to_matrix(pair_distances(stacked, gs), n)
+            out[f"{split}_{method}"] = to_matrix(barrier_heights(curves), n)
+        seconds = [
+            member(stacked, j) if g is None else apply_transform(member(stacked, j), group, g)
+            for (_, j), g in zip(all_pairs(n), gs, strict=True)
+        ]
+        out[f"dist_{method}"] = to_matrix(pair_distances(firsts, seconds), n)
     for key in ("train", "test", "dist"):
         out[f"{key}_aligned"] = np.fmin(out[f"{key}_weight"], out[f"{key}_activation"])
     return out

@@ -42,10 +42,13 @@ enumerating all ``prod_l n_l!`` relabellings against (*).
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+
+from ghost_optima.symmetry.group import mlp_permutation_spec
+from ghost_optima.symmetry.spec import GroupSpec
 
 Masks = Mapping[str, torch.Tensor]
 LN10 = math.log(10.0)
@@ -170,8 +173,7 @@ class SurvivingGroup:
         return self.log10_upper if self.exact else None
 
     def labels(self) -> dict[str, np.ndarray]:
-        """``{"P{l}": class label per unit}`` for ``align.weight_matching(classes=...)``
-        (valid when ``exact``: the group is then the product of the cells' symmetric groups)."""
+        """``{"P{l}": class label per unit}``: the unit's cell (``GroupSpec.classes``)."""
         out = {}
         for layer, cells in enumerate(self.cells, start=1):
             label = np.empty(sum(len(c) for c in cells), dtype=np.int64)
@@ -179,6 +181,14 @@ class SurvivingGroup:
                 label[cell] = k
             out[f"P{layer}"] = label
         return out
+
+    def spec(self, activation: str) -> GroupSpec:
+        """The group as a ``GroupSpec``: permutations within cells, every unit of
+        ``activation``'s parity (a mask moves no sign flip). Valid when ``exact``: the group is
+        then the product of the cells' symmetric groups."""
+        if not self.exact:
+            raise ValueError("the surviving group is not a product of twin classes")
+        return replace(mlp_permutation_spec(len(self.cells), activation), classes=self.labels())
 
 
 def _log10_factorials(sizes) -> float:

@@ -31,12 +31,14 @@ once), so with ``L >= 2`` layers a class of ``c`` such modules contributes
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from ghost_optima.remedies.masks import param_count
+from ghost_optima.symmetry.group import mlp_permutation_spec
+from ghost_optima.symmetry.spec import GroupSpec
 
 
 def windows_1d(n_in: int, n_modules: int, width: int) -> tuple[tuple[int, ...], ...]:
@@ -123,6 +125,14 @@ class Modular:
 
     def n_params(self) -> int:
         return param_count(self.widths, self.masks())
+
+    def within_modules_spec(self, activation: str) -> GroupSpec:
+        """The group of units permuted within their module (``module_of``), every unit of
+        ``activation``'s parity: the whole group when windows are distinct, a subgroup when
+        modules share a window (whole-module swaps are not in it)."""
+        spec = mlp_permutation_spec(len(self.units), activation)
+        classes = {f"P{k}": self.module_of(k) for k in range(1, len(self.units) + 1)}
+        return replace(spec, classes=classes)
 
     def window_classes(self) -> list[int]:
         """Sizes of the classes of modules that read the same window (all 1: distinct)."""

@@ -35,22 +35,17 @@ every unit's sign symmetry; the random pattern keeps nothing.
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ghost_optima.symmetry.group import (
-    Transform,
-    apply_transform,
-    incoming_spec,
-    mlp_permutation_spec,
-)
+from ghost_optima.symmetry.group import Transform, apply_transform, mlp_permutation_spec
+from ghost_optima.symmetry.spec import GroupSpec, Parity
 
 Basis = Literal["legendre", "chebyshev"]
-Parity = Literal["odd", "even", "none"]
 Params = dict[str, Tensor]
 LOG10_2 = math.log10(2.0)
 
@@ -214,6 +209,26 @@ def log10_group_order(activation: PolyActivation) -> dict[str, float]:
     return {"perm": perm, "sign": sign, "total": perm + sign}
 
 
+def poly_spec(coefficients: Sequence[Tensor]) -> GroupSpec:
+    """The group of an MLP whose hidden layer ``l`` has the per-unit coefficient rows
+    ``coefficients[l - 1]``: each unit's parity (``parities``), permutations within
+    ``symmetry_classes``. Units of one class must compute the same function (``c_j = c_i``): a
+    class of rows equal only up to sign would need a flip with every exchange, which a
+    ``GroupSpec`` does not declare."""
+    names = [f"P{k}" for k in range(1, len(coefficients) + 1)]
+    classes = {p: symmetry_classes(co) for p, co in zip(names, coefficients, strict=True)}
+    for p, co in zip(names, coefficients, strict=True):
+        for label in np.unique(classes[p]):
+            rows = co[classes[p] == label]
+            if not torch.equal(rows, rows[:1].expand_as(rows)):
+                raise ValueError(f"units related only up to sign in layer {p}")
+    return replace(
+        mlp_permutation_spec(len(coefficients)),
+        parities={p: tuple(parities(co)) for p, co in zip(names, coefficients, strict=True)},
+        classes=classes,
+    )
+
+
 def normalize_signs(params: Params, unit_parities: Sequence[Sequence[Parity]]) -> Params:
     """Use each unit's sign symmetry to make its largest-magnitude incoming weight positive.
 
@@ -221,9 +236,9 @@ def normalize_signs(params: Params, unit_parities: Sequence[Sequence[Parity]]) -
     ``r_i = [W_l[i, :], b_l[i]]`` read after the previous layer's flips, ``s_i`` is the sign of
     ``r_i``'s largest-magnitude entry (1 for units of no parity). An odd unit multiplies its
     incoming row, bias and outgoing column by ``s_i``; an even unit only its incoming row and
-    bias (``phi(-z) = phi(z)``). Both act through ``symmetry.apply_transform``: the odd flips on
-    the MLP's spec, the even ones on its incoming side (``symmetry.incoming_spec``). With every
-    unit odd this is ``ghost_optima.symmetry.align.normalize_signs``.
+    bias (``phi(-z) = phi(z)``). Both act through ``symmetry.apply_transform`` (the even ones as
+    ``Transform.even_signs``). With every unit odd this is
+    ``ghost_optima.symmetry.align.normalize_signs``.
     """
     n_hidden = len(params) // 2 - 1
     odd: dict[str, Tensor] = {}
@@ -239,7 +254,6 @@ def normalize_signs(params: Params, unit_parities: Sequence[Sequence[Parity]]) -
         is_odd = torch.tensor([k == "odd" for k in kinds])
         s_out = torch.where(is_odd, s_in, torch.ones_like(s_in))
         odd[f"P{layer}"], even[f"P{layer}"] = s_out, torch.where(is_odd, 1.0, s_in).to(b)
-    spec = mlp_permutation_spec(n_hidden)
     identity = {p: torch.arange(len(s)) for p, s in odd.items()}
-    out = apply_transform(params, spec, Transform(identity, signs=odd))
-    return apply_transform(out, incoming_spec(spec), Transform(identity, signs=even))
+    flips = Transform(identity, signs=odd, even_signs=even)
+    return apply_transform(params, mlp_permutation_spec(n_hidden), flips)

@@ -20,9 +20,10 @@ poly distinct      per-unit activations with random coefficients, distinct for e
 All train with Adam on the same minibatches (``train.train_ensemble``, one member per seed;
 masked layers at the fan-in-correct start). ``measure`` records, per variant and data set: test
 accuracy and loss per seed, seed-to-seed test prediction disagreement (``(E, E)``), the test-loss
-barrier (``align.barrier``) between seeds ``2p`` and ``2p + 1`` before and after alignment
-*within the variant's own symmetry group* (signed weight matching with each unit's parity,
-permutations within exchangeable units; sorted biases: flips, then re-sorted), and the CPU time
+barrier (``pairwise.barrier``) between seeds ``2p`` and ``2p + 1`` before and after alignment
+*within the variant's own symmetry group* (``align.align`` on ``Architecture.group``: signed
+weight matching with each unit's parity, permutations within exchangeable units; sorted biases:
+flips, then re-sorted), and the CPU time
 per step. Intervals are percentile bootstraps over seeds (``stats.bootstrap``), seeds resampled
 jointly across the variants of one data set (paired); a pairwise statistic is a mean over pairs
 of distinct seeds (``stats.pair_means``), NaN on a resample with fewer than two distinct seeds,
@@ -54,18 +55,19 @@ from ghost_optima.remedies import masks as masks_mod
 from ghost_optima.remedies import orthopoly
 from ghost_optima.remedies.modular import matched_modular, windows_1d, windows_2d
 from ghost_optima.remedies.reorder import CanonicalSortHook, SortedBiases
-from ghost_optima.symmetry.align import apply_group, barrier, group_alignment
-from ghost_optima.symmetry.sorted_domain import sorted_sign_alignment
+from ghost_optima.symmetry.align import align
+from ghost_optima.symmetry.group import apply_transform, mlp_permutation_spec
+from ghost_optima.symmetry.pairwise import barrier, disagreement_matrix
+from ghost_optima.symmetry.spec import GroupSpec
 
 LOG10_2 = math.log10(2.0)
 
 
-def sign_group(activation: str, widths: Sequence[int]) -> tuple[tuple[tuple[str, ...], ...], float]:
-    """``(parities, log10_sign)`` of hidden layers of ``widths`` units with ``activation``:
-    ``2^(sum n_l)`` sign flips when it is odd (``mlp.ACTIVATIONS``, tanh), none otherwise (a
-    ReLU's positive rescalings are continuous and not counted)."""
-    odd = ACTIVATIONS[activation].symmetry == "odd"
-    return tuple(("odd" if odd else "none",) * n for n in widths), sum(widths) * LOG10_2 * odd
+def log10_sign_flips(activation: str, widths: Sequence[int]) -> float:
+    """``log10`` of the sign flips of hidden layers of ``widths`` units with ``activation``:
+    ``2^(sum n_l)`` when it is odd (``mlp.ACTIVATIONS``, tanh), none otherwise (a ReLU's
+    positive rescalings are continuous and not counted)."""
+    return sum(widths) * LOG10_2 * (ACTIVATIONS[activation].symmetry == "odd")
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,10 @@ class RemedyConfig:
 class Architecture:
     """A variant sized for one data set, with what its symmetry group leaves.
 
-    ``classes`` labels, per hidden layer, the units that may be exchanged (None: the whole
-    layer); ``parities`` gives each hidden unit's sign symmetry (``"odd"``: flip in and out,
-    ``"even"``: flip in, ``"none"``). ``log10_perm`` and ``log10_sign`` are ``log10`` of the
-    permutation part and of the sign part of the remaining group.
+    ``group`` is the group the alignment searches (``symmetry.spec.GroupSpec``: each hidden
+    unit's parity, the classes of units that may be exchanged, sorted units); ``log10_perm``
+    and ``log10_sign`` are ``log10`` of the permutation part and of the sign part of the
+    remaining group.
     """
 
     variant: str
@@ -105,12 +107,10 @@ class Architecture:
     n_params: int
     log10_perm: float
     log10_sign: float
-    parities: tuple[tuple[str, ...], ...]
-    classes: dict[str, np.ndarray] | None = None
+    group: GroupSpec
     masks: dict[str, torch.Tensor] | None = None
     reparam: SortedBiases | None = None
     sort_every: int = 0
-    align_by_bias: bool = False
 
 
 def dense_count(widths: Sequence[int]) -> int:
@@ -151,11 +151,12 @@ def dense_net(variant: str, data: Dataset, cfg: RemedyConfig, **extra) -> Archit
     """The dense baseline (``cfg.activation``); ``extra`` sets its training procedure (and
     overrides counts)."""
     h, widths = cfg.width, dense_widths(data, cfg)
-    parities, log10_sign = sign_group(cfg.activation, (h, h))
-    fields = dict(log10_perm=2 * _log10_fact(h), log10_sign=log10_sign) | extra
-    return Architecture(
-        variant, widths, cfg.activation, dense_count(widths), parities=parities, **fields
+    fields = dict(
+        log10_perm=2 * _log10_fact(h),
+        log10_sign=log10_sign_flips(cfg.activation, (h, h)),
+        group=mlp_permutation_spec(2, cfg.activation),
     )
+    return Architecture(variant, widths, cfg.activation, dense_count(widths), **fields | extra)
 
 
 def _canonical_sort(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
@@ -163,9 +164,9 @@ def _canonical_sort(variant: str, data: Dataset, cfg: RemedyConfig) -> Architect
 
 
 def _sorted_biases(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
-    return dense_net(
-        variant, data, cfg, log10_perm=0.0, reparam=SortedBiases((1, 2)), align_by_bias=True
-    )
+    sorted_biases = SortedBiases((1, 2))
+    group = sorted_biases.sorted_spec(mlp_permutation_spec(2, cfg.activation))
+    return dense_net(variant, data, cfg, log10_perm=0.0, reparam=sorted_biases, group=group)
 
 
 def _masked(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
@@ -186,20 +187,17 @@ def _masked(variant: str, data: Dataset, cfg: RemedyConfig) -> Architecture:
 def masked_architecture(
     variant: str, widths: tuple[int, ...], masks: dict, activation: str = "tanh"
 ) -> Architecture:
-    """A net with ``masks``, its surviving group counted exactly (``surviving_group``)."""
+    """A net with ``masks``, its surviving group counted exactly (``surviving_group``; a
+    ``ValueError`` when it is not a product of twin classes)."""
     group = masks_mod.surviving_group(widths, masks)
-    if not group.exact:
-        raise ValueError(f"{variant}: the surviving group is not a product of twin classes")
-    parities, log10_sign = sign_group(activation, widths[1:-1])
     return Architecture(
         variant,
         widths=widths,
         activation=activation,
         n_params=masks_mod.param_count(widths, masks),
+        group=group.spec(activation),
         log10_perm=group.log10_order,
-        log10_sign=log10_sign,
-        parities=parities,
-        classes=group.labels(),
+        log10_sign=log10_sign_flips(activation, widths[1:-1]),
         masks=masks,
     )
 
@@ -222,12 +220,6 @@ def poly_architecture(variant: str, widths: tuple[int, ...], coefs: tuple, basis
     """Per-unit activations with coefficient rows ``coefs[l - 1]`` and their exact group."""
     act = orthopoly.PolyActivation(coefs, basis)
     order = orthopoly.log10_group_order(act)
-    classes = {f"P{k}": orthopoly.symmetry_classes(co) for k, co in enumerate(coefs, 1)}
-    for k, co in enumerate(coefs, 1):  # exchangeable units must compute the same function
-        for label in np.unique(classes[f"P{k}"]):
-            rows = co[classes[f"P{k}"] == label]
-            if not torch.equal(rows, rows[:1].expand_as(rows)):
-                raise ValueError(f"{variant}: units related only up to sign in layer {k}")
     return Architecture(
         variant,
         widths=widths,
@@ -235,8 +227,7 @@ def poly_architecture(variant: str, widths: tuple[int, ...], coefs: tuple, basis
         n_params=dense_count(widths),
         log10_perm=order["perm"],
         log10_sign=order["sign"],
-        parities=tuple(tuple(orthopoly.parities(co)) for co in coefs),
-        classes=classes,
+        group=orthopoly.poly_spec(coefs),
     )
 
 
@@ -286,18 +277,6 @@ def train(
     )
 
 
-def align_within(arch: Architecture, a: dict, b: dict) -> tuple[dict, dict]:
-    """``(a, b')``: ``b`` moved by the variant's own group so it is aligned to ``a`` (functions
-    unchanged; masks, parities and sorted domains respected): ``align.group_alignment``, the
-    signed weight matching with each unit's parity and permutations within ``arch.classes``;
-    sorted biases, ``sorted_domain.sorted_sign_alignment`` (flips, then re-sorted; without
-    odd units nothing moves ``b`` inside the sorted domain)."""
-    if arch.align_by_bias:
-        odd = any(p == "odd" for layer in arch.parities for p in layer)
-        return a, sorted_sign_alignment(a, b) if odd else b
-    return a, apply_group(b, *group_alignment(a, b, arch.parities, classes=arch.classes))
-
-
 @dataclass(frozen=True)
 class Measured:
     """Per-seed and per-pair measurements of one variant on one data set."""
@@ -307,7 +286,7 @@ class Measured:
     arch: Architecture
     test_acc: np.ndarray  # (E,)
     test_loss: np.ndarray  # (E,)
-    disagreement: np.ndarray  # (E, E) fraction of test predictions that differ
+    disagreement: np.ndarray  # (E, E) fraction of test predictions that differ, NaN diagonal
     barrier_raw: np.ndarray  # (E // 2,) test-loss barrier between seeds 2p and 2p + 1
     barrier_aligned: np.ndarray  # (E // 2,) the same after alignment within the group
     ms_per_step: float  # CPU time per optimizer step of the whole ensemble (all members)
@@ -320,14 +299,13 @@ def measure(
     """Every metric of the side-by-side table for one trained ensemble."""
     x, y = data.x_test.to(result.params["W1"].dtype), data.y_test
     with torch.no_grad():
-        preds = ensemble_forward(result.params, x, arch.activation).argmax(-1)
-    disagreement = (preds[:, None, :] != preds[None, :, :]).double().mean(-1).numpy()
+        disagreement = disagreement_matrix(ensemble_forward(result.params, x, arch.activation))
     raw, aligned = [], []
     for p in range(len(result.seeds) // 2):
         a, b = member(result.params, 2 * p), member(result.params, 2 * p + 1)
         raw.append(barrier(a, b, x, y, arch.activation, data.task, n_points=n_points))
-        a2, b2 = align_within(arch, a, b)
-        aligned.append(barrier(a2, b2, x, y, arch.activation, data.task, n_points=n_points))
+        moved = apply_transform(b, arch.group, align(a, b, arch.group))
+        aligned.append(barrier(a, moved, x, y, arch.activation, data.task, n_points=n_points))
     h = result.history
     return Measured(
         arch.variant,

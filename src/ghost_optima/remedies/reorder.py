@@ -26,7 +26,7 @@ Two different things go by "re-ordering", and only the second can change what is
 to another, to compare with weight matching (Ainsworth et al. 2023).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +40,7 @@ from ghost_optima.symmetry.group import (
     compose_transforms,
     mlp_permutation_spec,
 )
+from ghost_optima.symmetry.spec import GroupSpec
 
 Params = dict[str, Tensor]
 
@@ -150,6 +151,10 @@ class SortedBiases:
                 [first, first + torch.cumsum(F.softplus(r[..., 1:]), dim=-1)], dim=-1
             )
         return out
+
+    def sorted_spec(self, spec: GroupSpec) -> GroupSpec:
+        """``spec`` (an MLP's) with the units of ``layers`` kept sorted by their biases."""
+        return replace(spec, sorted_by={f"P{layer}": f"b{layer}" for layer in self.layers})
 
     def to_raw(self, params: Params) -> Params:
         out = dict(params)

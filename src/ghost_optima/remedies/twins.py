@@ -80,19 +80,15 @@ def _shared_window_modules(variant: str, data: Dataset, cfg: RemedyConfig) -> Ar
     else:
         window = spread_window_1d(data.n_in, size)
     net = Modular(data.n_in, data.n_out, (window,) * len(windows), remedy.units)
-    masks = net.masks()
-    parities, log10_sign = protocol.sign_group(cfg.activation, net.widths[1:-1])
     return Architecture(
         variant,
         widths=net.widths,
         activation=cfg.activation,
         n_params=net.n_params(),
         log10_perm=net.log10_perm_order(),
-        log10_sign=log10_sign,
-        parities=parities,
-        # alignment within modules only (a subgroup: whole-module swaps are not searched)
-        classes={f"P{k}": net.module_of(k) for k in (1, 2)},
-        masks=masks,
+        log10_sign=protocol.log10_sign_flips(cfg.activation, net.widths[1:-1]),
+        group=net.within_modules_spec(cfg.activation),
+        masks=net.masks(),
     )
 
 
@@ -127,4 +123,5 @@ def param_gap(arch: Architecture, base: Architecture) -> float:
 
 def unit_classes(arch: Architecture) -> list[np.ndarray] | None:
     """Per hidden layer, the exchangeable-unit labels used for alignment (None: whole layer)."""
-    return None if arch.classes is None else list(arch.classes.values())
+    classes = arch.group.classes
+    return [classes[p] for p in arch.group.names] if classes else None

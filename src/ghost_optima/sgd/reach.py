@@ -17,8 +17,8 @@ Three measurements of a cloud of SGD iterates ``theta_t`` around a minimum ``the
   sign for odd activations); their swap returns ``theta*`` itself. Units whose nearest partner
   is closer than ``merge_tol`` times the median unit norm count as merged
   (:func:`merge_threshold`), and swaps among them are not distinct copies.
-* **Swap events.** Weight matching (:func:`ghost_optima.symmetry.align.weight_matching`, after
-  :func:`signs_toward` for odd activations) of ``theta_t`` to ``theta*``
+* **Swap events.** Weight matching (:func:`ghost_optima.symmetry.align.align` over the
+  permutations, after :func:`signs_toward` for odd activations) of ``theta_t`` to ``theta*``
   returns the permutation that best aligns them; a non-identity permutation means the iterate
   is closer, by that criterion, to a permuted copy of ``theta*`` than to ``theta*``.
 
@@ -40,7 +40,7 @@ from ghost_optima.core.mlp import Params, activation
 from ghost_optima.core.stats import Estimate, bootstrap
 from ghost_optima.sgd.chains import ChainRecord, Schedule, Watch
 from ghost_optima.sgd.network_chains import MLPObjective, mlp_sgd_chains
-from ghost_optima.symmetry.align import weight_matching
+from ghost_optima.symmetry.align import align
 from ghost_optima.symmetry.ghosts import unit_pair_distances, unit_partner_distances, unit_vectors
 from ghost_optima.symmetry.group import Transform, apply_transform, mlp_permutation_spec
 
@@ -150,11 +150,12 @@ def swap_events(
     """For each iterate: does weight matching to ``centre`` return a non-identity permutation?
 
     For odd activations each iterate's units are first given the signs that match ``centre``
-    (:func:`signs_toward`); then ``weight_matching(centre, iterate)``
-    (:func:`ghost_optima.symmetry.align.weight_matching`). Returns two bool arrays of
-    ``len(iterates)``: *any* non-identity permutation, and a *distinct* one, which moves some
-    unit ``i`` to a unit ``j`` that has not merged with it (``||u_i - sigma u_j|| >=
-    merged_below`` at ``centre``). Swaps among merged units return (almost) ``centre`` itself.
+    (:func:`signs_toward`); then weight matching over the permutations, ``align(centre,
+    iterate, mlp_permutation_spec(L))`` (:func:`ghost_optima.symmetry.align.align`). Returns
+    two bool arrays of ``len(iterates)``: *any* non-identity permutation, and a *distinct* one,
+    which moves some unit ``i`` to a unit ``j`` that has not merged with it (``||u_i - sigma
+    u_j|| >= merged_below`` at ``centre``). Swaps among merged units return (almost) ``centre``
+    itself.
     """
     odd = activation(activation_name).symmetry == "odd"
     n_hidden = len(centre) // 2 - 1
@@ -171,7 +172,7 @@ def swap_events(
             identity = {f"P{m}": torch.arange(len(b[f"b{m}"])) for m in range(1, n_hidden + 1)}
             flips = Transform(identity, signs=signs_toward(centre, b))
             b = apply_transform(b, spec, flips)
-        for name, perm in weight_matching(centre, b).items():
+        for name, perm in align(centre, b, spec).perms.items():
             moved = torch.nonzero(perm != torch.arange(len(perm))).reshape(-1)
             if len(moved):
                 any_swap[k] = True

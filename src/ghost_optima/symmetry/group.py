@@ -22,12 +22,13 @@ of a layer with identical incoming weights, bias and outgoing weights, or for od
 whose weights are all zero), so for generic weights.
 Sizes are reported as ``log10`` via ``math.lgamma`` because ``n!`` overflows floats fast.
 
-Symmetries are declared once, as data, in a :class:`PermutationSpec` (as in Ainsworth et al.
-2023, "Git Re-Basin", whose ``PermutationSpec`` maps each parameter to one permutation name or
-``None`` per axis) and applied by one function, :func:`apply_transform`. Its convention, that
-of ``torch.nn.Linear``: axis 0 of a parameter indexes the units it *produces* (incoming side,
-multiplied by ``D``), every other axis indexes the units it *consumes* (outgoing side of the
-previous layer, divided by ``D``).
+Symmetries are declared once, as data, in a ``GroupSpec`` (``ghost_optima.symmetry.spec``:
+Git Re-Basin's ``PermutationSpec``, which maps each parameter to one permutation name or
+``None`` per axis, plus each unit's parity, classes of exchangeable units and sorted units) and
+applied by one function, :func:`apply_transform`. Its convention, that of ``torch.nn.Linear``:
+axis 0 of a parameter indexes the units it *produces* (incoming side, multiplied by ``D``),
+every other axis indexes the units it *consumes* (outgoing side of the previous layer, divided
+by ``D``).
 
 Parameters are a dict ``{"W1": (n1, n0), "b1": (n1,), ..., "W{L+1}": (n_out, n_L),
 "b{L+1}": (n_out,)}``; ``widths = (n0, n1, ..., n_L, n_out)`` includes input and output sizes.
@@ -43,19 +44,15 @@ from torch import Tensor
 
 from ghost_optima.core import mlp
 from ghost_optima.core.mlp import Params, as_generator, check_widths
+from ghost_optima.symmetry.spec import GroupSpec
 
 LOG10_2 = math.log10(2.0)
 
 
-@dataclass(frozen=True)
-class PermutationSpec:
-    """Which permutation acts on which axis: ``axes[param_name][axis]`` is a name or ``None``."""
-
-    axes: dict[str, tuple[str | None, ...]]
-
-
-def mlp_permutation_spec(n_hidden_layers: int) -> PermutationSpec:
-    """``P_l`` permutes rows of ``W_l`` and ``b_l`` and columns of ``W_{l+1}``, ``l = 1..L``."""
+def mlp_permutation_spec(n_hidden_layers: int, activation: str | None = None) -> GroupSpec:
+    """``P_l`` permutes rows of ``W_l`` and ``b_l`` and columns of ``W_{l+1}``, ``l = 1..L``;
+    every unit odd when ``activation`` is (``mlp.ACTIVATIONS``: tanh, sin), else no parity
+    (None: permutations only, whatever the activation)."""
     if n_hidden_layers < 0:
         raise ValueError(f"n_hidden_layers must be >= 0, got {n_hidden_layers}")
     axes: dict[str, tuple[str | None, ...]] = {}
@@ -64,58 +61,39 @@ def mlp_permutation_spec(n_hidden_layers: int) -> PermutationSpec:
         consumed = f"P{layer - 1}" if layer > 1 else None
         axes[f"W{layer}"] = (produced, consumed)
         axes[f"b{layer}"] = (produced,)
-    return PermutationSpec(axes)
-
-
-def incoming_spec(spec: PermutationSpec) -> PermutationSpec:
-    """``spec`` acting on the produced axes only (axis 0: a unit's incoming weights and bias).
-
-    A sign flip through it changes the inputs of a unit but not its outgoing weights: exact for
-    a unit with an even activation, ``phi(-z) = phi(z)`` (``ghost_optima.remedies.orthopoly``).
-    """
-    return PermutationSpec(
-        {name: axes[:1] + (None,) * (len(axes) - 1) for name, axes in spec.axes.items()}
-    )
-
-
-def _perm_sizes(spec: PermutationSpec, shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
-    """Size of each permutation, read off the axes it acts on; they must all agree."""
-    if set(shapes) != set(spec.axes):
-        raise ValueError(f"params {sorted(shapes)} do not match spec {sorted(spec.axes)}")
-    sizes: dict[str, int] = {}
-    for name, axes in spec.axes.items():
-        if len(axes) != len(shapes[name]):
-            raise ValueError(f"{name} has shape {shapes[name]} but spec gives {len(axes)} axes")
-        for perm, size in zip(axes, shapes[name], strict=True):
-            if perm is not None and sizes.setdefault(perm, size) != size:
-                raise ValueError(f"{perm} acts on axes of sizes {sizes[perm]} and {size} ({name})")
-    return sizes
+    odd = activation is not None and mlp.activation(activation).symmetry == "odd"
+    names = [f"P{layer}" for layer in range(1, n_hidden_layers + 1)]
+    return GroupSpec(axes, parities=dict.fromkeys(names, "odd") if odd else {})
 
 
 @dataclass(frozen=True)
 class Transform:
     """One element of the symmetry group: ``unit i`` of layer ``p`` becomes old unit
     ``perms[p][i]``, then its incoming weights and bias are multiplied by
-    ``signs[p][i] * scales[p][i]`` and its outgoing weights divided by the same factor.
+    ``signs[p][i] * scales[p][i] * even_signs[p][i]`` and its outgoing weights divided by
+    ``signs[p][i] * scales[p][i]``.
 
     ``perms`` holds a ``LongTensor`` permutation of ``range(n)`` per permutation name;
-    ``signs`` (+-1) and ``scales`` (> 0) are optional per-unit factors, ``None`` meaning 1.
+    ``signs`` (+-1, odd units), ``scales`` (> 0) and ``even_signs`` (+-1: flips of the incoming
+    side alone, exact for an even activation ``phi(-z) = phi(z)``) are optional per-unit
+    factors, ``None`` meaning 1.
     """
 
     perms: dict[str, Tensor]
     signs: dict[str, Tensor] | None = None
     scales: dict[str, Tensor] | None = None
+    even_signs: dict[str, Tensor] | None = None
 
-    def unit_factor(self, perm_name: str) -> Tensor | None:
-        """Per-unit multiplier ``signs * scales`` of ``perm_name``, ``None`` if it is all ones."""
-        if self.signs is None or self.scales is None:
-            part = self.signs if self.scales is None else self.scales
-            return None if part is None else part[perm_name]
-        return self.signs[perm_name] * self.scales[perm_name]
+    def unit_factor(self, perm_name: str, *, incoming: bool = False) -> Tensor | None:
+        """Per-unit multiplier of ``perm_name``'s outgoing side, ``signs * scales`` (of its
+        incoming side with ``incoming``: times ``even_signs``); ``None`` if it is all ones."""
+        parts = [self.signs, self.scales, self.even_signs if incoming else None]
+        factors = [part[perm_name] for part in parts if part is not None]
+        return math.prod(factors[1:], start=factors[0]) if factors else None
 
 
 def random_transform(
-    spec: PermutationSpec,
+    spec: GroupSpec,
     widths: Iterable[int],
     activation: str,
     generator: torch.Generator | int,
@@ -130,7 +108,7 @@ def random_transform(
     """
     symmetry = mlp.activation(activation).symmetry
     generator = as_generator(generator)
-    sizes = _perm_sizes(spec, _mlp_shapes(check_widths(widths, min_len=2)))
+    sizes = spec.sizes(_mlp_shapes(check_widths(widths, min_len=2)))
     perms = {p: torch.randperm(n, generator=generator) for p, n in sizes.items()}
     signs = scales = None
     if symmetry == "odd":
@@ -156,14 +134,15 @@ def _mlp_shapes(widths: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def apply_transform(params: Params, spec: PermutationSpec, transform: Transform) -> Params:
+def apply_transform(params: Params, spec: GroupSpec, transform: Transform) -> Params:
     """``theta -> g . theta`` for any group element ``g`` (the only place symmetries act).
 
     For each axis carrying permutation ``p``: gather by ``perms[p]``; then multiply by the unit
-    factor on axis 0 (units this parameter produces) and divide on other axes (units it
-    consumes). Works for any depth, and any spec following that axis convention.
+    factor on axis 0 (units this parameter produces; even flips included) and divide on other
+    axes (units it consumes). Works for any depth, and any spec following that axis convention.
+    Only the axes of ``spec`` are read: what the group allows is ``align``'s business.
     """
-    sizes = _perm_sizes(spec, {name: tuple(value.shape) for name, value in params.items()})
+    sizes = spec.sizes({name: tuple(value.shape) for name, value in params.items()})
     if set(transform.perms) != set(sizes):
         raise ValueError(
             f"transform permutes {sorted(transform.perms)}, spec needs {sorted(sizes)}"
@@ -174,7 +153,7 @@ def apply_transform(params: Params, spec: PermutationSpec, transform: Transform)
             perm.sort().values, torch.arange(n, device=perm.device)
         ):
             raise ValueError(f"perms[{p!r}] must be a LongTensor permutation of range({n})")
-        for part_name in ("signs", "scales"):
+        for part_name in ("signs", "scales", "even_signs"):
             part = getattr(transform, part_name)
             if part is not None and (p not in part or part[p].shape != (n,)):
                 raise ValueError(f"{part_name}[{p!r}] must be a tensor of shape ({n},)")
@@ -184,7 +163,7 @@ def apply_transform(params: Params, spec: PermutationSpec, transform: Transform)
             if p is None:
                 continue
             value = value.index_select(axis, transform.perms[p].to(value.device))
-            factor = transform.unit_factor(p)
+            factor = transform.unit_factor(p, incoming=axis == 0)
             if factor is not None:
                 shape = [1] * value.dim()
                 shape[axis] = -1
@@ -198,7 +177,7 @@ def compose_transforms(first: Transform, second: Transform) -> Transform:
     """The transform equal to applying ``first`` then ``second``.
 
     New unit ``i`` is ``second``'s old unit ``pi2[i]``, which was ``first``'s ``pi1[pi2[i]]``,
-    so ``perm = pi1[pi2]`` and ``factor = d1[pi2] * d2``.
+    so ``perm = pi1[pi2]`` and ``factor = d1[pi2] * d2`` (for each kind of factor).
     """
 
     def merged(part: str) -> dict[str, Tensor] | None:
@@ -211,7 +190,7 @@ def compose_transforms(first: Transform, second: Transform) -> Transform:
         }
 
     perms = {p: first.perms[p][second.perms[p]] for p in first.perms}
-    return Transform(perms, merged("signs"), merged("scales"))
+    return Transform(perms, merged("signs"), merged("scales"), merged("even_signs"))
 
 
 def log10_orbit_size(hidden_widths: Iterable[int], activation: str) -> float:
@@ -327,7 +306,7 @@ def _table_row(
 
 
 def enumerate_orbit(
-    params: Params, spec: PermutationSpec, activation: str, *, max_size: int = 10**6
+    params: Params, spec: GroupSpec, activation: str, *, max_size: int = 10**6
 ) -> Iterator[Params]:
     """Every copy ``g . theta`` for ``g`` in the finite group of ``activation`` (T2).
 
@@ -336,7 +315,7 @@ def enumerate_orbit(
     Raises ``ValueError`` (before yielding) if the group has more than ``max_size`` elements.
     """
     odd = mlp.activation(activation).symmetry == "odd"
-    sizes = _perm_sizes(spec, {name: tuple(value.shape) for name, value in params.items()})
+    sizes = spec.sizes({name: tuple(value.shape) for name, value in params.items()})
     order = math.prod(math.factorial(n) * (2**n if odd else 1) for n in sizes.values())
     if order > max_size:
         raise ValueError(f"orbit has {order} elements (> max_size={max_size}); use a smaller net")
@@ -344,7 +323,7 @@ def enumerate_orbit(
 
 
 def _orbit_copies(
-    params: Params, spec: PermutationSpec, sizes: dict[str, int], odd: bool
+    params: Params, spec: GroupSpec, sizes: dict[str, int], odd: bool
 ) -> Iterator[Params]:
     names = list(sizes)
     perm_choices = itertools.product(*(itertools.permutations(range(sizes[p])) for p in names))

@@ -26,25 +26,26 @@ sign of its whole row of ``S`` contributions, so the best element for ``p`` is e
 For one hidden layer there is only one such element and this is the exact global optimum of
 ``J`` over all ``n! 2^n`` signed permutations. For deeper nets the descent visits the
 permutations in random order until no score improves; every step solves its subproblem
-exactly, so ``J`` never decreases, and starting it from another method's answer (``init``) can
-only improve on that answer.
+exactly, so ``J`` never decreases, and starting it from another method's answer (a
+``pattern``: sign-normalise-then-match) can only improve on that answer.
 
-``activation_matching`` is the second method (Git Re-Basin Sec. 3.1; Li et al. 2016 "Convergent
-learning"): each hidden layer on its own, match units by the Pearson correlation of their
-activations on inputs ``x``, on ``|C|`` with signs from ``C`` for odd activations (a flipped
+``correlation_transform`` is the second method (Git Re-Basin Sec. 3.1; Li et al. 2016
+"Convergent learning"): each hidden layer on its own, match units by the Pearson correlation of
+their activations on inputs ``x``, on ``|C|`` with signs from ``C`` for odd units (a flipped
 tanh unit's activation is the negated one). Function-preserving transforms permute a layer's
 activations without changing them otherwise, so the layers decouple and each is exact.
-"""
 
-from collections.abc import Collection
+The entry point is ``ghost_optima.symmetry.align.align``; this module is its engine.
+"""
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from threadpoolctl import ThreadpoolController
 
-from ghost_optima.core.mlp import ACTIVATIONS, hidden_and_output
-from ghost_optima.symmetry.group import PermutationSpec, Transform
+from ghost_optima.core.mlp import ActivationLike, hidden_and_output
+from ghost_optima.symmetry.group import Transform
+from ghost_optima.symmetry.spec import GroupSpec
 
 Params = dict[str, torch.Tensor]
 
@@ -77,12 +78,17 @@ NONE, ODD, EVEN = 0, 1, 2  # a unit's sign symmetry: none, flip in and out, flip
 KINDS = {"none": NONE, "odd": ODD, "even": EVEN}
 
 
-def perm_names(spec: PermutationSpec) -> list[str]:
-    """The permutations ``spec`` names, in order of first appearance (``P1, ..., PL``)."""
-    return list(dict.fromkeys(p for axes in spec.axes.values() for p in axes if p is not None))
+def unit_kinds(group: GroupSpec, params: Params) -> tuple[dict, dict]:
+    """Per permutation of ``group`` acting on ``params``: each unit's sign symmetry (``KINDS``
+    of its parity), and its class labels where ``group`` declares classes (checked to hold one
+    parity each, ``GroupSpec.unit_classes``)."""
+    sizes = group.sizes({k: tuple(v.shape) for k, v in params.items()})
+    kinds = {p: np.array([KINDS[u] for u in group.unit_parities(p, n)]) for p, n in sizes.items()}
+    classes = {p: group.unit_classes(p, n) for p, n in sizes.items()}
+    return kinds, {p: labels for p, labels in classes.items() if labels is not None}
 
 
-def _axis_terms(spec: PermutationSpec, a: dict, b: dict, perm: str, state: dict) -> list:
+def _axis_terms(spec: GroupSpec, a: dict, b: dict, perm: str, state: dict) -> list:
     """Per axis ``perm`` acts on: whether it is the produced axis (axis 0, a unit's incoming
     weights: even flips act there), the other permutations it reads, and its part of the score:
     a constant (none), a ``_CrossTerm`` (one, of a matrix) or the arrays to recompute from."""
@@ -219,28 +225,29 @@ def _split(values: list) -> tuple[np.ndarray, np.ndarray]:
 
 
 @ThreadpoolController().wrap(limits=1, user_api="blas")
-def descend(a: dict, b: dict, spec: PermutationSpec, kinds: dict, options: dict) -> dict:
-    """Signed permutation coordinate descent on numpy arrays (``coordinate_descent``'s engine).
+def descend(a: dict, b: dict, spec: GroupSpec, kinds: dict, options: dict) -> dict:
+    """Signed permutation coordinate descent on numpy arrays (``align.align``'s engine).
 
-    ``kinds[p]`` gives each unit's sign symmetry (``NONE``, ``ODD``, ``EVEN``); ``options``
-    holds ``max_iter``, ``seed``, ``classes``, ``init`` (a state) and ``pattern`` (``{p: ((a_in,
-    a_out), (b_in, b_out))}``: first the descent with signs tied to pairs, as
+    ``kinds[p]`` gives each unit's sign symmetry (``NONE``, ``ODD``, ``EVEN``; units of two
+    kinds in one permutation must be kept apart by its classes, as ``GroupSpec.unit_classes``
+    checks). ``options`` holds ``max_iter``, ``seed``, ``classes``, ``pattern`` (``{p: ((a_in,
+    a_out), (b_in, b_out))}``: first the descent with signs tied to the pairs, as
     sign-normalise-then-match, then the free descent from its end; both phases draw their
-    orders from ``seed`` and share the score terms). One BLAS thread: the assignments are
-    serial and idle BLAS threads spin between the products (two threads cost 2-4 times the CPU
-    time of one on 784-512-512-512-10). Returns the state ``{p: (perm, s_in, s_out)}``: unit
-    ``i`` of aligned ``b`` is old unit ``perm[i]``, incoming weights times ``s_in[i]``,
-    outgoing weights times ``s_out[i]``.
+    orders from ``seed`` and share the score terms) and ``free`` (False: stop after the tied
+    phase). Each sweep visits the permutations in an order drawn from
+    ``np.random.default_rng(seed)``; the descent stops when a sweep improves no score by more
+    than ``1e-12`` or after ``max_iter`` sweeps; a permutation whose neighbours (those sharing
+    a parameter with it) did not change since it was solved is not solved again. Scores are
+    float64, matrix terms updated incrementally. One BLAS thread: the assignments are serial
+    and idle BLAS threads spin between the products (two threads cost 2-4 times the CPU time
+    of one on 784-512-512-512-10). Returns the state ``{p: (perm, s_in, s_out)}``: unit ``i``
+    of aligned ``b`` is old unit ``perm[i]``, incoming weights times ``s_in[i]``, outgoing
+    weights times ``s_out[i]``.
     """
-    names = perm_names(spec)
+    names = spec.names
     classes = options.get("classes") or {}
-    for p in names:
-        if not (kinds[p] == kinds[p][0]).all() and p not in classes:
-            raise ValueError(f"{p}: units of different parities need classes that separate them")
     pattern = options.get("pattern")
-    state = options.get("init") or {
-        p: (np.arange(len(k)), np.ones(len(k)), np.ones(len(k))) for p, k in kinds.items()
-    }
+    state = {p: (np.arange(len(k)), np.ones(len(k)), np.ones(len(k))) for p, k in kinds.items()}
     if pattern:  # identity permutations, signs tied to the pairs (i, i)
         state = {p: (np.arange(len(k)), *map(np.multiply, *pattern[p])) for p, k in kinds.items()}
     terms = {p: _axis_terms(spec, a, b, p, state) for p in names}
@@ -249,7 +256,7 @@ def descend(a: dict, b: dict, spec: PermutationSpec, kinds: dict, options: dict)
         for p in names
     }
     version = dict.fromkeys(names, 0)  # bumped whenever state[p] changes
-    for tied in [pattern] * bool(pattern) + [None]:
+    for tied in [pattern] * bool(pattern) + [None] * options.get("free", True):
         solved_at: dict[str, tuple[int, ...]] = {}
         rng = np.random.default_rng(options.get("seed", 0))
         for _ in range(options.get("max_iter", 100)):
@@ -291,80 +298,44 @@ def normalising_flips(params: dict, kinds: dict) -> dict:
     return flips
 
 
-def coordinate_descent(
-    params_a: Params,
-    params_b: Params,
-    spec: PermutationSpec,
-    *,
-    signed: Collection[str] = (),
-    max_iter: int = 100,
-    seed: int = 0,
-    classes: dict[str, np.ndarray] | None = None,
-    init: Transform | None = None,
-) -> Transform:
-    """The element ``g`` (permutations, and signs for the names in ``signed``) maximising
-    ``<theta^a, g . theta^b>`` by coordinate descent (module docstring).
-
-    Starts from ``init`` (default the identity). Each sweep visits the permutations in an order
-    drawn from ``np.random.default_rng(seed)``; stops when a sweep improves no score by more
-    than ``1e-12`` or after ``max_iter`` sweeps. A permutation whose neighbours (those sharing a
-    parameter with it) did not change since it was solved is not solved again. Scores are
-    float64; matrix terms are updated incrementally. ``classes[p]`` restricts ``p`` to map units
-    within a label (a subgroup; ``ghost_optima.remedies.masks``). Returns a ``symmetry.Transform``
-    (``signs`` None when ``signed`` is empty): ``apply_transform(params_b, spec, g)`` is ``b``
-    aligned to ``a``.
-    """
-    a, b = as_numpy(params_a), as_numpy(params_b)
-    names = perm_names(spec)
-    sizes = {p: a[n].shape[k] for n, axes in spec.axes.items() for k, p in enumerate(axes) if p}
-    kinds = {p: np.full(sizes[p], ODD if p in signed else NONE) for p in names}
-    start = None
-    if init is not None:
-        start = {}
-        for p in names:
-            sign = init.signs[p] if init.signs is not None else torch.ones(sizes[p])
-            sign = sign.double().numpy().copy()
-            start[p] = (init.perms[p].numpy().astype(np.int64), sign, sign)
-    state = descend(
-        a, b, spec, kinds, dict(max_iter=max_iter, seed=seed, classes=classes, init=start)
-    )
-    perms = {p: torch.as_tensor(state[p][0], dtype=torch.long) for p in names}
-    signs = {p: torch.as_tensor(state[p][1]) for p in names} if signed else None
-    return Transform(perms, signs)
-
-
-def activation_matching(
-    params_a: Params, params_b: Params, x: torch.Tensor, activation: str
-) -> Transform:
-    """Per hidden layer, the (signed, for odd activations) permutation of ``b``'s units that
-    maximises the summed Pearson correlation of matched activations on ``x`` (``(N, n_0)``).
-
-    With ``H^a_l, H^b_l`` the ``(N, n_l)`` post-activations and ``C = corr(H^a_l, H^b_l)``
-    (``(n_l, n_l)``; a constant unit correlates 0 with everything), unit ``i`` of the aligned
-    ``b`` is old unit ``pi(i)`` times ``s_i``: an assignment on ``|C|`` with ``s_i = sign C[i,
-    pi(i)]`` for odd activations, on ``C`` with ``s = 1`` otherwise. Exact per layer. Returns
-    a ``symmetry.Transform`` for ``mlp_permutation_spec`` (``signs`` None unless odd).
-    """
-    odd = ACTIVATIONS[activation].symmetry == "odd"
+def standardised_hidden(
+    stacked: Params, x: torch.Tensor, activation: ActivationLike
+) -> list[np.ndarray]:
+    """Per hidden layer, the ``(E, N, n_l)`` post-activations of every member of ``stacked`` on
+    ``x`` (``(N, n_0)``; float64), each column centred and scaled to unit norm (a constant
+    column stays 0), so that ``u[i].T @ u[j]`` is the Pearson correlation of the units of
+    members ``i`` and ``j``."""
     with torch.no_grad():
-        ha, _ = hidden_and_output(
-            {k: v.double() for k, v in params_a.items()}, x.double(), activation
+        hidden, _ = hidden_and_output(
+            {k: v.double() for k, v in stacked.items()}, x.double(), activation
         )
-        hb, _ = hidden_and_output(
-            {k: v.double() for k, v in params_b.items()}, x.double(), activation
-        )
+    out = []
+    for h in hidden:
+        h = h - h.mean(1, keepdim=True)
+        norm = h.norm(dim=1, keepdim=True)
+        out.append((h / torch.where(norm > 0, norm, torch.inf)).numpy())
+    return out
+
+
+def correlation_transform(std: list[np.ndarray], i: int, j: int, kinds: dict, classes: dict):
+    """The element moving member ``j`` onto member ``i`` by activation matching (Git Re-Basin
+    Sec. 3.1; Li et al. 2016, "Convergent learning"): per hidden layer ``p`` (the ``kinds``
+    keys, in layer order), an assignment on the correlation ``C = std[l][i].T @ std[l][j]``
+    within ``classes[p]``, on ``|C|`` with the sign of ``C`` for odd units (a flipped odd unit's
+    activation is the negated one), on ``C`` otherwise (an even unit's flip leaves its
+    activation unchanged, so it is not made). Exact per layer: a function-preserving element
+    permutes a layer's activations and changes nothing else. ``signs`` None without odd
+    units."""
     perms, signs = {}, {}
-    for layer, (u, v) in enumerate(zip(ha, hb, strict=True), start=1):
-        corr = _correlation(u.numpy(), v.numpy())
-        col, sign = assign(corr, None, odd)
-        perms[f"P{layer}"] = torch.as_tensor(col, dtype=torch.long)
-        signs[f"P{layer}"] = torch.as_tensor(sign)
-    return Transform(perms, signs if odd else None)
-
-
-def _correlation(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Pearson correlation of every column of ``u`` with every column of ``v``."""
-    u, v = u - u.mean(0), v - v.mean(0)
-    nu, nv = np.linalg.norm(u, axis=0), np.linalg.norm(v, axis=0)
-    nu, nv = np.where(nu > 0, nu, np.inf), np.where(nv > 0, nv, np.inf)
-    return (u / nu).T @ (v / nv)
+    for u, (p, kind) in zip(std, kinds.items(), strict=True):
+        corr = u[i].T @ u[j]
+        odd = kind == ODD
+        if (kind == kind[0]).all():
+            col, sign = assign(corr, classes.get(p), bool(odd[0]))
+        else:
+            col = assign(np.where(odd[:, None], np.abs(corr), corr), classes.get(p), False)[0]
+            sign = np.where(odd & (corr[np.arange(len(col)), col] < 0), -1.0, 1.0)
+        perms[p] = torch.as_tensor(col, dtype=torch.long)
+        signs[p] = torch.as_tensor(sign)
+    any_odd = any((kind == ODD).any() for kind in kinds.values())
+    return Transform(perms, signs if any_odd else None)

@@ -1,56 +1,81 @@
-"""Helpers shared by the redundancy experiments: pairwise comparisons of seeds and their intervals.
+"""Statistics of pairs of networks, for all pairs at once: alignment, distances, barriers.
 
-The experiments train many seeds at once (``ghost_optima.core.train.train_ensemble``) and compare
-them pair by pair. This module holds what several chapters need:
+The experiments train many seeds at once (``ghost_optima.core.train.train_ensemble``) and
+compare them pair by pair. Pairs of ``E`` members are ``all_pairs(E)``, ``[(i, j) for i < j]``
+in ``itertools.combinations`` order; ``to_matrix`` turns one value per pair into a symmetric
+``(E, E)`` matrix with a NaN diagonal. This module holds
 
-* ``align_pair`` / ``pairwise_alignment``: every pair of members aligned modulo the
-  activation's finite group (signed permutations for tanh: ``align.signed_alignment``, weight
-  or activation matching), with the
-  normalised distance ``2 ||a - pi(b)|| / (||a|| + ||b||)`` of ``ghost_optima.symmetry.align``;
-* ``segment_barriers``: the loss barrier of ``ghost_optima.symmetry.align.barrier`` for many pairs
-at
-  once, all interpolants of all pairs evaluated as one stacked ensemble;
+* ``pair_transforms`` and ``pairwise_alignment``: every pair aligned modulo its group
+  (``ghost_optima.symmetry.align.align``: weight matching, or activation matching with every
+  member's activations computed once), with the normalised distance
+  ``2 ||a - g b|| / (||a|| + ||b||)``;
+* ``distance``, ``relative_distance`` and ``pair_distances`` (every pair at once);
+* ``barrier`` (one pair, loss and accuracy along the segment), ``segment_barriers`` (many
+  pairs, all interpolants evaluated as one stacked ensemble) and ``barrier_heights``, the chord
+  that every barrier of the book ends with (``ghost_optima.landscape.basins`` too):
+  ``max_t [L(t) - ((1 - t) L(0) + t L(1))]`` (Frankle et al. 2020, "Linear mode connectivity
+  and the lottery ticket hypothesis", ICML; modulo permutations, Entezari et al. 2022, "The
+  role of permutation invariance in linear mode connectivity of neural networks", ICLR);
 * ``disagreement_matrix`` and ``member_disagreement``: how often members predict different
-  classes, per pair of members and per
-  example.
+  classes, per pair of members and per example;
+* ``count_distinct``: solutions clustered modulo the group.
+
+Means over pairs of seeds, with intervals that resample the seeds, are
+``ghost_optima.core.stats.pair_means``.
 """
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from ghost_optima.core.data import Task
+from ghost_optima.core.mlp import ActivationLike
 from ghost_optima.core.train import evaluate, member
-from ghost_optima.symmetry.align import align_to, distance
+from ghost_optima.symmetry.align import Method, align
+from ghost_optima.symmetry.group import Transform, apply_transform, mlp_permutation_spec
+from ghost_optima.symmetry.matching import correlation_transform, standardised_hidden, unit_kinds
+from ghost_optima.symmetry.spec import GroupSpec
 
 Params = dict[str, torch.Tensor]
 
 
-def _norm(params: Params) -> float:
-    return float(torch.sqrt(sum(v.double().pow(2).sum() for v in params.values())))
+def all_pairs(n: int) -> list[tuple[int, int]]:
+    return list(itertools.combinations(range(n), 2))
 
 
-def align_pair(
-    params_a: Params,
-    params_b: Params,
-    activation: str,
+def to_matrix(values: Sequence[float], n: int) -> np.ndarray:
+    """A symmetric ``(n, n)`` matrix of pair values (``all_pairs`` order), NaN diagonal."""
+    out = np.full((n, n), np.nan)
+    for value, (i, j) in zip(values, all_pairs(n), strict=True):
+        out[i, j] = out[j, i] = value
+    return out
+
+
+def pair_transforms(
+    stacked: Params,
+    group: GroupSpec,
+    method: Method = "weight",
     *,
     seed: int = 0,
-    method: str = "weight",
     x: torch.Tensor | None = None,
-) -> tuple[Params, Params]:
-    """``(a, b')``: ``b`` moved by the element of the activation's finite symmetry group that
-    aligns it with ``a`` (``align.signed_alignment``: signed permutations for odd activations,
-    permutations otherwise; weight matching, or activation matching on inputs ``x``). ``a`` is
-    returned unchanged; ``b'`` computes the same function as ``b``.
+    activation: ActivationLike | None = None,
+) -> list[Transform]:
+    """``g_ij = align(member i, member j, group, method)`` for every pair (``all_pairs``).
+
+    The activation method standardises every member's hidden activations on ``x`` once
+    (``matching.standardised_hidden``), not once per pair; the others align pair by pair.
     """
-    return params_a, align_to(params_a, params_b, activation, method=method, x=x, seed=seed)
-
-
-def relative_distance(params_a: Params, params_b: Params) -> float:
-    """``2 ||a - b|| / (||a|| + ||b||)``: 0 for equal parameters, dimensionless."""
-    return 2 * distance(params_a, params_b) / (_norm(params_a) + _norm(params_b))
+    n = stacked["W1"].shape[0]
+    members = [member(stacked, k) for k in range(n)]
+    if method != "activation":
+        return [align(members[i], members[j], group, method, seed=seed) for i, j in all_pairs(n)]
+    if x is None or activation is None:
+        raise ValueError("activation matching needs inputs x and the activation")
+    std = standardised_hidden(stacked, x, activation)
+    kinds, classes = unit_kinds(group, members[0])
+    return [correlation_transform(std, i, j, kinds, classes) for i, j in all_pairs(n)]
 
 
 def pairwise_alignment(
@@ -58,27 +83,99 @@ def pairwise_alignment(
     activation: str,
     *,
     seed: int = 0,
-    method: str = "weight",
+    method: Method = "weight",
     x: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, list[tuple[int, int]], list[Params], list[Params]]:
-    """Align every pair ``i < j`` of an ensemble's members (``align_pair``, ``b`` onto ``a``).
+    """Align every pair ``i < j`` of an MLP ensemble (``pair_transforms`` in the group of
+    ``activation``, ``group.mlp_permutation_spec``: ``j`` moved onto ``i``).
 
     Returns ``(dist, pairs, firsts, seconds)``: ``dist`` is the symmetric ``(E, E)`` matrix of
-    normalised distances after ``align_pair`` (NaN on the diagonal), ``pairs`` lists ``(i, j)``
-    and ``firsts[k]``, ``seconds[k]`` are the aligned networks of pair ``k``.
+    ``relative_distance`` after alignment (NaN on the diagonal), ``pairs`` lists ``(i, j)``,
+    and ``firsts[k]`` (member ``i``, unchanged), ``seconds[k]`` (member ``j`` moved, same
+    function) are the aligned networks of pair ``k``.
     """
     n = stacked["W1"].shape[0]
-    dist = np.full((n, n), np.nan)
-    pairs, firsts, seconds = [], [], []
-    members = [member(stacked, i) for i in range(n)]
-    for i in range(n):
-        for j in range(i + 1, n):
-            a, b = align_pair(members[i], members[j], activation, seed=seed, method=method, x=x)
-            dist[i, j] = dist[j, i] = relative_distance(a, b)
-            pairs.append((i, j))
-            firsts.append(a)
-            seconds.append(b)
-    return dist, pairs, firsts, seconds
+    group = mlp_permutation_spec(len(stacked) // 2 - 1, activation)
+    found = pair_transforms(stacked, group, method, seed=seed, x=x, activation=activation)
+    pairs = all_pairs(n)
+    firsts = [member(stacked, i) for i, _ in pairs]
+    seconds = [
+        apply_transform(member(stacked, j), group, g)
+        for (_, j), g in zip(pairs, found, strict=True)
+    ]
+    values = [relative_distance(a, b) for a, b in zip(firsts, seconds, strict=True)]
+    return to_matrix(values, n), pairs, firsts, seconds
+
+
+def _norm(params: Params) -> float:
+    return float(torch.sqrt(sum(v.double().pow(2).sum() for v in params.values())))
+
+
+def distance(params_a: Params, params_b: Params) -> float:
+    """``||theta^a - theta^b||_2`` over all parameters, flattened (float64)."""
+    return _norm({k: params_a[k].double() - params_b[k].double() for k in params_a})
+
+
+def relative_distance(params_a: Params, params_b: Params) -> float:
+    """``2 ||a - b|| / (||a|| + ||b||)``: 0 for equal parameters, dimensionless."""
+    return 2 * distance(params_a, params_b) / (_norm(params_a) + _norm(params_b))
+
+
+def pair_distances(firsts: Sequence[Params], seconds: Sequence[Params]) -> np.ndarray:
+    """``||firsts[k] - seconds[k]||`` for every pair ``k``: the root of the float64 sum of squares
+    taken by Python's ``** 0.5`` (``distance`` takes torch's square root, which can differ in
+    the last bit; chapter 50's figures were recorded with this one)."""
+    out = []
+    for a, b in zip(firsts, seconds, strict=True):
+        total = sum(float((a[k].double() - b[k].double()).pow(2).sum()) for k in a)
+        out.append(total**0.5)
+    return np.array(out)
+
+
+def barrier_heights(curves: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
+    """``max_t [L(t) - ((1 - t) L(0) + t L(1))]`` of each row of ``curves`` (``(P, T)``, the
+    values at ``t``; default ``T`` evenly spaced points of ``[0, 1]``): how far each curve rises
+    above the chord between its ends (0 or more, the ends giving 0)."""
+    t = np.linspace(0.0, 1.0, curves.shape[1]) if t is None else t
+    chord = (1 - t) * curves[:, :1] + t * curves[:, -1:]
+    return np.max(curves - chord, axis=1)
+
+
+def barrier(
+    params_a: Params,
+    params_b: Params,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    activation: ActivationLike,
+    task: Task,
+    *,
+    n_points: int = 25,
+) -> dict[str, np.ndarray | float]:
+    """Loss and accuracy on the segment ``theta(t) = (1 - t) theta^a + t theta^b``.
+
+    On ``t_k = k / (n_points - 1)`` (evaluated at once, the ``n_points`` interpolants stacked
+    as an ensemble), with ``L(t)`` the mean loss and ``A(t)`` the accuracy on ``(x, y)``:
+
+        loss_barrier = max_t [L(t) - ((1 - t) L(0) + t L(1))]     (Entezari et al. 2022)
+        acc_barrier  = max_t [((1 - t) A(0) + t A(1)) - A(t)]     (the error barrier)
+
+    both by ``barrier_heights`` (of ``L`` and of ``-A``). Returns ``{"t", "loss", "acc",
+    "loss_barrier", "acc_barrier"}``; accuracies are NaN for regression.
+    """
+    t = torch.linspace(0.0, 1.0, n_points, dtype=params_a["W1"].dtype)
+    stacked = {}
+    for k, va in params_a.items():
+        weight = t.view(-1, *([1] * va.dim()))
+        stacked[k] = torch.lerp(va.expand(n_points, *va.shape), params_b[k], weight)
+    loss, acc = evaluate(stacked, x, y, activation, task)
+    ts = t.double().numpy()
+    return {
+        "t": ts,
+        "loss": loss,
+        "acc": acc,
+        "loss_barrier": float(barrier_heights(loss[None], ts)[0]),
+        "acc_barrier": float(barrier_heights(-acc[None], ts)[0]),
+    }
 
 
 def segment_barriers(
@@ -94,7 +191,7 @@ def segment_barriers(
 ) -> np.ndarray:
     """Loss barrier on the segment between ``firsts[k]`` and ``seconds[k]``, for every ``k``.
 
-    The same quantity as ``align.barrier(...)["loss_barrier"]``: with ``t_m = m / (n_points-1)``
+    The same quantity as ``barrier(...)["loss_barrier"]``: with ``t_m = m / (n_points-1)``
     and ``L(t)`` the mean loss on ``(x, y)`` of ``(1 - t) a + t b``,
     ``max_t [L(t) - ((1 - t) L(0) + t L(1))]``. All ``len(firsts) * n_points`` interpolants are
     evaluated as one stacked ensemble, in chunks holding at most ``max_floats`` hidden
@@ -117,18 +214,7 @@ def segment_barriers(
             stacked[key] = inter.reshape(-1, *a.shape[1:])
         loss, _ = evaluate(stacked, x, y, activation, task)
         losses.append(loss.reshape(len(chunk), n_points))
-    loss = np.concatenate(losses)
-    ts = t.double().numpy()
-    chord = (1 - ts) * loss[:, :1] + ts * loss[:, -1:]
-    return np.max(loss - chord, axis=1)
-
-
-def to_matrix(values: Sequence[float], pairs: Sequence[tuple[int, int]], n: int) -> np.ndarray:
-    """A symmetric ``(n, n)`` matrix with ``values[k]`` at ``pairs[k]`` and NaN elsewhere."""
-    out = np.full((n, n), np.nan)
-    for value, (i, j) in zip(values, pairs, strict=True):
-        out[i, j] = out[j, i] = value
-    return out
+    return barrier_heights(np.concatenate(losses), t.double().numpy())
 
 
 def disagreement_matrix(outputs: torch.Tensor) -> np.ndarray:
@@ -154,3 +240,37 @@ def member_disagreement(pred: torch.Tensor, n_classes: int) -> np.ndarray:
     counts = torch.nn.functional.one_hot(pred, n_classes).sum(0).double()  # (N, C)
     agree = (counts * (counts - 1)).sum(-1) / (n_members * (n_members - 1))
     return (1 - agree).numpy()
+
+
+def count_distinct(
+    param_list: Sequence[Params],
+    *,
+    tol: float,
+    group: GroupSpec | None = None,
+    seed: int = 0,
+) -> tuple[int, np.ndarray]:
+    """Greedy clustering of solutions modulo ``group``; returns ``(n_clusters, labels)``.
+
+    Solutions are visited in order; solution ``k`` joins the first existing cluster whose
+    representative (its first member) ``r`` satisfies
+
+        2 ||theta_r - g theta_k|| / (||theta_r|| + ||theta_k||) <= tol,
+
+    with ``g = align(theta_r, theta_k, group)`` (the identity when ``group`` is None), and
+    otherwise founds a new cluster. ``labels[k]`` is the cluster index of solution ``k``,
+    numbered in order of first appearance.
+    """
+    reps: list[Params] = []
+    labels = np.empty(len(param_list), dtype=np.int64)
+    for k, params in enumerate(param_list):
+        for c, rep in enumerate(reps):
+            other = params
+            if group is not None:
+                other = apply_transform(params, group, align(rep, params, group, seed=seed))
+            if relative_distance(rep, other) <= tol:
+                labels[k] = c
+                break
+        else:
+            labels[k] = len(reps)
+            reps.append(params)
+    return len(reps), labels

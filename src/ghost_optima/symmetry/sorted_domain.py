@@ -1,81 +1,89 @@
-"""Aligning tanh nets whose biases are kept sorted (``reorder.SortedBiases``, chapter 60).
+"""Aligning nets whose units are kept sorted by bias (``GroupSpec.sorted_by``, chapter 60).
 
-Training in the sorted domain removes the permutations; what is left of the group are sign
-flips of units, each followed by re-sorting the layer. ``sorted_sign_alignment`` finds the
-flips that bring one such net closest to another (the signed weight-matching objective of
-``ghost_optima.symmetry.matching`` restricted to this group), by an exact dynamic programme per
-layer.
+Training in the sorted domain (``ghost_optima.remedies.reorder.SortedBiases``) removes the
+permutations; what is left of the group are sign flips of odd units, each followed by sorting
+the layer again. ``sorted_flips`` finds the element that brings one such net closest to another
+(the signed weight-matching objective of ``ghost_optima.symmetry.matching`` restricted to this
+group), by an exact dynamic programme per layer. ``align.align`` calls it for a spec with sorted
+units; every element acts through ``group.apply_transform``.
 """
 
 import numpy as np
 import torch
 
+from ghost_optima.symmetry.group import Transform, apply_transform
 from ghost_optima.symmetry.matching import ODD, as_numpy, normalising_flips
+from ghost_optima.symmetry.spec import GroupSpec
 
 Params = dict[str, torch.Tensor]
 
 
-def sorted_sign_alignment(params_a: Params, params_b: Params, *, max_iter: int = 100) -> Params:
-    """``b`` moved by the group left to tanh nets whose biases are kept increasing
-    (``reorder.SortedBiases``): flips ``t_l`` of each hidden layer's units, then every layer
-    re-sorted by bias, ``h_t b = sort(D_t b)``; ``t`` maximises ``<theta^a, h_t theta^b>``
-    (``a`` as given, its unit ``k`` paired with the ``k``-th smallest bias of ``h_t b``).
+def sorted_flips(
+    params_a: Params, params_b: Params, group: GroupSpec, *, max_iter: int
+) -> Transform:
+    """The element ``h_t`` of the sorted group moving ``b`` closest to ``a``: flips ``t_l`` of
+    the odd units of each hidden layer ``l`` (every layer sorted, ``group.sorted_by``), then
+    every layer sorted again by its bias, ``h_t b = sort(D_t b)``; ``t`` maximises
+    ``<theta^a, h_t theta^b>`` (``a`` as given, its unit ``k`` paired with the ``k``-th smallest
+    bias of ``h_t b``).
 
     With the other layers fixed, layer ``l``'s part is ``sum_k t_(j_k) S[k, j_k]`` (``S`` the
     signed-matching score of layer ``l`` on ``b``'s own units, ``j_k`` the unit ranked ``k``).
     Taken by decreasing ``|b_j|``, a unit flipped to a negative bias takes the lowest free
     position and one left positive the highest, so the best ``t_l`` is an exact dynamic
     programme over (units seen, negatives among them), ``O(n_l^2)``. Layers are solved in turn
-    until none improves, from ``t = 1`` and from the sign-normalising flips; the better end is
-    kept. Exact for one hidden layer. The function of ``b`` is unchanged.
+    until none improves (at most ``max_iter`` rounds), from ``t = 1`` and from the
+    sign-normalising flips; the better end is kept. Exact for one hidden layer. An MLP spec
+    (``P_l`` on ``W_l``, ``b_l``) with every unit odd. Returns the sorting permutations and the
+    flips in the new order: ``apply_transform(params_b, group, h_t)``.
     """
     a, b = as_numpy(params_a), as_numpy(params_b)
-    n_hidden = len(b) // 2 - 1
-    kinds = {f"P{k}": np.full(len(b[f"b{k}"]), ODD) for k in range(1, n_hidden + 1)}
+    exact_b = {k: v.detach().double() for k, v in params_b.items()}
+    biases = [b[group.sorted_by[p]] for p in group.names]
+    kinds = {p: np.full(len(bias), ODD) for p, bias in zip(group.names, biases, strict=True)}
     best = None
     normalising = [flips for flips, _ in normalising_flips(b, kinds).values()]
-    for t in ([np.ones(len(v)) for v in kinds.values()], normalising):
-        value = _inner(a, _flip_sort(b, t))
+    for t in ([np.ones(len(v)) for v in biases], normalising):
+        value = _inner(a, _moved(exact_b, group, _flip_sort(group, biases, t)))
         for _ in range(max_iter):
-            for layer in range(n_hidden):
-                t[layer] = _best_flips(a, b, t, layer)
-            new = _inner(a, _flip_sort(b, t))
+            for layer in range(len(biases)):
+                t[layer] = _best_flips(a, exact_b, group, biases, t, layer)
+            new = _inner(a, _moved(exact_b, group, _flip_sort(group, biases, t)))
             done, value = new <= value + 1e-12 * abs(value), new
             if done:
                 break
         if best is None or value > best[0]:
             best = (value, [x.copy() for x in t])
-    moved = _flip_sort(b, best[1])
-    return {k: torch.as_tensor(v, dtype=params_b[k].dtype) for k, v in moved.items()}
+    return _flip_sort(group, biases, best[1])
 
 
 def _inner(a: dict, b: dict) -> float:
     return float(sum((a[k] * b[k]).sum() for k in a))
 
 
-def _flip_sort(b: dict, t: list, keep: int | None = None) -> dict:
-    """``b`` with hidden unit ``j`` of layer ``l`` flipped by ``t[l][j]`` (incoming, bias and
-    outgoing) and every layer sorted by bias, except layer ``keep`` (left in its own order)."""
-    out, prev, prev_order = {}, 1.0, None
-    for layer, flips in enumerate(t, start=1):
-        w, bias = flips[:, None] * b[f"W{layer}"] * prev, flips * b[f"b{layer}"]
-        order = np.arange(len(bias)) if layer - 1 == keep else np.argsort(bias, kind="stable")
-        w = w[order] if prev_order is None else w[order][:, prev_order]
-        out[f"W{layer}"], out[f"b{layer}"] = w, bias[order]
-        prev, prev_order = flips, order
-    last = len(t) + 1
-    out[f"W{last}"], out[f"b{last}"] = (b[f"W{last}"] * prev)[:, prev_order], b[f"b{last}"]
-    return out
+def _moved(exact_b: Params, group: GroupSpec, h: Transform) -> dict:
+    return as_numpy(apply_transform(exact_b, group, h))
 
 
-def _best_flips(a: dict, b: dict, t: list, layer: int) -> np.ndarray:
+def _flip_sort(group: GroupSpec, biases: list, t: list, keep: int | None = None) -> Transform:
+    """The element flipping unit ``j`` of hidden layer ``l`` by ``t[l][j]`` (incoming, bias and
+    outgoing) and sorting every layer by its flipped bias, except layer ``keep`` (0-based, left
+    in its own order)."""
+    perms, signs = {}, {}
+    for layer, (p, bias, flips) in enumerate(zip(group.names, biases, t, strict=True)):
+        order = np.arange(len(bias)) if layer == keep else np.argsort(flips * bias, kind="stable")
+        perms[p], signs[p] = torch.as_tensor(order), torch.as_tensor(flips[order])
+    return Transform(perms, signs)
+
+
+def _best_flips(a: dict, exact_b: Params, group: GroupSpec, biases: list, t: list, layer: int):
     """The exact best flips of hidden ``layer`` (0-based) with the others fixed (see
-    ``sorted_sign_alignment``)."""
+    ``sorted_flips``)."""
     t = [np.ones_like(x) if k == layer else x for k, x in enumerate(t)]
-    m, k = _flip_sort(b, t, keep=layer), layer + 1
+    m, k = _moved(exact_b, group, _flip_sort(group, biases, t, keep=layer)), layer + 1
     score = a[f"W{k}"] @ m[f"W{k}"].T + np.outer(a[f"b{k}"], m[f"b{k}"])
     score += a[f"W{k + 1}"].T @ m[f"W{k + 1}"]  # (position of a, unit of b)
-    bias = b[f"b{k}"]
+    bias = biases[layer]
     n = len(bias)
     dp, choice = np.full(n + 1, -np.inf), np.zeros((n, n + 1), dtype=bool)
     dp[0] = 0.0

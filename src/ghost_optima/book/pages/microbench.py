@@ -16,9 +16,9 @@ two methods' answers, 0 for an exact match).
   Hessian (``hessian.hessian_matrix``, ``d`` HVPs) and ``numpy.linalg.eigvalsh``.
 - :func:`ensemble_vs_loop`: ``train.train_ensemble`` over ``S`` seeds at once against the same
   call once per seed in a Python loop.
-- :func:`matching_vs_brute_force`: ``align.weight_matching`` (one linear assignment per hidden
-  layer, Ainsworth et al. 2023) against the exhaustive search over all ``n!`` relabellings of a
-  one-hidden-layer net's units.
+- :func:`matching_vs_brute_force`: weight matching over the permutations (``align.align``, one
+  linear assignment per hidden layer, Ainsworth et al. 2023) against the exhaustive search over
+  all ``n!`` relabellings of a one-hidden-layer net's units.
 """
 
 import itertools
@@ -31,7 +31,7 @@ import torch
 
 from ghost_optima.core import data, mlp, train
 from ghost_optima.landscape import hessian
-from ghost_optima.symmetry import align
+from ghost_optima.symmetry import align, group
 
 
 def best_time(run: Callable[[], object], repeats: int) -> tuple[object, float]:
@@ -178,9 +178,10 @@ def matching_vs_brute_force(width: int, *, seed: int = 0, repeats: int = 1) -> d
     a = mlp.init_mlp((16, width, 4), seed, dtype=torch.float64)
     b = mlp.init_mlp((16, width, 4), seed + 1, dtype=torch.float64)
     score = matching_score(a, b)
-    perms, fast = best_time(lambda: align.weight_matching(a, b, seed=seed), repeats)
+    spec = group.mlp_permutation_spec(1)
+    found, fast = best_time(lambda: align.align(a, b, spec, seed=seed), repeats)
     (_, best), slow = best_time(lambda: brute_force_matching(score), repeats)
-    reached = float(score[np.arange(width), perms["P1"].numpy()].sum())
+    reached = float(score[np.arange(width), found.perms["P1"].numpy()].sum())
     return _row(
         "aligning two networks",
         "weight matching",
