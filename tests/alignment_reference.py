@@ -1,6 +1,7 @@
 """The alignment entry points that ``ghost_optima.symmetry.align.align`` replaced, kept as test
 references only (issue 22): the door must reproduce each of them where it replaced it, so the
-figures recorded through them stay as they were.
+figures recorded through them stay as they were. With them, the two torch sign normalisations
+that ``align.normalize_signs`` replaced (odd units; by parity, ``orthopoly.normalize_signs``).
 
 Each is the code it was in ``src/`` (``symmetry/align.py``, ``symmetry/matching.py``,
 ``symmetry/pairwise.py``, ``symmetry/sorted_domain.py``, ``remedies/protocol.py``), reading
@@ -15,7 +16,6 @@ import numpy as np
 import torch
 
 from ghost_optima.core.mlp import ACTIVATIONS, hidden_and_output
-from ghost_optima.symmetry.align import normalize_signs, sign_normalization
 from ghost_optima.symmetry.group import (
     Transform,
     apply_transform,
@@ -131,6 +131,46 @@ def signed_alignment(
     return coordinate_descent(
         params_a, params_b, spec, signed=names if odd else (), max_iter=max_iter, seed=seed
     )
+
+
+def sign_normalization(params: Params) -> dict[str, torch.Tensor]:
+    """``align.sign_normalization`` (odd units): the flips, in torch."""
+    signs: dict[str, torch.Tensor] = {}
+    prev = None
+    for layer in range(1, _n_hidden(params) + 1):
+        w, b = params[f"W{layer}"], params[f"b{layer}"]
+        rows = torch.cat([w if prev is None else w * prev, b.unsqueeze(1)], dim=1)
+        peak = rows.gather(1, rows.abs().argmax(1, keepdim=True)).squeeze(1)
+        prev = torch.where(peak < 0, -1.0, 1.0).to(b)
+        signs[f"P{layer}"] = prev
+    return signs
+
+
+def normalize_signs(params: Params) -> Params:
+    """``align.normalize_signs`` (odd units)."""
+    identity = {p: torch.arange(len(s)) for p, s in sign_normalization(params).items()}
+    transform = Transform(identity, signs=sign_normalization(params))
+    return apply_transform(params, mlp_permutation_spec(_n_hidden(params)), transform)
+
+
+def normalize_signs_by_parity(params: Params, unit_parities) -> Params:
+    """``orthopoly.normalize_signs``: odd units flipped in and out, even units in only."""
+    odd, even, s_out = {}, {}, None
+    for layer in range(1, _n_hidden(params) + 1):
+        w, b = params[f"W{layer}"], params[f"b{layer}"]
+        rows = torch.cat([w if s_out is None else w * s_out, b.unsqueeze(1)], dim=1)
+        peak = rows.gather(1, rows.abs().argmax(1, keepdim=True)).squeeze(1)
+        kinds = list(unit_parities[layer - 1])
+        has = torch.tensor([k != "none" for k in kinds])
+        s_in = torch.where(has & (peak < 0), -1.0, 1.0).to(b)
+        is_odd = torch.tensor([k == "odd" for k in kinds])
+        s_out = torch.where(is_odd, s_in, torch.ones_like(s_in))
+        odd[f"P{layer}"], even[f"P{layer}"] = s_out, torch.where(is_odd, 1.0, s_in).to(b)
+    spec = mlp_permutation_spec(_n_hidden(params))
+    incoming = GroupSpec({k: axes[:1] + (None,) * (len(axes) - 1) for k, axes in spec.axes.items()})
+    identity = {p: torch.arange(len(s)) for p, s in odd.items()}
+    out = apply_transform(params, spec, Transform(identity, signs=odd))
+    return apply_transform(out, incoming, Transform(identity, signs=even))
 
 
 def sign_normalised_matching(params_a, params_b, *, seed=0, max_iter=100) -> Transform:

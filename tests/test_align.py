@@ -172,7 +172,7 @@ def test_canonical_order_and_signs():
         assert (norms[:-1] >= norms[1:]).all()
         peak = rows.gather(1, rows.abs().argmax(1, keepdim=True))
         assert (peak > 0).all()
-    flipped = normalize_signs(net)
+    flipped = normalize_signs(net, mlp_permutation_spec(2, "tanh"))
     x = torch.randn(9, 4, dtype=torch.float64)
     torch.testing.assert_close(mlp_forward(flipped, x, "tanh"), mlp_forward(net, x, "tanh"))
 

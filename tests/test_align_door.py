@@ -17,7 +17,7 @@ from ghost_optima.core.mlp import init_mlp, mlp_forward
 from ghost_optima.core.train import member
 from ghost_optima.remedies import orthopoly, protocol, twins
 from ghost_optima.remedies.reorder import SortedBiases
-from ghost_optima.symmetry.align import align, permute
+from ghost_optima.symmetry.align import align, normalize_signs, permute
 from ghost_optima.symmetry.group import (
     Transform,
     apply_transform,
@@ -299,6 +299,18 @@ def test_door_is_signed_alignment_and_weight_matching(activation, hidden):
         assert _same(align(a, b, group, "weight from identity", seed=seed), ref)
         wm = old.weight_matching(a, b, seed=seed)
         assert _same(align(a, b, perms_only, seed=seed), Transform(wm))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_one_sign_normalisation_is_the_old_one(dtype):
+    """``align.normalize_signs`` (numpy flips, ``matching.normalising_flips``) moves tanh nets
+    of one to three hidden layers to bitwise the networks the old torch normalisation gave
+    (chapter 60's canonical sort runs it in float32 during training)."""
+    for seed, hidden in enumerate([(7,), (8, 6), (6, 5, 7)] * 3):
+        net = init_mlp((5, *hidden, 3), seed, dtype=dtype)
+        group = mlp_permutation_spec(len(hidden), "tanh")
+        new, ref = normalize_signs(net, group), old.normalize_signs(net)
+        assert all(torch.equal(new[k], ref[k]) for k in net)
 
 
 def test_door_is_normalised_matching_and_activation_matching():

@@ -104,7 +104,8 @@ def test_pairwise_alignment_for_tanh_never_worse_than_normalising_signs_first():
     x = torch.randn(40, 6, generator=gen, dtype=torch.float64)
     for k in range(10):
         a, b = init_mlp([6, 9, 7, 2], 2 * k), init_mlp([6, 9, 7, 2], 2 * k + 1)
-        na, nb = align.normalize_signs(a), align.normalize_signs(b)
+        tanh = mlp_permutation_spec(2, "tanh")
+        na, nb = align.normalize_signs(a, tanh), align.normalize_signs(b, tanh)
         old = pairwise.relative_distance(na, align.permute(nb, weight_matching(na, nb)))
         dist, _, (a2,), _ = pairwise.pairwise_alignment(stack_params([a, b]), "tanh")
         assert all(torch.equal(a2[key], a[key]) for key in a)

@@ -133,7 +133,7 @@ def test_normalised_weight_is_the_old_distance():
     """Sign-normalise each net, then match permutations: the door's ``"normalised weight"``
     reaches the distance of that recipe written out (``g = D_a o pi o D_b``)."""
     a, b = init_mlp((5, 7, 6, 2), 0), init_mlp((5, 7, 6, 2), 1)
-    na, nb = normalize_signs(a), normalize_signs(b)
+    na, nb = normalize_signs(a, TANH[2]), normalize_signs(b, TANH[2])
     old = distance(na, permute(nb, align(na, nb, mlp_permutation_spec(2)).perms))
     g = align(a, b, TANH[2], "normalised weight")
     assert distance(a, apply_transform(b, mlp_permutation_spec(2), g)) == pytest.approx(old)

@@ -1,5 +1,6 @@
 import math
 
+import alignment_reference as old
 import numpy as np
 import pytest
 import torch
@@ -13,13 +14,13 @@ from ghost_optima.remedies.orthopoly import (
     basis_values,
     degree_pattern,
     log10_group_order,
-    normalize_signs,
     parities,
+    poly_spec,
     random_pattern,
     shared_pattern,
     symmetry_classes,
 )
-from ghost_optima.symmetry.align import normalize_signs as tanh_normalize_signs
+from ghost_optima.symmetry.align import normalize_signs
 from ghost_optima.symmetry.group import Transform, apply_transform, mlp_permutation_spec
 
 NUMPY = {"legendre": legendre.legval, "chebyshev": chebyshev.chebval}
@@ -138,24 +139,27 @@ def test_which_symmetries_survive_numerically():
 
 
 def test_normalize_signs_by_parity():
+    """``align.normalize_signs`` with each unit's parity from its coefficient row
+    (``poly_spec``): the old normalisations (``alignment_reference``), the function kept."""
     gen = torch.Generator().manual_seed(2)
     params = init_mlp((4, 6, 5, 2), gen)
-    odd = [["odd"] * 6, ["odd"] * 5]
-    fixed, ref = normalize_signs(params, odd), tanh_normalize_signs(params)
-    assert all(torch.equal(fixed[k], ref[k]) for k in params)
+    fixed = normalize_signs(params, mlp_permutation_spec(2, "tanh"))
+    assert all(torch.equal(fixed[k], old.normalize_signs(params)[k]) for k in params)
     coefs = (degree_pattern(6, [1, 2]), degree_pattern(5, [2, 3]))
     act = PolyActivation(coefs, "legendre")
-    kinds = [parities(c) for c in coefs]
-    out = normalize_signs(params, kinds)
+    group = poly_spec(coefs)
+    out = normalize_signs(params, group)
+    ref = old.normalize_signs_by_parity(params, [parities(c) for c in coefs])
+    assert all(torch.equal(out[k], ref[k]) for k in params)
     x = torch.randn(30, 4, generator=gen, dtype=torch.float64)
     assert (_forward(out, x, act) - _forward(params, x, act)).abs().max() < 1e-13
     for layer in (1, 2):
         rows = torch.cat([out[f"W{layer}"], out[f"b{layer}"][:, None]], 1)
         assert (rows.gather(1, rows.abs().argmax(1, keepdim=True)) > 0).all()
     # idempotent, and units of no parity are left alone
-    again = normalize_signs(out, kinds)
+    again = normalize_signs(out, group)
     assert all(torch.equal(again[k], out[k]) for k in out)
-    untouched = normalize_signs(params, [["none"] * 6, ["none"] * 5])
+    untouched = normalize_signs(params, mlp_permutation_spec(2))
     assert all(torch.equal(untouched[k], params[k]) for k in params)
 
 

@@ -250,25 +250,23 @@ def test_alignment_equals_brute_force_over_the_group_with_parities():
 def test_alignment_never_worse_than_normalising_signs_then_matching():
     """Two hidden layers with mixed parities and classes, 20 random pairs: the signed alignment
     is never further from ``a`` than each net sign-normalised on its own, then matched within
-    the classes (``orthopoly.normalize_signs``, then weight matching over the permutations),
+    the classes (``align.normalize_signs``, then weight matching over the permutations),
     and keeps the function."""
     from dataclasses import replace
 
     from ghost_optima.core.mlp import init_mlp
-    from ghost_optima.remedies import orthopoly
-    from ghost_optima.symmetry.align import permute
+    from ghost_optima.symmetry.align import normalize_signs, permute
     from ghost_optima.symmetry.pairwise import distance
 
     rows = _units([(1,), (2,), (1, 2), (3,)] * 2)
     widths = (4, 8, 8, 3)
     arch = _poly_arch(widths, [rows, rows])
-    parities = [arch.group.unit_parities(p, 8) for p in ("P1", "P2")]
     perms_only = replace(arch.group, parities={})
     x = torch.randn(20, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     better = 0
     for seed in range(20):
         a, b = init_mlp(widths, 2 * seed), init_mlp(widths, 2 * seed + 1)
-        na, nb = (orthopoly.normalize_signs(p, parities) for p in (a, b))
+        na, nb = (normalize_signs(p, arch.group) for p in (a, b))
         old = distance(na, permute(nb, align(na, nb, perms_only).perms))
         moved = _aligned(arch, a, b)
         new = distance(a, moved)

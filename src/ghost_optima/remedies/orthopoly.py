@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ghost_optima.symmetry.group import Transform, apply_transform, mlp_permutation_spec
+from ghost_optima.symmetry.group import mlp_permutation_spec
 from ghost_optima.symmetry.spec import GroupSpec, Parity
 
 Basis = Literal["legendre", "chebyshev"]
@@ -227,33 +227,3 @@ def poly_spec(coefficients: Sequence[Tensor]) -> GroupSpec:
         parities={p: tuple(parities(co)) for p, co in zip(names, coefficients, strict=True)},
         classes=classes,
     )
-
-
-def normalize_signs(params: Params, unit_parities: Sequence[Sequence[Parity]]) -> Params:
-    """Use each unit's sign symmetry to make its largest-magnitude incoming weight positive.
-
-    ``unit_parities[l - 1][i]`` is the parity of unit ``i`` of hidden layer ``l``. With
-    ``r_i = [W_l[i, :], b_l[i]]`` read after the previous layer's flips, ``s_i`` is the sign of
-    ``r_i``'s largest-magnitude entry (1 for units of no parity). An odd unit multiplies its
-    incoming row, bias and outgoing column by ``s_i``; an even unit only its incoming row and
-    bias (``phi(-z) = phi(z)``). Both act through ``symmetry.apply_transform`` (the even ones as
-    ``Transform.even_signs``). With every unit odd this is
-    ``ghost_optima.symmetry.align.normalize_signs``.
-    """
-    n_hidden = len(params) // 2 - 1
-    odd: dict[str, Tensor] = {}
-    even: dict[str, Tensor] = {}
-    s_out = None  # the previous layer's flips of its outgoing columns (odd units)
-    for layer in range(1, n_hidden + 1):
-        w, b = params[f"W{layer}"], params[f"b{layer}"]
-        rows = torch.cat([w if s_out is None else w * s_out, b.unsqueeze(1)], dim=1)
-        peak = rows.gather(1, rows.abs().argmax(1, keepdim=True)).squeeze(1)
-        kinds = list(unit_parities[layer - 1])
-        has = torch.tensor([k != "none" for k in kinds])
-        s_in = torch.where(has & (peak < 0), -1.0, 1.0).to(b)
-        is_odd = torch.tensor([k == "odd" for k in kinds])
-        s_out = torch.where(is_odd, s_in, torch.ones_like(s_in))
-        odd[f"P{layer}"], even[f"P{layer}"] = s_out, torch.where(is_odd, 1.0, s_in).to(b)
-    identity = {p: torch.arange(len(s)) for p, s in odd.items()}
-    flips = Transform(identity, signs=odd, even_signs=even)
-    return apply_transform(params, mlp_permutation_spec(n_hidden), flips)

@@ -59,7 +59,7 @@ def canonical_transform(params: Params, activation: str, key: str = "incoming_no
     identity = {f"P{k}": torch.arange(len(params[f"b{k}"])) for k in layers}
     signs = None
     if ACTIVATIONS[activation].symmetry == "odd":
-        signs = sign_normalization(params)
+        signs = sign_normalization(params, mlp_permutation_spec(n_hidden, activation)).signs
         params = apply_transform(params, spec, Transform(identity, signs=signs))
     perms = {
         f"P{k}": torch.argsort(unit_sort_key(params, k, key), descending=True, stable=True)

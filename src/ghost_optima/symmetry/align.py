@@ -138,35 +138,31 @@ def permute(params: Params, perms: Perms) -> Params:
 CanonicalKey = Literal["incoming_norm", "outgoing_norm", "bias"]
 
 
-def _identity_perms(params: Params) -> Perms:
-    return {f"P{i}": torch.arange(len(params[f"b{i}"])) for i in range(1, _n_hidden(params) + 1)}
+def sign_normalization(params: Params, group: GroupSpec) -> Transform:
+    """The flips that ``normalize_signs`` applies (identity permutations): ``signs`` those of the
+    odd units, ``even_signs`` those of the even units (None when ``group`` has none)."""
+    kinds, _ = unit_kinds(group, params)
+    flips = normalising_flips(as_numpy(params), kinds)
+    perms = {p: torch.arange(len(k)) for p, k in kinds.items()}
+    signs = {p: torch.as_tensor(s_out) for p, (_, s_out) in flips.items()}
+    if not any((k == EVEN).any() for k in kinds.values()):
+        return Transform(perms, signs)
+    even = {p: torch.as_tensor(s_in * s_out) for p, (s_in, s_out) in flips.items()}
+    return Transform(perms, signs, even_signs=even)
 
 
-def sign_normalization(params: Params) -> dict[str, torch.Tensor]:
-    """The signs ``{"P{l}": s_l}`` (entries +-1) that ``normalize_signs`` applies."""
-    signs: dict[str, torch.Tensor] = {}
-    prev = None
-    for layer in range(1, _n_hidden(params) + 1):
-        w, b = params[f"W{layer}"], params[f"b{layer}"]
-        rows = torch.cat([w if prev is None else w * prev, b.unsqueeze(1)], dim=1)
-        peak = rows.gather(1, rows.abs().argmax(1, keepdim=True)).squeeze(1)
-        prev = torch.where(peak < 0, -1.0, 1.0).to(b)
-        signs[f"P{layer}"] = prev
-    return signs
-
-
-def normalize_signs(params: Params) -> Params:
-    """Flip hidden units so each one's largest-magnitude incoming weight is positive.
+def normalize_signs(params: Params, group: GroupSpec) -> Params:
+    """Flip hidden units so each one's largest-magnitude incoming weight is positive, each unit
+    by its own parity in ``group`` (an MLP's; ``matching.normalising_flips``).
 
     With ``r_i = [W_l[i, :], b_l[i]]`` the incoming row of unit ``i`` *after* the flips of
     layer ``l - 1`` (which multiply the columns of ``W_l``), unit ``i`` of layer ``l`` is
-    multiplied by ``s_i = sign(r_i[argmax |r_i|])``: its row and bias by ``s_i``, its outgoing
-    column of ``W_{l+1}`` by ``s_i``. Exact for odd activations only. The result is equivariant
-    under permutations and invariant under sign flips (for weights without ties in ``|r_i|``).
+    multiplied by ``s_i = sign(r_i[argmax |r_i|])``: its row and bias, and for an odd unit its
+    outgoing column of ``W_{l+1}`` too (an even unit, ``phi(-z) = phi(z)``, keeps it; a unit of
+    no parity is not flipped). The result is equivariant under permutations and invariant under
+    the group's flips (for weights without ties in ``|r_i|``).
     """
-    signs = sign_normalization(params)
-    spec = mlp_permutation_spec(_n_hidden(params))
-    return apply_transform(params, spec, Transform(_identity_perms(params), signs=signs))
+    return apply_transform(params, group, sign_normalization(params, group))
 
 
 def canonicalize(params: Params, activation: str, key: CanonicalKey = "incoming_norm") -> Params:
@@ -183,7 +179,7 @@ def canonicalize(params: Params, activation: str, key: CanonicalKey = "incoming_
     weights). Positive rescalings of ReLU units are not quotiented out.
     """
     if ACTIVATIONS[activation].symmetry == "odd":
-        params = normalize_signs(params)
+        params = normalize_signs(params, mlp_permutation_spec(_n_hidden(params), activation))
     perms = {
         f"P{layer}": torch.argsort(unit_sort_key(params, layer, key), descending=True, stable=True)
         for layer in range(1, _n_hidden(params) + 1)

@@ -284,7 +284,7 @@ def as_numpy(params: Params) -> dict:
 
 
 def normalising_flips(params: dict, kinds: dict) -> dict:
-    """Per hidden layer ``(s_in, s_out)`` of sign normalisation (``orthopoly.normalize_signs``):
+    """Per hidden layer ``(s_in, s_out)`` of sign normalisation (``align.normalize_signs``):
     ``s_in`` the sign of the largest-magnitude entry of ``[W_l[i] s_out^(l-1), b_l[i]]`` (1 for
     units of no parity), ``s_out = s_in`` for odd units and 1 otherwise."""
     flips, prev = {}, None
