@@ -73,3 +73,14 @@ def test_an_unknown_kernel_is_refused_and_reset_empties_the_clock():
 def test_dense_macs_against_a_loop():
     widths = [784, 512, 512, 10]
     assert timing.dense_macs(widths) == 784 * 512 + 512 * 512 + 512 * 10
+
+
+def test_a_timed_function_runs_as_its_kernel_and_keeps_its_name():
+    @timing.timed("alignment")
+    def matched(a, b=1):
+        """Doc."""
+        return a + b
+
+    before = timing.totals().get("alignment", {"calls": 0})["calls"]
+    assert matched(2, b=3) == 5 and matched.__name__ == "matched" and matched.__doc__ == "Doc."
+    assert timing.totals()["alignment"]["calls"] == before + 1

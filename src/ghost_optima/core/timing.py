@@ -14,6 +14,7 @@ One clock per process (a notebook runs in its own kernel process): ``totals()`` 
 same with or without it; the seconds belong in a run's provenance, never among its figures.
 """
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -60,6 +61,20 @@ def kernel(name: str, flops: float = 0.0, clock: Clock | None = None) -> Iterato
         clock.calls[name] += 1
         if clock.running:
             clock.running[-1][1] = end  # the outer kernel resumes now
+
+
+def timed(name: str) -> Callable[[Callable], Callable]:
+    """Decorator: every call of the function runs as kernel ``name`` (no flops counted)."""
+
+    def wrap(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def timed_call(*args, **kwargs):
+            with kernel(name):
+                return function(*args, **kwargs)
+
+        return timed_call
+
+    return wrap
 
 
 def totals(clock: Clock | None = None) -> dict[str, dict[str, float]]:

@@ -38,6 +38,7 @@ from typing import Literal
 
 import torch
 
+from ghost_optima.core import timing
 from ghost_optima.core.mlp import ACTIVATIONS, ActivationLike
 from ghost_optima.core.train import stack_params
 from ghost_optima.symmetry.group import Transform, apply_transform, mlp_permutation_spec
@@ -61,6 +62,7 @@ Method = Literal["weight", "weight from identity", "normalised weight", "activat
 METHODS = ("weight", "weight from identity", "normalised weight", "activation")
 
 
+@timing.timed("alignment")
 def align(
     params_a: Params,
     params_b: Params,

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ghost_optima.core import timing
 from ghost_optima.core.data import Task
 from ghost_optima.core.mlp import ActivationLike
 from ghost_optima.core.train import evaluate, member
@@ -73,9 +74,10 @@ def pair_transforms(
         return [align(members[i], members[j], group, method, seed=seed) for i, j in all_pairs(n)]
     if x is None or activation is None:
         raise ValueError("activation matching needs inputs x and the activation")
-    std = standardised_hidden(stacked, x, activation)
-    kinds, classes = unit_kinds(group, members[0])
-    return [correlation_transform(std, i, j, kinds, classes) for i, j in all_pairs(n)]
+    with timing.kernel("alignment"):
+        std = standardised_hidden(stacked, x, activation)
+        kinds, classes = unit_kinds(group, members[0])
+        return [correlation_transform(std, i, j, kinds, classes) for i, j in all_pairs(n)]
 
 
 def pairwise_alignment(
