@@ -214,3 +214,53 @@ def test_outside_interval_matches_a_direct_comparison(value, below, above, shift
     figure = {"value": value + shift, "lo": value - below, "hi": value + above}
     expected = not (figure["lo"] <= figure["value"] <= figure["hi"])
     assert claims.outside_interval(figure) == expected
+
+
+def _planted_tanh_minimum(width, live, copies_of_live, seed=0):
+    """A one-hidden-layer tanh net (64 inputs, 10 outputs) of ``width`` units: ``live`` distinct
+    random units, each repeated (up to sign) so that ``copies_of_live`` units are live in all,
+    and the rest dead (all weights zero)."""
+    from ghost_optima.core import mlp
+
+    p = mlp.init_mlp([64, width, 10], seed)
+    for i in range(width):
+        for name in ("W1", "b1"):
+            p[name][i] = p[name][i % live] * (-1) ** (i // live) if i < copies_of_live else 0.0
+        p["W2"][:, i] = p["W2"][:, i % live] * (-1) ** (i // live) if i < copies_of_live else 0.0
+    return p
+
+
+def _t2_figures(narrow, wide, width_narrow=128, width_wide=256):
+    """T2's figures from two planted minima, measured by the chapter's own instrument (one seed:
+    intervals of zero width)."""
+    from ghost_optima.symmetry import group, stabiliser
+
+    eff = [stabiliser.log10_effective_orbit(p, "tanh") for p in (narrow, wide)]
+    nominal = [group.log10_orbit_size([w], "tanh") for w in (width_narrow, width_wide)]
+    slope = (eff[1] - eff[0]) / (nominal[1] - nominal[0])
+    return {
+        "count_match": 1, "min_pairwise_distance": 0.73, "loss_spread": 3e-20,
+        "log10_copies_mnist_mlp": 2333.1, "log10_nominal_widest": nominal[1],
+        "log10_effective_orbit_widest": {"value": eff[1], "lo": eff[1], "hi": eff[1]},
+        "log10_effective_orbit_width_slope": {"value": slope, "lo": slope, "hi": slope},
+    }  # fmt: skip
+
+
+def test_t2_refutation_fires_on_widths_the_chapter_measures():
+    """T2's "not astronomical" branch is reachable inside the measured range (128 and 256
+    units): when the added units die, 20 live units of 256 give fewer than 10^80 distinct copies
+    and widening adds almost none; when they copy the live ones instead, the count stays
+    astronomical and keeps growing (duplicates alone cannot make it small)."""
+    rule = claims.registry()["T2"].rule
+    dead = _t2_figures(_planted_tanh_minimum(128, 20, 20), _planted_tanh_minimum(256, 20, 20))
+    assert dead["log10_effective_orbit_widest"]["value"] < 80
+    assert dead["log10_effective_orbit_width_slope"]["value"] < 0.1
+    assert evaluate(rule, dead) == "not supported"
+    thirty = _planted_tanh_minimum(256, 30, 30)  # the rule text's "all but about 30 units dead"
+    assert 75 < _t2_figures(thirty, thirty)["log10_effective_orbit_widest"]["value"] < 85
+    copied = _t2_figures(_planted_tanh_minimum(128, 60, 128), _planted_tanh_minimum(256, 60, 256))
+    assert copied["log10_effective_orbit_width_slope"]["value"] > 0.5
+    assert evaluate(rule, copied) == "supported"
+    # a few more live units at the wider width: astronomical, but widening keeps a small share
+    half = _t2_figures(_planted_tanh_minimum(128, 60, 60), _planted_tanh_minimum(256, 100, 100))
+    assert evaluate(rule, half) == "mixed"
