@@ -264,3 +264,30 @@ def test_t2_refutation_fires_on_widths_the_chapter_measures():
     # a few more live units at the wider width: astronomical, but widening keeps a small share
     half = _t2_figures(_planted_tanh_minimum(128, 60, 60), _planted_tanh_minimum(256, 100, 100))
     assert evaluate(rule, half) == "mixed"
+
+
+def _t3_figures(uniform_hits, gaussian_hits, starts=200, spectrum_max_diff=1e-11):
+    """T3's figures as the chapter records them: counts of spurious ends out of ``starts``
+    initialisations at k = n = 14, with the chapter's Wilson intervals."""
+    from ghost_optima.landscape.spurious import wilson_interval
+
+    def fraction(hits):
+        lo, hi = wilson_interval(hits, starts)
+        return {"value": hits / starts, "lo": lo, "hi": hi, "n": starts}
+
+    return {
+        "spectrum_max_diff": spectrum_max_diff,
+        "spurious_fraction_uniform_k14": fraction(uniform_hits),
+        "spurious_fraction_gaussian_k14": fraction(gaussian_hits),
+    }
+
+
+def test_t3_each_branch_is_reached_by_counts_of_the_chapters_size():
+    """With the chapter's 200 starts per arm, 3 spurious ends from the uniform start already put
+    the interval below one in twenty (the refutation); 20 of 200 are common in both arms."""
+    rule = claims.registry()["T3"].rule
+    assert evaluate(rule, _t3_figures(3, 150)) == "not supported"
+    assert evaluate(rule, _t3_figures(20, 20)) == "supported"
+    assert evaluate(rule, _t3_figures(10, 150)) == "mixed"  # 0.05 inside the interval
+    assert evaluate(rule, _t3_figures(124, 4)) == "mixed"  # the Gaussian start rarely sticks
+    assert evaluate(rule, _t3_figures(124, 149, spectrum_max_diff=1e-5)) == "not supported"
