@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from ghost_optima.landscape import spurious as sp
 
@@ -17,7 +18,7 @@ def single(W, V):
 
 def test_loss_matches_monte_carlo_and_closed_forms():
     V = sp.orthonormal_teacher(3, 4)
-    W = sp.random_students(2, 3, 4, seed=0)
+    W = sp.gaussian_students(2, 3, 4, seed=0)
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(400_000, 4, generator=gen, dtype=torch.float64)
     for i in range(2):
@@ -33,7 +34,7 @@ def test_loss_matches_monte_carlo_and_closed_forms():
 
 def test_gradient_matches_finite_differences_of_the_loss():
     V = sp.orthonormal_teacher(4)
-    W = sp.random_students(1, 5, 4, seed=3)
+    W = sp.gaussian_students(1, 5, 4, seed=3)
     g = sp.population_gradient(W, V)
     h = 1e-6
     fd = torch.zeros_like(W)
@@ -46,7 +47,7 @@ def test_gradient_matches_finite_differences_of_the_loss():
 
 def test_hessian_gives_the_second_order_term_of_the_loss():
     V = sp.orthonormal_teacher(4)
-    W = sp.random_students(1, 4, 4, seed=5)[0]
+    W = sp.gaussian_students(1, 4, 4, seed=5)[0]
     H = sp.hessian(W, V)
     assert torch.allclose(H, H.T)
     gen = torch.Generator().manual_seed(0)
@@ -89,14 +90,16 @@ def test_planted_local_minimum_and_global_minimum_are_told_apart():
         sp.classify(single(V[None], V), V, loss_tol=1e-3, grad_tol=1e-6, eig_tol=1e-5)[0]["kind"]
         == "global"
     )
-    W = sp.random_students(1, 2, 2, seed=0)
+    W = sp.gaussian_students(1, 2, 2, seed=0)
     row = sp.classify(single(W, V), V, loss_tol=1e-3, grad_tol=1e-6, eig_tol=1e-5)[0]
     assert row["kind"] == "unconverged"
 
 
 def test_descent_reaches_the_teacher_for_a_small_net_and_stops_each_restart():
     V = sp.orthonormal_teacher(3)
-    run = sp.descend(sp.random_students(8, 3, 3, seed=0), V, lr=0.3, max_steps=20000, grad_tol=1e-8)
+    run = sp.descend(
+        sp.gaussian_students(8, 3, 3, seed=0), V, lr=0.3, max_steps=20000, grad_tol=1e-8
+    )
     assert (run.grad_norm <= 1e-8).all()
     assert (run.loss < 1e-10).sum() >= 6  # k = 3: no spurious minima (Safran and Shamir)
     assert run.steps.min() < run.steps.max()  # restarts stop on their own
@@ -126,7 +129,7 @@ def test_batched_descent_matches_one_restart_at_a_time(teacher):
     if teacher == "rotated":
         V = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(2),
                                         dtype=torch.float64))[0]  # fmt: skip
-    W0 = sp.random_students(6, 5, 4, seed=7)
+    W0 = sp.gaussian_students(6, 5, 4, seed=7)
     kwargs = dict(lr=0.3, max_steps=400, grad_tol=1e-4, loss_stop=1e-5)
     run = sp.descend(W0, V, **kwargs)
     W_ref, steps_ref = reference_descent(W0, V, **kwargs)
@@ -146,3 +149,51 @@ def test_wilson_interval_known_values():
         assert sp.wilson_interval(0, n)[0] == 0.0 and sp.wilson_interval(n, n)[1] == 1.0
     with pytest.raises(ValueError):
         sp.wilson_interval(3, 2)
+
+
+@pytest.mark.parametrize(("n", "d"), [(14, 14), (16, 14), (7, 6)])
+def test_glorot_uniform_start_has_torchs_xavier_bound_and_is_uniform(n, d):
+    """Against torch's own Xavier-uniform initialiser (the same bound for a layer of ``d`` inputs
+    and ``n`` units) and a Kolmogorov-Smirnov test of uniformity; variance 1/d when n = d."""
+    W = sp.glorot_uniform_students(400, n, d, seed=1)
+    reference = torch.nn.init.xavier_uniform_(torch.empty(n, d, dtype=torch.float64))
+    fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(reference)
+    a = math.sqrt(6.0 / (fan_in + fan_out))
+    assert W.shape == (400, n, d) and W.dtype == torch.float64
+    assert W.abs().max() <= a and reference.abs().max() <= a
+    assert W.abs().max() > 0.999 * a  # the whole interval is used
+    assert stats.kstest(W.flatten().numpy(), "uniform", args=(-a, 2 * a)).pvalue > 1e-3
+    if n == d:
+        assert W.var().item() == pytest.approx(1 / d, rel=0.02)
+    assert torch.equal(W, sp.glorot_uniform_students(400, n, d, seed=1))  # seeded
+
+
+def test_gaussian_start_has_variance_one_over_d():
+    W = sp.gaussian_students(400, 14, 14, seed=2)
+    assert W.mean().item() == pytest.approx(0.0, abs=0.01)
+    assert W.var().item() == pytest.approx(1 / 14, rel=0.02)
+    assert stats.kstest(W.flatten().numpy() * math.sqrt(14), "norm").pvalue > 1e-3
+
+
+def test_newcombe_difference_matches_the_published_example_and_holds_its_estimate():
+    """Newcombe (1998), Statistics in Medicine 17:873, method 10 on 56/70 against 48/80."""
+    assert sp.newcombe_difference(56, 70, 48, 80) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    for a, b in [(0, 0), (0, 200), (200, 0), (124, 149), (13, 40)]:
+        lo, hi = sp.newcombe_difference(a, 200, b, 200)
+        assert -1 <= lo <= (a - b) / 200 <= hi <= 1
+    lo, hi = sp.newcombe_difference(124, 200, 149, 200)
+    assert (lo, hi) == pytest.approx(
+        tuple(-x for x in sp.newcombe_difference(149, 200, 124, 200))[::-1]
+    )
+
+
+def test_a_step_too_large_for_the_start_is_called_diverged_and_stops():
+    """Four students of a two-unit teacher with step 20: gradient descent blows up (the units'
+    common direction has curvature about n/2), the blown-up restarts stop on their own and are
+    sorted as diverged, never as minima."""
+    V = sp.orthonormal_teacher(2)
+    run = sp.descend(sp.gaussian_students(5, 4, 2, seed=0), V, lr=20.0, max_steps=5000,
+                     grad_tol=1e-9, loss_stop=1e-6)  # fmt: skip
+    kinds = [r["kind"] for r in sp.classify(run, V, loss_tol=1e-3, grad_tol=1e-9, eig_tol=1e-5)]
+    assert kinds == ["diverged"] * 5
+    assert (run.steps < 5000).all()

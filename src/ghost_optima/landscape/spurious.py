@@ -9,7 +9,10 @@ population loss ``L(W) = E[(f(x) - g(x))^2] / 2`` in closed form through the arc
 
 ``t`` the angle between ``w`` and ``v``, whose gradient in ``w`` is
 ``(|v| sin t w/|w| + (pi - t) v) / (2 pi)``. Every function takes a batch of students
-``W: (R, n, d)`` (``R`` restarts at once) and one teacher ``V: (k, d)``.
+``W: (R, n, d)`` (``R`` restarts at once) and one teacher ``V: (k, d)``. Two starts:
+:func:`glorot_uniform_students` (Glorot and Bengio's uniform "Xavier" initialisation) and
+:func:`gaussian_students` (``N(0, 1/d)``, what Safran's published code for the 2021 follow-up
+calls Xavier initialisation).
 
 :func:`descend` runs plain gradient descent on all restarts together until each one's gradient
 norm falls below a tolerance; :func:`hessian` is the full Hessian of one student (central
@@ -35,7 +38,9 @@ __all__ = [
     "orthonormal_teacher",
     "population_gradient",
     "population_loss",
-    "random_students",
+    "gaussian_students",
+    "glorot_uniform_students",
+    "newcombe_difference",
     "wilson_interval",
 ]
 
@@ -48,10 +53,27 @@ def orthonormal_teacher(k: int, d: int | None = None) -> Tensor:
     return torch.eye(k, d, dtype=torch.float64)
 
 
-def random_students(n_restarts: int, n: int, d: int, seed: int) -> Tensor:
-    """``(R, n, d)``: i.i.d. ``N(0, 1/d)`` entries (Xavier-like scale), float64."""
+def gaussian_students(n_restarts: int, n: int, d: int, seed: int) -> Tensor:
+    """``(R, n, d)``: i.i.d. ``N(0, 1/d)`` entries, float64.
+
+    The start that the code Safran published for Safran, Yehudai and Shamir (COLT 2021)
+    draws (``np.random.normal(size=(k, k)) / k ** 0.5``) and calls Xavier initialisation.
+    """
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(n_restarts, n, d, generator=gen, dtype=torch.float64) / math.sqrt(d)
+
+
+def glorot_uniform_students(n_restarts: int, n: int, d: int, seed: int) -> Tensor:
+    """``(R, n, d)``: i.i.d. entries uniform on ``[-a, a]``, ``a = sqrt(6 / (n + d))``, float64.
+
+    Glorot and Bengio's (2010, eq. 16) normalised ("Xavier") initialisation of a layer with
+    ``d`` inputs and ``n`` units: variance ``a^2 / 3 = 2 / (n + d)``, which is ``1/d`` when
+    ``n = d`` (the variance of :func:`gaussian_students`).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    a = math.sqrt(6.0 / (n + d))
+    u = torch.rand(n_restarts, n, d, generator=gen, dtype=torch.float64)
+    return (2.0 * u - 1.0) * a
 
 
 def _angles(A: Tensor, B: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -195,17 +217,20 @@ def classify(
 ) -> list[dict]:
     """One row per restart: ``kind`` and the figures that decided it.
 
-    ``"global"`` when the loss is at most ``loss_tol``; otherwise ``"unconverged"`` when the
-    gradient norm exceeds ``grad_tol``; otherwise, from the full Hessian's extreme eigenvalues,
-    ``"saddle"`` when ``lambda_min < -eig_tol * lambda_max`` (a clearly negative direction), and
-    ``"spurious"`` (a spurious local minimum) when not.
+    ``"diverged"`` when the loss or the gradient is not finite (the step was too large for
+    the start: gradient descent blew up); ``"global"`` when the loss is at most ``loss_tol``;
+    otherwise ``"unconverged"`` when the gradient norm exceeds ``grad_tol``; otherwise, from the
+    full Hessian's extreme eigenvalues, ``"saddle"`` when ``lambda_min < -eig_tol * lambda_max``
+    (a clearly negative direction), and ``"spurious"`` (a spurious local minimum) when not.
     """
     rows = []
     for i in range(len(descent.W)):
         loss, grad_norm = float(descent.loss[i]), float(descent.grad_norm[i])
         row = dict(loss=loss, grad_norm=grad_norm, steps=int(descent.steps[i]),
                    lambda_min=math.nan, lambda_max=math.nan)  # fmt: skip
-        if loss <= loss_tol:
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            row["kind"] = "diverged"
+        elif loss <= loss_tol:
             row["kind"] = "global"
         elif grad_norm > grad_tol:
             row["kind"] = "unconverged"
@@ -230,3 +255,20 @@ def wilson_interval(successes: int, n: int, *, level: float = 0.95) -> tuple[flo
     lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends: no rounding past p
     hi = 1.0 if successes == n else min(1.0, centre + half)
     return lo, hi
+
+
+def newcombe_difference(
+    hits_a: int, n_a: int, hits_b: int, n_b: int, *, level: float = 0.95
+) -> tuple[float, float]:
+    """Newcombe's (1998, method 10) interval for the difference of two independent proportions
+    ``p_a - p_b``, from their Wilson intervals ``(l_a, u_a)`` and ``(l_b, u_b)``:
+    ``d - sqrt((p_a - l_a)^2 + (u_b - p_b)^2)`` to ``d + sqrt((u_a - p_a)^2 + (p_b - l_b)^2)``.
+    """
+    p_a, p_b = hits_a / n_a, hits_b / n_b
+    lo_a, hi_a = wilson_interval(hits_a, n_a, level=level)
+    lo_b, hi_b = wilson_interval(hits_b, n_b, level=level)
+    d = p_a - p_b
+    return (
+        d - math.sqrt((p_a - lo_a) ** 2 + (hi_b - p_b) ** 2),
+        d + math.sqrt((hi_a - p_a) ** 2 + (p_b - lo_b) ** 2),
+    )
