@@ -1,5 +1,7 @@
 """A rule taken apart into its conditions, and the direction of its key figure."""
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -67,11 +69,14 @@ def test_the_key_direction_is_read_from_either_branch():
     assert conditions.favours_claim(m4, M4_FAVOURABLE) is True
     worse = dict(M4_FAVOURABLE, symmetry_effect_disagreement=interval(0.1, 0.02, 0.2))
     assert conditions.favours_claim(m4, worse) is False
-    # T2 compares its key with a threshold only in "not supported" (half the nominal decades)
-    t2 = claims.registry()["T2"].rule
-    direction = conditions.key_direction(t2, {"log10_nominal_digits": 40.0})
+    # a key compared with a threshold only in "not supported" (half of another figure)
+    only_against = Rule("t", "n > 0.5", "x.hi < 0.5 * y", "mixed", "x")
+    direction = conditions.key_direction(only_against, {"y": 40.0})
     assert direction.against and direction.bounds == (("<", 20.0),)
     assert direction.favours(30.0) and not direction.favours(10.0)
+    # T2 compares its key in "supported": more than 10^80 distinct copies
+    t2 = conditions.key_direction(claims.registry()["T2"].rule, {})
+    assert not t2.against and t2.bounds == ((">", 80.0),)
     # T5 favours a band around 0: both bounds must hold
     t5 = conditions.key_direction(claims.registry()["T5"].rule, {})
     assert t5.favours(0.0) and not t5.favours(0.5) and not t5.favours(-0.5)
@@ -96,13 +101,20 @@ def test_direction_matches_the_comparison_either_way_round(value, threshold, sym
 
 
 def test_threshold_reads_a_rules_own_bar():
-    assert conditions.threshold("T3", "spurious_fraction_k14.lo") == 0.05
-    assert conditions.threshold("T3", "spurious_fraction_k14.hi", "not supported") == 0.01
+    assert conditions.threshold("T3", "spurious_fraction_uniform_k14.lo") == 0.05
+    assert conditions.threshold("T3", "spurious_fraction_gaussian_k14.lo") == 0.05
+    assert conditions.threshold("T3", "spurious_fraction_uniform_k14.hi", "not supported") == 0.05
     assert conditions.threshold("E5", "auroc_oof_label_disagreement_mnist1d.lo") == 0.75
     assert conditions.threshold("T1", "max_rel_change") == 1e-10
-    assert conditions.threshold(
-        "T2", "log10_effective_orbit.hi", "not supported", {"log10_nominal_digits": 40.0}
-    ) == pytest.approx(20.0)
+    assert (
+        conditions.threshold("T2", "log10_effective_orbit_width_slope.hi", "not supported") == 0.1
+    )
+    relative = dataclasses.replace(  # a bar that is an expression of other figures
+        claims.registry()["T2"], rule=Rule("t", "x.lo > y", "x.hi < 0.5 * y", "mixed", "x")
+    )
+    assert conditions.threshold(relative, "x.hi", "not supported", {"y": 40.0}) == pytest.approx(
+        20.0
+    )
     with pytest.raises(ValueError, match="compares"):
         conditions.threshold("T5", "full_spectrum_slope")  # only its interval is compared
     assert conditions.threshold("T5", "full_spectrum_slope.lo", "not supported") == 0.2
