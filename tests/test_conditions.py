@@ -118,3 +118,12 @@ def test_threshold_reads_a_rules_own_bar():
     with pytest.raises(ValueError, match="compares"):
         conditions.threshold("T5", "full_spectrum_slope")  # only its interval is compared
     assert conditions.threshold("T5", "full_spectrum_slope.lo", "not supported") == 0.2
+
+
+def test_thresholds_lists_every_bar_a_band_reads():
+    """E2's rule reads each slope against a band [-t, t]: ``thresholds`` gives both ends, and
+    ``threshold`` refuses to pick one of them."""
+    bars = conditions.thresholds("E2", "basin_split_slope_digits.lo")
+    assert len(bars) == 2 and bars[0] == -bars[1] < 0
+    with pytest.raises(ValueError, match="compares basin_split_slope_digits.lo with"):
+        conditions.threshold("E2", "basin_split_slope_digits.lo")

@@ -238,6 +238,19 @@ def threshold(
     round, anywhere in the branch's expression) with a number, or with an expression of other
     figures, given in ``figures``. For prose and plots that must use a rule's own bar instead
     of typing it again. Raises ``ValueError`` unless exactly one threshold is found."""
+    found = thresholds(claim, read, branch, figures)
+    if len(found) != 1:
+        claim_id = claim if isinstance(claim, str) else claim.id
+        raise ValueError(f"the {branch} rule of {claim_id} compares {read} with {found}")
+    return found[0]
+
+
+def thresholds(
+    claim: str | Claim, read: str, branch: str = "supported", figures: dict | None = None
+) -> list[float]:
+    """Every threshold, ascending, that ``branch`` of the rule of ``claim`` compares ``read``
+    with (see :func:`threshold`), for a rule that reads one figure against several bars (e.g.
+    a band ``-t <= x.lo and x.hi <= t``)."""
     claim = registry()[claim] if isinstance(claim, str) else claim
     expr = claim.rule.supported if branch == "supported" else claim.rule.not_supported
     name, _, part = read.partition(".")
@@ -248,6 +261,4 @@ def threshold(
         bound = _key_bound(node, name, figures or {})
         if bound and bound[0] == (part or "value"):
             found.add(bound[2])
-    if len(found) != 1:
-        raise ValueError(f"the {branch} rule of {claim.id} compares {read} with {sorted(found)}")
-    return found.pop()
+    return sorted(found)
