@@ -1,6 +1,8 @@
 """The resampling kernel (ghost_optima.core.stats) against scipy, sklearn, brute-force loops over
 resamples and closed forms."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,6 +14,7 @@ from ghost_optima.core.stats import (
     Nested,
     bootstrap,
     counts,
+    finite_slope,
     intervals,
     nested_mean,
     pair_means,
@@ -359,6 +362,25 @@ def test_slope_of_a_batch_is_the_slope_of_every_row():
     assert np.isnan(slope(np.ones(6), y)).all()
     with pytest.raises(ValueError, match="same length"):
         slope(x, y[..., :5])
+
+
+def test_finite_slope_is_the_slope_over_each_rows_finite_entries():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=7), rng.normal(size=(50, 7))
+    y[rng.random(y.shape) < 0.4] = np.nan
+    y[0] = np.nan
+    y[1, 1:] = np.nan  # a single point: no slope
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = finite_slope(x, y)
+    for r in range(len(y)):
+        keep = np.isfinite(y[r])
+        if keep.sum() < 2:
+            assert np.isnan(got[r])
+        else:
+            assert got[r] == pytest.approx(sps.linregress(x[keep], y[r, keep]).slope, rel=1e-9)
+    full = rng.normal(size=(3, 7))
+    np.testing.assert_allclose(finite_slope(x, full), slope(x, full), rtol=1e-12)
 
 
 def test_intervals_follow_the_nan_policy_and_collapse_without_resamples():

@@ -281,6 +281,24 @@ def slope(x, y) -> float | np.ndarray:
     return (y - y.mean(-1, keepdims=True)) @ xc / ss
 
 
+def finite_slope(x, y) -> np.ndarray:
+    """:func:`slope` of every row of ``y`` ``(..., m)`` over that row's finite entries only:
+    ``(...)``, NaN where fewer than two distinct ``x`` remain (e.g. a resample that drew no pair
+    at some abscissa), without a warning.
+    """
+    x = np.asarray(x, dtype=float).reshape(-1)
+    y = np.asarray(y, dtype=float)
+    if y.ndim == 0 or y.shape[-1] != len(x):
+        raise ValueError(f"x and y must have the same length, got {x.shape} and {y.shape}")
+    seen = np.isfinite(y)
+    n = seen.sum(-1, keepdims=True)
+    xs, ys = np.where(seen, x, 0.0), np.where(seen, y, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xc = np.where(seen, xs - xs.sum(-1, keepdims=True) / n, 0.0)
+        yc = np.where(seen, ys - ys.sum(-1, keepdims=True) / n, 0.0)
+        return (xc * yc).sum(-1) / (xc * xc).sum(-1)
+
+
 def slope_ci(x, y, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Estimate:
     """:func:`slope` of ``y`` on ``x`` with an interval.
 
