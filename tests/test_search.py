@@ -118,8 +118,11 @@ def test_error_scores_and_early_rows(split):
 @given(st.permutations(range(len(GRID) * 2)))
 def test_member_order_changes_no_result(split, order):
     """Members share nothing and draw from their own seeds, so a permutation of the members
-    permutes the results bit for bit: the grid-major order is a choice, not a result."""
-    config = replace(CONFIG, dtype=torch.float32, epochs=2)
+    permutes the results: the grid-major order is a choice, not a result. Equal to rounding, not
+    bit for bit: a member moved to the end of the ensemble rounds differently (seen in float32 at a
+    rate of 3: 3e-6 after two epochs), most likely because element-wise kernels treat the last
+    entries of a flat tensor outside their vector lanes."""
+    config = replace(CONFIG, epochs=2)
     seeds, rates = members([float(v) for v in GRID], SEEDS[:2])
     grid_major = train_ensemble(split, WIDTHS, "tanh", seeds, replace(config, lr=tuple(rates)))
     permuted = train_ensemble(
@@ -130,9 +133,9 @@ def test_member_order_changes_no_result(split, order):
         replace(config, lr=tuple(rates[i] for i in order)),
     )
     for k, v in grid_major.params.items():
-        assert torch.equal(v[list(order)], permuted.params[k])
-    np.testing.assert_array_equal(
-        grid_major.history.test_loss[:, list(order)], permuted.history.test_loss
+        torch.testing.assert_close(v[list(order)], permuted.params[k], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        grid_major.history.test_loss[:, list(order)], permuted.history.test_loss, rtol=1e-9
     )
 
 
