@@ -33,8 +33,7 @@ def notebook(title: str, parameters: str, body: str) -> str:
     return HEADER + f"# {title}\n\n" + "\n\n".join(cells) + "\n"
 
 
-@pytest.fixture
-def book(tmp_path) -> pipeline.Project:
+def fixture_book(tmp_path: Path) -> pipeline.Project:
     """Two notebooks; the second reads a parameter and glues a number into its prose."""
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "book").mkdir()
@@ -67,6 +66,27 @@ def book(tmp_path) -> pipeline.Project:
     return pipeline.Project(tmp_path)
 
 
+@pytest.fixture
+def book(tmp_path) -> pipeline.Project:
+    return fixture_book(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def first_build(tmp_path_factory):
+    """The fixture book built once on the quick profile, and that build's log."""
+    project = fixture_book(tmp_path_factory.mktemp("first_build"))
+    return project.root, build(project, "quick")
+
+
+@pytest.fixture
+def built(first_build, tmp_path) -> pipeline.Project:
+    """A copy of the built fixture book (the cache is keyed by content, never by path), so that
+    the tests which start from a built book do not each build it again."""
+    root, _ = first_build
+    shutil.copytree(root, tmp_path / "built", symlinks=True)
+    return pipeline.Project(tmp_path / "built")
+
+
 def page_text(path: Path) -> str:
     return re.sub(r"<[^>]+>", "", path.read_text())
 
@@ -86,37 +106,36 @@ def cli(project, *args):
     )
 
 
-def test_build_caches_and_reruns_only_what_changed(book):
-    first = build(book, "quick")
+def test_build_caches_and_reruns_only_what_changed(first_build, built):
+    first = first_build[1]
     assert any("10_first: done" in line for line in first)
-    html = book.html("quick") / "_generated" / "20_second.html"
+    html = built.html("quick") / "_generated" / "20_second.html"
     assert "Doubled: 1.00." in page_text(html)
-    result = json.loads((book.results("quick") / "20_second.json").read_text())
+    result = json.loads((built.results("quick") / "20_second.json").read_text())
     assert result["values"] == {"doubled": 1.0}
     assert result["provenance"]["parameters"] == {"scale": 0.5}
     assert set(result["provenance"]["versions"]) >= {"torch", "papermill", "jupyter-book"}
 
-    second = build(book, "quick")
+    second = build(built, "quick")
     assert second[:2] == [
         "[1/2] 10_first: cached (inputs unchanged)",
         "[2/2] 20_second: cached (inputs unchanged)",
     ]
     assert "book: unchanged, not rebuilt" in second
 
-    third = build(book, "quick", overrides=["scale=2"])
+    third = build(built, "quick", overrides=["scale=2"])
     assert "[1/2] 10_first: cached (inputs unchanged)" in third
     assert "[2/2] 20_second: running ..." in third
     assert "Doubled: 4.00." in page_text(html)
 
-    forced = build(book, "quick", overrides=["scale=2"], force=True, only=["first"])
+    forced = build(built, "quick", overrides=["scale=2"], force=True, only=["first"])
     assert forced[0] == "[1/1] 10_first: running ..."
 
 
-def test_a_failing_cell_is_named_and_the_book_kept(book):
-    build(book, "quick")
-    index = book.html("quick") / "index.html"
+def test_a_failing_cell_is_named_and_the_book_kept(built):
+    index = built.html("quick") / "index.html"
     before = index.read_bytes()
-    (book.notebooks / "20_second.md").write_text(
+    (built.notebooks / "20_second.md").write_text(
         notebook(
             "Second",
             "scale: float = 1.5  # a number",
@@ -124,15 +143,15 @@ def test_a_failing_cell_is_named_and_the_book_kept(book):
         )
     )
     with pytest.raises(pipeline.BuildError) as failure:
-        build(book, "quick")
+        build(built, "quick")
     message = str(failure.value)
     assert "notebook 20_second failed in code cell 3" in message
     assert "RuntimeError: planted failure" in message
-    assert (book.failed("quick") / "20_second.ipynb").exists()
+    assert (built.failed("quick") / "20_second.ipynb").exists()
     assert index.read_bytes() == before
     # the last good result is still the one on record
     assert (
-        json.loads((book.results("quick") / "20_second.json").read_text())["values"]["doubled"]
+        json.loads((built.results("quick") / "20_second.json").read_text())["values"]["doubled"]
         == 1.0
     )
 
@@ -174,14 +193,13 @@ def test_a_stray_bounds_entry_is_refused_by_the_cli_before_any_work(book):
     assert not (book.root / "results").exists() and not (book.root / "_build").exists()
 
 
-def test_altered_result_file_is_not_trusted(book):
-    build(book, "quick")
-    path = book.results("quick") / "20_second.json"
+def test_altered_result_file_is_not_trusted(built):
+    path = built.results("quick") / "20_second.json"
     record = json.loads(path.read_text())
     record["values"]["doubled"] = 99.0
     path.write_text(json.dumps(record))
     assert pipeline.load_result(path) is None
-    lines = build(book, "quick")
+    lines = build(built, "quick")
     assert any("20_second: result file unreadable or altered" in line for line in lines)
     assert pipeline.load_result(path)["values"]["doubled"] == 1.0
 
@@ -228,9 +246,8 @@ def test_truncated_result_file_is_run_again(book):
     assert "[1/2] 10_first: result file unreadable or altered; running again" in lines
 
 
-def test_claims_json_lists_every_registered_claim(book):
-    build(book, "quick")
-    rows = json.loads((book.results("quick") / "claims.json").read_text())["claims"]
+def test_claims_json_lists_every_registered_claim(built):
+    rows = json.loads((built.results("quick") / "claims.json").read_text())["claims"]
     assert [r["id"] for r in rows][:3] == ["T1", "T2", "T3"]
     verdicts = {r["id"]: r["verdict"] for r in rows}
     # the build's own checks: a summary that covers no tested claim is not supported
@@ -293,46 +310,42 @@ def test_inputs_hash_follows_the_science_not_the_build_code(tmp_path):
     assert pipeline.science_digest(tmp_path) != changed
 
 
-def test_overrides_put_a_banner_on_every_page_until_a_plain_build(book):
+def test_overrides_put_a_banner_on_every_page_until_a_plain_build(built):
     def banners():
-        html = book.html("quick")  # every rendered page (index.html only redirects to intro)
+        html = built.html("quick")  # every rendered page (index.html only redirects to intro)
         pages = [
             p for p in html.rglob("*.html") if "_static" not in p.parts and p != html / "index.html"
         ]
         return [("parameter overrides" in p.read_text(encoding="utf-8")) for p in pages]
 
-    build(book, "quick")
     assert not any(banners())
-    build(book, "quick", overrides=["20_second.scale=2"])
+    build(built, "quick", overrides=["20_second.scale=2"])
     assert all(banners()) and len(banners()) >= 5
-    rows = json.loads((book.results("quick") / "claims.json").read_text())["claims"]
-    ledger = (book.html("quick") / "_generated" / "ledger.html").read_text(encoding="utf-8")
+    rows = json.loads((built.results("quick") / "claims.json").read_text())["claims"]
+    ledger = (built.html("quick") / "_generated" / "ledger.html").read_text(encoding="utf-8")
     assert "20_second: scale=2" in ledger
     assert all(r["overrides"] == {} for r in rows)  # no claim comes from 20_second
-    build(book, "quick")  # the plain build runs 20_second again with the profile's value
+    build(built, "quick")  # the plain build runs 20_second again with the profile's value
     assert not any(banners())
 
 
-def test_a_changed_static_file_reaches_the_built_book(book):
-    build(book, "quick")
-    stylesheet = book.book / "_static" / "print.css"
+def test_a_changed_static_file_reaches_the_built_book(built):
+    stylesheet = built.book / "_static" / "print.css"
     stylesheet.write_text(stylesheet.read_text() + "\n/* changed */\n")
-    build(book, "quick")
-    assert "/* changed */" in (book.html("quick") / "_static" / "print.css").read_text()
+    build(built, "quick")
+    assert "/* changed */" in (built.html("quick") / "_static" / "print.css").read_text()
 
 
-def test_a_second_build_with_nothing_changed_does_no_work(book, monkeypatch):
-    build(book, "quick")
-
+def test_a_second_build_with_nothing_changed_does_no_work(built, monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("a cached build regenerated the pages")
 
     for name in ("collect_claims", "render", "run_notebook"):
         monkeypatch.setattr(pipeline, name, must_not_run)
     started = time.perf_counter()
-    lines = build(book, "quick")
+    lines = build(built, "quick")
     assert "book: unchanged, not rebuilt" in lines
     assert time.perf_counter() - started < 30  # loose: a loaded machine; the bound is 5 s quiet
-    (book.book / "intro.md").write_text("# Fixture\n\nChanged prose.\n")
+    (built.book / "intro.md").write_text("# Fixture\n\nChanged prose.\n")
     with pytest.raises(AssertionError, match="regenerated the pages"):
-        build(book, "quick")  # a changed source page is rendered again
+        build(built, "quick")  # a changed source page is rendered again
