@@ -4,7 +4,7 @@ The registry (``claims.yml`` beside this file) declares every claim once: statem
 and Japanese, source, the notebook that tests it, and its rule. A rule is three small boolean
 expressions over named figures, fixed before the notebook runs::
 
-    supported:     max_rel_change < 1e-10 and control_min_change > 1e-3
+    supported:     max_rel_change < 1e-10 and control_min_change > 1e-6
     not_supported: max_rel_change > 1e-6
     otherwise:     inconclusive
 
