@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ghost_optima.core import timing
+
 __all__ = [
     "Descent",
     "classify",
@@ -158,6 +160,7 @@ class Descent:
     steps: Tensor
 
 
+@timing.timed("training")
 def descend(
     W0: Tensor, V: Tensor, *, lr: float, max_steps: int, grad_tol: float, loss_stop: float = 0.0
 ) -> Descent:
