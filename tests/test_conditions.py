@@ -19,6 +19,7 @@ M4_FAVOURABLE = {  # disagreement down 21%, but the modules have more permutatio
     "symmetry_effect_disagreement": interval(-0.21, -0.32, -0.07),
     "symmetry_effect_per_error": interval(-0.1, -0.2, 0.05),
     "acc_change": interval(-0.01, -0.03, 0.01),
+    "twin_accuracy_gap": 0.005,
 }
 
 
@@ -31,8 +32,36 @@ def test_explain_lists_every_condition_of_the_registered_rule_with_whether_it_he
     assert text.rstrip().endswith("otherwise *mixed*.")
     rule = claims.registry()["M4"].rule
     found = conditions.conditions(rule, M4_FAVOURABLE)
-    assert [len(c) for _, c in found.values()] == [4, 3]  # the top-level operands
+    assert [len(c) for _, c in found.values()] == [4, 4]  # the top-level operands
     assert [how for how, _ in found.values()] == ["all", "any"]
+
+
+@pytest.mark.parametrize("cid", ["M1", "M3", "M4"])
+def test_beyond_the_twin_accuracy_margin_stability_is_judged_at_matched_accuracy(cid):
+    """#26: a twin less (or more) accurate than its remedy by more than the rule's margin makes
+    raw disagreement unfair, so 'not supported' then reads the per-error effect alone."""
+    margin = conditions.threshold(cid, "twin_accuracy_gap", "not_supported")
+    assert margin == 0.02
+    base = {
+        "log10_perm_group_max": 0.0,
+        "log10_perm_group": 0.0,
+        "log10_perm_reduction": 1.0,
+        "acc_change": interval(0.0, -0.01, 0.01),
+    }
+    flat_raw = interval(0.01, -0.02, 0.04)  # raw disagreement: no reduction of 5%
+    better_matched = interval(-0.3, -0.4, -0.2)  # at matched accuracy: a clear reduction
+    rule = claims.registry()[cid].rule
+    figures = dict(base, symmetry_effect_disagreement=flat_raw)
+    figures["symmetry_effect_per_error"] = better_matched
+    for gap, verdict in ((0.0, "not supported"), (margin / 2, "not supported"), (0.05, "mixed")):
+        figures["twin_accuracy_gap"] = gap
+        assert evaluate(rule, figures) == verdict, gap
+    # beyond the margin the per-error effect decides 'not supported' on its own
+    figures["symmetry_effect_per_error"] = interval(0.0, -0.03, 0.03)
+    figures["twin_accuracy_gap"] = 0.08
+    assert evaluate(rule, figures) == "not supported"
+    figures["symmetry_effect_disagreement"] = interval(-0.3, -0.4, -0.2)
+    assert evaluate(rule, figures) == "not supported"  # raw disagreement no longer rescues it
 
 
 @pytest.mark.parametrize("cid", [c for c, k in claims.registry().items() if k.rule])

@@ -96,6 +96,7 @@ M4_FAVOURABLE = {
     "symmetry_effect_disagreement": interval(-0.21, -0.32, -0.07),
     "symmetry_effect_per_error": interval(-0.1, -0.2, 0.05),
     "acc_change": interval(-0.01, -0.03, 0.01),
+    "twin_accuracy_gap": 0.005,
 }
 
 

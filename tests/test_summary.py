@@ -274,6 +274,7 @@ def test_a_favourable_figure_under_a_negative_verdict_is_explained_not_left_sile
         "symmetry_effect_disagreement": {"value": -0.21, "lo": -0.32, "hi": -0.07, "n": 8},
         "symmetry_effect_per_error": {"value": 0.3, "lo": -0.1, "hi": 0.6, "n": 8},
         "acc_change": {"value": -0.02, "lo": -0.03, "hi": -0.016, "n": 8},
+        "twin_accuracy_gap": 0.005,
     }
     rows = one_claim("M4", "not supported", figures)
     heading, item = placed(summary.summary_page(rows, "en"), "M4")
