@@ -49,6 +49,43 @@ def test_cleaning_removes_exactly_the_flagged_examples_and_finds_flips():
     np.testing.assert_array_equal(flags, flags_b)  # the test set is never read
 
 
+def test_remove_examples_keeps_the_others_in_order_and_refuses_a_wrong_shape():
+    data, _ = _setup()
+    drop = np.arange(len(data.y_train)) % 3 == 0
+    kept = data_first.remove_examples(data, drop)
+    idx = [i for i in range(len(data.y_train)) if i % 3]
+    assert torch.equal(kept.x_train, data.x_train[idx])
+    assert torch.equal(kept.y_train, data.y_train[idx])
+    assert torch.equal(kept.x_test, data.x_test) and torch.equal(kept.y_test, data.y_test)
+    with pytest.raises(ValueError):
+        data_first.remove_examples(data, drop[:-1])
+
+
+@given(st.integers(1, 60), st.data())
+@settings(max_examples=40, deadline=None)
+def test_random_drop_draws_exactly_k_and_every_example_alike(n, draw):
+    k = draw.draw(st.integers(0, n))
+    drop = data_first.random_drop(n, k, seed=7)
+    assert drop.dtype == bool and drop.shape == (n,) and drop.sum() == k
+    np.testing.assert_array_equal(drop, data_first.random_drop(n, k, seed=7))
+    with pytest.raises(ValueError):
+        data_first.random_drop(n, n + 1, seed=0)
+
+
+def test_random_drop_is_uniform_over_examples():
+    hits = sum(data_first.random_drop(10, 3, seed=s).astype(int) for s in range(3000))
+    # each example is dropped with probability 3/10: 900 expected of 3000, sd about 25
+    assert np.all(np.abs(hits - 900) < 6 * np.sqrt(3000 * 0.3 * 0.7))
+
+
+@given(st.integers(1, 50), st.integers(1, 500), st.integers(1, 500), st.integers(1, 64))
+def test_matched_epochs_gives_the_steps_of_the_larger_set(epochs, n_before, n_after, batch):
+    got = data_first.matched_epochs(epochs, n_before, n_after, batch)
+    steps, per_epoch = epochs * -(-n_before // batch), -(-n_after // batch)
+    best = min(range(1, 4 * steps + 2), key=lambda e: (abs(e * per_epoch - steps), e))
+    assert abs(got * per_epoch - steps) == abs(best * per_epoch - steps) and got >= 1
+
+
 def test_cleaning_keeps_the_candidate_of_lowest_out_of_fold_loss():
     data, recipe = _setup()
     y, _ = flip_labels(data.y_train, 0.25, 10, seed=3)

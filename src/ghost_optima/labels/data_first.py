@@ -6,7 +6,10 @@ learning rate of its own for every arm, all chosen on validation data carved fro
   out-of-fold probabilities from members that never trained on it; cleanlab's
   ``filter.find_label_issues`` flags the label issues on their mean; the flagged examples are
   removed (cleanlab's "prune" step) and the returned data set trains on the rest. Test data are
-  never read. :func:`clean_labels_best` does it with the candidate model of lowest out-of-fold
+  never read. :func:`remove_examples` drops any chosen set (the oracle's true flips, or
+  :func:`random_drop`'s blind draw of as many examples: the controls of cleaning), and
+  :func:`matched_epochs` keeps the number of optimizer steps of a smaller set equal.
+  :func:`clean_labels_best` does it with the candidate model of lowest out-of-fold
   log-loss on the given labels (a held-out score the practitioner has; the true labels are not
   used), and :func:`flag_quality` scores the flags against the known flips.
 * :func:`tune`: the book's learning-rate search (``selection.search.lr_search``: ``G * S``
@@ -66,8 +69,35 @@ def clean_labels(
     that gave them (``fit.probs``: ``(M, n_train, C)``)."""
     fit = cross_fit(data, recipe, seeds, n_folds=n_folds, seed=seed)
     flags, _ = confident_learning(fit.probs, fit.y)
-    keep = torch.as_tensor(~flags)
-    return replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep]), flags, fit
+    return remove_examples(data, flags), flags, fit
+
+
+def remove_examples(data: Dataset, drop: np.ndarray) -> Dataset:
+    """``data`` without the training examples where ``drop`` (bool ``(n_train,)``) is true, the
+    rest in their order; test data untouched."""
+    drop = np.asarray(drop, bool)
+    if drop.shape != (len(data.y_train),):
+        raise ValueError(f"drop must have shape ({len(data.y_train)},), got {drop.shape}")
+    keep = torch.as_tensor(~drop)
+    return replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
+
+
+def random_drop(n: int, k: int, seed: int) -> np.ndarray:
+    """bool ``(n,)`` with exactly ``k`` entries true, a uniform draw of ``k`` of ``n`` examples
+    (the control of a cleaning that removes ``k`` flagged examples: as much data lost, chosen
+    blind)."""
+    if not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    drop = np.zeros(n, bool)
+    drop[np.random.default_rng(seed).choice(n, size=k, replace=False)] = True
+    return drop
+
+
+def matched_epochs(epochs: int, n_before: int, n_after: int, batch_size: int) -> int:
+    """Epochs on ``n_after`` examples that give the optimizer steps of ``epochs`` epochs on
+    ``n_before`` (``ceil(n / batch_size)`` steps per epoch), rounded, at least 1."""
+    steps = epochs * -(-n_before // batch_size)
+    return max(1, round(steps / -(-n_after // batch_size)))
 
 
 def clean_labels_best(
