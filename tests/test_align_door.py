@@ -336,7 +336,7 @@ def data():
 @pytest.mark.parametrize(
     "variant",
     ["baseline", "sorted biases", "random masks", "modules", "poly degrees", "poly distinct"]
-    + ["random twin masks", "shared-window modules", "poly shared", "cumsum biases"],
+    + ["random twin masks", "full-input modules", "poly shared", "cumsum biases"],
 )
 def test_door_is_align_within_on_every_variant(data, variant):
     """``protocol.align_within`` on every remedy and twin (tanh; width 6, 3 trained pairs): the

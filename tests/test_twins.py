@@ -32,19 +32,27 @@ def test_twin_matches_its_remedy_and_keeps_more_symmetry(data, image_data, remed
         a, b = twins.architecture(remedy, d, cfg), twins.architecture(twin, d, cfg)
         base = twins.architecture("baseline", d, cfg)
         assert a.widths == b.widths
-        assert abs(twins.param_gap(b, base)) <= 0.10 and abs(twins.param_gap(a, base)) <= 0.10
+        assert abs(twins.param_gap(a, base)) <= 0.10
+        if twin == "full-input modules":  # more inputs per module at the remedy's widths
+            assert b.n_params > a.n_params
+        else:
+            assert abs(twins.param_gap(b, base)) <= 0.10
         assert b.log10_perm > a.log10_perm
         assert (a.masks is None) == (b.masks is None)
 
 
-def test_shared_window_modules_can_be_swapped_whole(data):
-    cfg = protocol.RemedyConfig(width=16, n_modules=2)
-    twin = twins.architecture("shared-window modules", data, cfg)
-    units = twin.widths[1] // 2
-    expected = math.lgamma(3) + 2 * 2 * math.lgamma(units + 1)  # 2! (u! u!)^2
-    assert twin.log10_perm == pytest.approx(expected / math.log(10))
-    rows = twin.masks["W1"]
-    assert torch.equal(rows[0], rows[-1])  # both modules read the same window
+def test_full_input_modules_read_everything_and_can_be_swapped_whole(data, image_data):
+    cfg = protocol.RemedyConfig(width=16, n_modules=4)
+    for d in (data, image_data):
+        twin = twins.architecture("full-input modules", d, cfg)
+        remedy = twins.architecture("modules", d, cfg)
+        assert twin.masks["W1"].bool().all()  # no module loses an input
+        assert torch.equal(twin.masks["W2"], remedy.masks["W2"])  # the same block-diagonal layer
+        units = twin.widths[1] // 4
+        expected = math.lgamma(5) + 4 * 2 * math.lgamma(units + 1)  # 4! (u! u!)^4
+        assert twin.log10_perm == pytest.approx(expected / math.log(10))
+        extra = (d.n_in * twin.widths[1]) - int(remedy.masks["W1"].sum())
+        assert twin.n_params - remedy.n_params == extra
 
 
 def test_twins_train_and_the_cumsum_twin_leaves_biases_free(data):
