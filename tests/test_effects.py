@@ -10,7 +10,9 @@ from ghost_optima.book.pages.effect_tables import (
     effect_figure,
     glue_arm_table,
     glue_effects,
+    twin_accuracy,
 )
+from ghost_optima.book.verdicts import claims
 from ghost_optima.core.stats import Estimate
 
 finite = st.floats(-1e6, 1e6, allow_nan=False)
@@ -59,6 +61,29 @@ def test_glue_effects_glues_every_effect_the_prose_reads_in_percent():
         assert (rec.values[f"{name}_lo"], rec.values[f"{name}_hi"]) == pytest.approx(
             (100 * est.lo, 100 * est.hi)
         )
+
+
+@pytest.mark.parametrize("cid", ["M1", "M3", "M4"])
+@pytest.mark.parametrize("acc", [-0.3, -0.021, -0.019, 0.0, 0.005, 0.019, 0.021, 0.3])
+def test_twin_accuracy_records_the_gap_and_says_what_the_rule_reads(cid, acc):
+    rec = _Rec()
+    got = twin_accuracy(rec, cid, dict(EFFECTS, symmetry_effect_acc=_est(acc)))
+    assert got == {"twin_accuracy_gap": pytest.approx(abs(acc))}
+    assert rec.values["twin_gap_points"] == pytest.approx(100 * abs(acc))
+    assert rec.values["twin_margin_points"] == pytest.approx(2.0)
+    beyond = abs(acc) > 0.02
+    assert rec.values["twin_reads"].startswith("beyond" if beyond else "within")
+    # the words agree with the rule: beyond the margin raw disagreement alone cannot decide
+    rule = claims.registry()[cid].rule
+    figures = {
+        "log10_perm_group_max": 0.0,
+        "log10_perm_group": 0.0,
+        "log10_perm_reduction": 1.0,
+        "acc_change": {"value": 0.0, "lo": -0.01, "hi": 0.01},
+        "symmetry_effect_disagreement": {"value": 0.0, "lo": -0.01, "hi": 0.01},
+        "symmetry_effect_per_error": {"value": -0.3, "lo": -0.4, "hi": -0.2},
+    } | got
+    assert claims.evaluate(rule, figures) == ("mixed" if beyond else "not supported")
 
 
 def _row(data, arm, lr, censored):

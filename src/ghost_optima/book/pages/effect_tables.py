@@ -146,3 +146,33 @@ def direction(est: Estimate) -> str:
     if est.lo > 0:
         return "above 0"
     return "includes 0"
+
+
+def twin_accuracy(rec, claim: str, effects: Mapping[str, Estimate]) -> dict[str, float]:
+    """The twin's accuracy against its remedy's (#26) for the rule of ``claim``: the figure
+    ``twin_accuracy_gap`` (``|symmetry_effect_acc|``, the size of the mean accuracy gap) and,
+    glued for the prose, the gap in points (``twin_gap_points``), the rule's margin
+    (``twin_margin_points``, read from ``claims.yml``) and which stability figure the rule then
+    reads (``twin_reads``). Returns the figure to record."""
+    from ghost_optima.book.verdicts.conditions import threshold
+
+    gap = abs(effects["symmetry_effect_acc"].value)
+    margin = threshold(claim, "twin_accuracy_gap", "not_supported")
+    rec.glue("twin_gap_points", 100 * gap)
+    rec.glue("twin_margin_points", 100 * margin)
+    rec.glue("twin_reads", twin_reading(gap, margin))
+    return {"twin_accuracy_gap": gap}
+
+
+def twin_reading(gap: float, margin: float) -> str:
+    """The words for which stability figure a rule reads at accuracy gap ``gap`` (margin
+    ``margin``): raw disagreement within it, disagreement per error beyond it."""
+    if gap > margin:
+        return (
+            "beyond the margin, so the rule judges stability on disagreement at matched accuracy "
+            "(symmetry_effect_per_error) alone"
+        )
+    return (
+        "within the margin, so the rule reads raw disagreement (symmetry_effect_disagreement) "
+        "beside disagreement at matched accuracy"
+    )
