@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from ghost_optima.core import stats
 from ghost_optima.core.data import teacher_student
 from ghost_optima.core.mlp import ensemble_forward
 from ghost_optima.remedies import fair, protocol
@@ -89,6 +90,66 @@ def test_effects_are_remedy_against_twin_and_against_baseline():
     assert out["acc_change"].value == pytest.approx(remedy.test_acc.mean() - base.test_acc.mean())
     for est in out.values():
         assert est.lo <= est.value <= est.hi
+
+
+def _arm(rng, n, name):
+    d = rng.uniform(0.05, 0.2, (n, n))
+    d = (d + d.T) / 2
+    np.fill_diagonal(d, np.nan)
+    return _fake(rng.uniform(0.7, 0.9, n), d, name)
+
+
+def _pairs_mean(m, idx):
+    """Brute force: the mean of ``d[i, j]`` over positions ``a != b`` of the resample ``idx``
+    holding different seeds (``stats.pair_means``'s definition, written as loops)."""
+    vals = [m[i, j] for a, i in enumerate(idx) for b, j in enumerate(idx) if a != b and i != j]
+    return np.mean(vals) if vals else np.nan
+
+
+def test_effects_over_draws_average_the_twin_over_resampled_draws():
+    rng = np.random.default_rng(1)
+    sets = []
+    for name, n in (("a", 5), ("b", 4)):
+        base, remedy = _arm(rng, n, name), _arm(rng, n, name)
+        sets.append((base, remedy, [_arm(rng, n, name) for _ in range(3)]))
+    out = fair.effects_over_draws(sets, n_boot=60, seed=3)
+    # brute force on the same resamples: draws first, then each data set's seeds
+    drawn = stats.resample([3, 5, 4], n_boot=60, seed=3)
+    values = []
+    for r in range(61):
+        jdx, per_set = drawn[0][r], [drawn[1][r], drawn[2][r]]
+        effects = []
+        for (_, remedy, twins), idx in zip(sets, per_set, strict=True):
+            twin = np.mean([_pairs_mean(twins[j].disagreement, idx) for j in jdx])
+            effects.append(_pairs_mean(remedy.disagreement, idx) / twin - 1)
+        values.append(np.mean(effects))
+    (expected,) = stats.intervals(np.array(values), 3)
+    got = out["symmetry_effect_disagreement"]
+    assert (got.value, got.lo, got.hi) == pytest.approx((expected.value, expected.lo, expected.hi))
+    # with one draw the point values are those of ``effects``
+    one = fair.effects_over_draws([(b, r, t[:1]) for b, r, t in sets], n_boot=50, seed=0)
+    plain = fair.effects([(b, r, t[0]) for b, r, t in sets], n_boot=50, seed=0)
+    for key, est in plain.items():
+        assert one[key].value == pytest.approx(est.value), key
+    # the accuracy gap against the draw-mean twin, and each draw's own effect
+    acc = np.mean(
+        [r.test_acc.mean() - np.mean([t.test_acc.mean() for t in ts]) for _, r, ts in sets]
+    )
+    assert out["symmetry_effect_acc"].value == pytest.approx(acc)
+    each = [
+        np.mean(
+            [
+                _pairs_mean(r.disagreement, range(len(r.test_acc)))
+                / _pairs_mean(ts[k].disagreement, range(len(r.test_acc)))
+                - 1
+                for _, r, ts in sets
+            ]
+        )
+        for k in range(3)
+    ]
+    assert out["twin_draw_effects"] == pytest.approx(each)
+    with pytest.raises(ValueError):
+        fair.effects_over_draws([sets[0], (sets[1][0], sets[1][1], sets[1][2][:2])], n_boot=10)
 
 
 @pytest.mark.parametrize(

@@ -295,3 +295,77 @@ def effects(
             est = change(pairs, metric, relative=relative, n_boot=n_boot, seed=seed)
             out[label.format(short)] = est
     return out
+
+
+def _metric(m: protocol.Measured, metric: str, weights: np.ndarray) -> np.ndarray:
+    """``(R,)``: ``metric`` of ``m`` on every seed resample given as counts ``(R, n)``."""
+    if metric == "disagreement":
+        return pair_means(m.disagreement, weights)
+    if metric == "disagreement_per_error":
+        return pair_means(protocol.per_error(m), weights)
+    values = getattr(m, metric)
+    return weights @ values / weights.sum(-1)
+
+
+def effects_over_draws(
+    triples: Sequence[tuple[protocol.Measured, protocol.Measured, Sequence[protocol.Measured]]],
+    *,
+    n_boot: int,
+    seed: int = 0,
+) -> dict[str, Estimate]:
+    """:func:`effects` with a twin drawn ``D`` times: ``(baseline, remedy, twins)`` per data set,
+    ``twins`` the same twin built from ``D`` draws of its random structure (every draw trained
+    on the same seeds), all data sets with the same draws in the same order.
+
+    A twin's metric is the mean over draws of its metric (disagreement, per-error disagreement:
+    means over seed pairs within one draw; accuracy: mean over seeds), so
+    ``symmetry_effect_<m>`` compares the remedy with the twin's *average* structure, not one
+    draw of it. The interval resamples both units that vary: the ``D`` draws (one group, shared
+    by the data sets) and the seeds of each data set (shared by its arms, paired), through
+    ``stats.bootstrap``. ``<m>_change`` (remedy against baseline) is :func:`effects`'s, on the
+    same resamples. Also ``twin_draw_effects``: the disagreement effect against each draw alone
+    (point values), whose spread shows how much one draw would have decided."""
+    n_draws = {len(t) for _, _, t in triples}
+    if len(n_draws) != 1 or min(n_draws) < 1:
+        raise ValueError("every data set needs the same number (>= 1) of twin draws")
+    d = n_draws.pop()
+    sizes = [len(b.test_acc) for b, _, _ in triples]
+
+    def stat(draws: np.ndarray, *seed_draws: np.ndarray) -> np.ndarray:
+        w_draws = counts(draws, d)  # (R, D)
+        out = []
+        for (base, remedy, twins), idx in zip(triples, seed_draws, strict=True):
+            w = counts(idx, len(base.test_acc))
+            row = []
+            for metric, relative in (
+                ("disagreement", True),
+                ("disagreement_per_error", True),
+                ("test_acc", False),
+            ):
+                r = _metric(remedy, metric, w)
+                per_draw = np.stack([_metric(t, metric, w) for t in twins], -1)  # (R, D)
+                t = (per_draw * w_draws).sum(-1) / w_draws.sum(-1)
+                b = _metric(base, metric, w)
+                row += [r / t - 1 if relative else r - t, r / b - 1 if relative else r - b]
+            out.append(np.stack(row, -1))
+        return np.mean(out, axis=0)  # (R, 6)
+
+    found = bootstrap(stat, [d, *sizes], n_boot=n_boot, seed=seed, batched=True)
+    names = []
+    for short in ("disagreement", "per_error", "acc"):
+        names += [f"symmetry_effect_{short}", f"{short}_change"]
+    out = dict(zip(names, found, strict=True))
+    out["twin_draw_effects"] = [
+        float(
+            np.mean(
+                [
+                    pair_means(r.disagreement, np.ones((1, n)))[0]
+                    / pair_means(twins[k].disagreement, np.ones((1, n)))[0]
+                    - 1
+                    for (_, r, twins), n in zip(triples, sizes, strict=True)
+                ]
+            )
+        )
+        for k in range(d)
+    ]
+    return out
