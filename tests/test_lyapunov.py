@@ -75,25 +75,34 @@ def test_lyapunov_solution_matches_a_long_simulation_of_a_noisy_quadratic():
 
 
 def test_run_with_snapshots_equals_one_run_of_the_engine():
+    """The snapshots are the engine's own states at those steps, and the time averages those of
+    one uninterrupted run, when both draw their batches from the same seeded generator."""
     lam = torch.tensor([1.0, 0.3], dtype=torch.float64)
 
     def gradient(u, batch):
         return lam * u + 0.1 * (batch.double().mean(dim=1, keepdim=True) - 4.5)
 
     schedule = Schedule(0.5, 3, 45, 5)
-    watch = Watch(torch.zeros(2, dtype=torch.float64))
+    watch = Watch(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64))
     start = torch.ones(4, 2, dtype=torch.float64)
-    one = run_chains(gradient, 10, start, schedule, torch.Generator().manual_seed(1), watch)
     seg, snaps = lyapunov.run_with_snapshots(
         gradient, 10, start, schedule, torch.Generator().manual_seed(1), watch, 8
     )
     assert snaps.shape == (5, 4, 2) and seg.n_samples == 40
-    torch.testing.assert_close(seg.final, snaps[-1])
-    full = Schedule(0.5, 3, 45, 5)
-    one = run_chains(gradient, 10, start, full, torch.Generator().manual_seed(1), watch)
-    torch.testing.assert_close(seg.proj_sq * 40, one.proj_sq * 40 - 0 * one.proj_sq, rtol=1, atol=1)
-    short = Schedule(0.5, 3, 45, 5)
-    del short
+    for k in range(5):  # the engine run straight to step 5 + 8 (k + 1), same batches
+        upto = Schedule(0.5, 3, 5 + 8 * (k + 1), 0)
+        ref = run_chains(gradient, 10, start, upto, torch.Generator().manual_seed(1), watch)
+        torch.testing.assert_close(snaps[k], ref.final, rtol=1e-12, atol=1e-12)
+    one = run_chains(gradient, 10, start, schedule, torch.Generator().manual_seed(1), watch)
+    torch.testing.assert_close(seg.final, one.final, rtol=1e-12, atol=1e-12)
+    for field in ("proj_mean", "proj_sq", "msd"):
+        torch.testing.assert_close(getattr(seg, field), getattr(one, field), rtol=1e-12, atol=1e-12)
+    # the chains differ (the batches are random), so equal snapshots are not a trivial match
+    assert float((snaps[-1, 0] - snaps[-1, 1]).abs().max()) > 1e-3
+    other = lyapunov.run_with_snapshots(
+        gradient, 10, start, schedule, torch.Generator().manual_seed(2), watch, 8
+    )[1]
+    assert float((other - snaps).abs().max()) > 1e-3
     with pytest.raises(ValueError, match="every"):
         lyapunov.run_with_snapshots(gradient, 10, start, schedule, torch.Generator(), watch, 0)
 
