@@ -74,6 +74,20 @@ def test_lyapunov_solution_matches_a_long_simulation_of_a_noisy_quadratic():
     assert 0.97 < cmp.ratio_median.lo and cmp.ratio_median.hi < 1.03
 
 
+def test_diagonal_only_error_is_on_the_whole_matrix_norm():
+    """Exact draws from P: the diagonal-only error is ||P - diag P||_F / ||P||_F (the whole
+    matrix's norm), not the same norm over ||diag P||_F."""
+    _, P, _, _ = random_problem(8, seed=4)
+    L = np.linalg.cholesky(P)
+    snaps = np.random.default_rng(4).standard_normal((4000, 8, 8)) @ L.T
+    cmp = lyapunov.compare_covariance(snaps, P, n_boot=200)
+    off = np.linalg.norm(P - np.diag(np.diag(P)))
+    on_whole, on_diag = off / np.linalg.norm(P), off / np.linalg.norm(np.diag(P))
+    assert on_diag > 1.1 * on_whole  # the two normalisations differ here
+    assert abs(cmp.diag_only_error.value - on_whole) < 0.03 * on_whole
+    assert cmp.diag_only_error.lo < on_whole < cmp.diag_only_error.hi
+
+
 def test_run_with_snapshots_equals_one_run_of_the_engine():
     """The snapshots are the engine's own states at those steps, and the time averages those of
     one uninterrupted run, when both draw their batches from the same seeded generator."""

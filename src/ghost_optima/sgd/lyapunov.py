@@ -178,7 +178,9 @@ class CovarianceComparison:
     ``measured - predicted``, biased upwards by sampling noise; ``noise_floor``: half the
     relative Frobenius distance between the covariances of the two halves of the chains, about
     the part of ``plug_in_error`` that sampling alone gives. ``diag_only_error``: the debiased
-    error of the prediction's diagonal alone (the law without its off-diagonal covariances).
+    error of the prediction's diagonal alone (the law without its off-diagonal covariances),
+    ``||Sigma - diag(predicted)||_F``, divided by the same ``||predicted||_F`` (the whole
+    matrix's norm, not the diagonal's), so that the two errors are on one scale.
     ``ratio_median``: median over directions of measured / predicted variance; ``ratio``:
     ``(k,)`` those ratios. Intervals resample chains.
     """
@@ -192,10 +194,13 @@ class CovarianceComparison:
     ratio: np.ndarray
 
 
-def _debiased_error(M: np.ndarray, P: np.ndarray, n_boot: int, seed: int) -> Estimate:
+def _debiased_error(
+    M: np.ndarray, P: np.ndarray, norm_p: float, n_boot: int, seed: int
+) -> Estimate:
+    """The debiased ``||Sigma - P||_F``, divided by ``norm_p`` (the same norm for every ``P``
+    compared, so the errors of different predictions are on one scale)."""
     D = M - P
     gram = np.einsum("cij,dij->cd", D, D, optimize=True)
-    norm_p = float(np.linalg.norm(P))
     n_chains = len(M)
 
     def rel_error(idx: np.ndarray) -> float:
@@ -241,10 +246,10 @@ def compare_covariance(
     measured = M.mean(axis=0)
     return CovarianceComparison(
         measured=measured,
-        rel_error=_debiased_error(M, P, n_boot, seed),
+        rel_error=_debiased_error(M, P, norm_p, n_boot, seed),
         plug_in_error=float(np.linalg.norm(measured - P) / norm_p),
         noise_floor=floor,
-        diag_only_error=_debiased_error(M, np.diag(diag_p), n_boot, seed),
+        diag_only_error=_debiased_error(M, np.diag(diag_p), norm_p, n_boot, seed),
         ratio_median=bootstrap(ratio_median, n_chains, n_boot=n_boot, seed=seed),
         ratio=np.diag(measured) / diag_p,
     )
