@@ -286,3 +286,35 @@ def test_segment_summaries_are_the_states_of_one_run():
     assert np.ptp(out["first"][:, -1]) > 1e-6  # the chains differ
     with pytest.raises(ValueError):
         reach.segment_summaries(objective, schedule, 3, torch.Generator(), theta, 0, summarise)
+
+
+def test_gaussian_share_and_cloud_figures_against_direct_counts():
+    # the share of N(0, (0.5 delta)^2) past delta / 2 is P(Z > 1)
+    from scipy.stats import norm
+
+    assert reach.gaussian_share_past_midpoint(0.5) == pytest.approx(norm.sf(1.0), rel=1e-12)
+    assert reach.gaussian_share_past_midpoint(0.25) == pytest.approx(norm.sf(2.0), rel=1e-12)
+    rng = np.random.default_rng(0)
+    proj = rng.normal(0.3, 0.5, size=(6, 4000))  # distance 2: projected ratio ~ sqrt(.34) / 2
+    nearer = proj > 1.0
+    out = reach.cloud_figures(proj, nearer, 2.0, n_boot=300, seed=0)
+    assert out["projected"].value == pytest.approx(math.sqrt((proj**2).mean()) / 2)
+    assert out["mean"].value == pytest.approx(proj.mean() / 2)
+    assert out["nearer"].value == pytest.approx(nearer.mean())
+    assert out["nearer"].lo < norm.sf(1.4) < out["nearer"].hi
+    with pytest.raises(ValueError):
+        reach.cloud_figures(proj, nearer[:, :5], 2.0, n_boot=10, seed=0)
+
+
+def test_radius_growth_is_one_for_a_stationary_cloud_and_sees_drift():
+    rng = np.random.default_rng(1)
+    steps = np.arange(1, 1001)
+    flat = rng.exponential(1.0, size=(16, 1000))
+    est = reach.radius_growth(flat, steps, 1000, 0.5, n_boot=300, seed=0)
+    assert est.lo < 1.0 < est.hi
+    drifting = flat * (steps / 500.0)  # mean grows in proportion to the step
+    est = reach.radius_growth(drifting, steps, 1000, 0.5, n_boot=300, seed=0)
+    # later half 750..1000 against 500..750: about the ratio of mean steps, 875 / 625
+    assert est.lo > 1.2
+    with pytest.raises(ValueError):
+        reach.radius_growth(flat, steps, 1000, 0.999, n_boot=10, seed=0)

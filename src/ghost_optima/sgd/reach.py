@@ -63,7 +63,9 @@ __all__ = [
     "CopyMatch",
     "PolishShift",
     "Snapshots",
+    "cloud_figures",
     "decaying_chains",
+    "gaussian_share_past_midpoint",
     "flat_like",
     "merge_threshold",
     "merged_fraction",
@@ -75,6 +77,7 @@ __all__ = [
     "smallest_eigenvalue",
     "projected_ratio",
     "projected_sq",
+    "radius_growth",
     "sgd_snapshots",
     "signs_toward",
     "swap_events",
@@ -388,12 +391,15 @@ def polish_shift(
     grad_tol: float,
     direction: Tensor,
     distance: float,
+    *,
+    max_iter: int = 5000,
 ) -> PolishShift:
     """Polish ``theta`` further (:func:`ghost_optima.sgd.network_chains.minimize`: L-BFGS until
-    no gradient entry exceeds ``grad_tol``) and measure how far it moved, over ``distance``."""
+    no gradient entry exceeds ``grad_tol``, at most ``max_iter`` iterations) and measure how far
+    it moved, over ``distance``."""
     if not (distance > 0 and math.isfinite(distance)):
         raise ValueError(f"distance must be positive and finite, got {distance}")
-    new, grad_norm, iterations = minimize(loss, theta, grad_tol=grad_tol)
+    new, grad_norm, iterations = minimize(loss, theta, grad_tol=grad_tol, max_iter=max_iter)
     step = new - theta
     e = direction / direction.norm()
     return PolishShift(
@@ -457,3 +463,65 @@ def segment_summaries(
             out.setdefault(name, []).append(np.asarray(value, dtype=float).reshape(n_chains))
     steps = every * np.arange(1, n_seg + 1)
     return steps, {name: np.stack(v, axis=1) for name, v in out.items()}
+
+
+def gaussian_share_past_midpoint(ratio: float) -> float:
+    """The share of a Gaussian cloud centred on ``theta*``, with projected ratio ``ratio`` (its
+    standard deviation along ``e`` over the copy's distance ``delta``), whose projection passes
+    ``delta / 2``: ``P(Z > 0.5 / ratio) = erfc(0.5 / (ratio sqrt 2)) / 2``."""
+    if not ratio > 0:
+        raise ValueError(f"ratio must be positive, got {ratio}")
+    return 0.5 * math.erfc(0.5 / (ratio * math.sqrt(2.0)))
+
+
+def cloud_figures(
+    proj: np.ndarray, nearer: np.ndarray, distance: float, *, n_boot: int, seed: int
+) -> dict[str, Estimate]:
+    """The cloud along the direction to a copy, from kept iterates ``(C, T)`` of ``C`` chains.
+
+    ``proj``: projections ``(theta_t - theta*) . e``; ``nearer``: whether each iterate lies
+    nearer a distinct copy (:func:`nearer_distinct_copy`). Returns, each with a percentile
+    bootstrap over chains: ``projected`` (root mean square projection over ``distance``),
+    ``mean`` (mean projection over ``distance``, signed) and ``nearer`` (share of iterates).
+    """
+    P = np.asarray(proj, dtype=float) / distance
+    N = np.asarray(nearer, dtype=float)
+    if P.ndim != 2 or P.shape != N.shape or P.shape[1] == 0:
+        raise ValueError(f"need proj and nearer of one shape (C, T >= 1), got {P.shape}, {N.shape}")
+    if not (distance > 0 and math.isfinite(distance)):
+        raise ValueError(f"distance must be positive and finite, got {distance}")
+    sq, mean, share = (P * P).mean(axis=1), P.mean(axis=1), N.mean(axis=1)
+    n = len(P)
+    return dict(
+        projected=bootstrap(lambda i: math.sqrt(sq[i].mean()), n, n_boot=n_boot, seed=seed),
+        mean=bootstrap(lambda i: float(mean[i].mean()), n, n_boot=n_boot, seed=seed),
+        nearer=bootstrap(lambda i: float(share[i].mean()), n, n_boot=n_boot, seed=seed),
+    )
+
+
+def radius_growth(
+    sq: np.ndarray,
+    steps: np.ndarray,
+    length: int,
+    burn_in_frac: float,
+    *,
+    n_boot: int,
+    seed: int,
+) -> Estimate:
+    """Is the cloud still growing at the end of a chain of ``length`` steps?
+
+    ``sq``: ``(C, S)`` squared distances to ``theta*`` at ``steps`` ``(S,)``. The kept part,
+    after ``burn_in_frac * length``, is split in two equal halves; returns the mean squared
+    distance over the later half over that over the earlier half (1 for a stationary cloud),
+    with a percentile bootstrap over chains.
+    """
+    sq = np.asarray(sq, dtype=float)
+    steps = np.asarray(steps)
+    start = burn_in_frac * length
+    middle = start + (length - start) / 2
+    early = (steps > start) & (steps <= middle)
+    late = (steps > middle) & (steps <= length)
+    if not early.any() or not late.any():
+        raise ValueError("both halves of the kept part need at least one snapshot")
+    a, b = sq[:, early].mean(axis=1), sq[:, late].mean(axis=1)
+    return bootstrap(lambda i: float(b[i].mean() / a[i].mean()), len(sq), n_boot=n_boot, seed=seed)
