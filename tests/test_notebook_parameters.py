@@ -10,6 +10,7 @@ import pytest
 from papermill.translators import PythonTranslator
 
 from ghost_optima.book.build import check_notebooks, profiles
+from ghost_optima.book.verdicts import claims
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = profiles.notebook_paths(ROOT / "notebooks")
@@ -149,3 +150,60 @@ def test_the_notebook_lint_refuses_a_thread_count_set_in_a_chapter(tmp_path):
         header + params + "```{code-cell} ipython3\nimport torch\n\ntorch.ones(n)\n```\n"
     )
     assert check_notebooks.problems(path) == []
+
+
+def rule_bars(rule) -> set[float]:
+    """The numbers a rule compares its figures with, other than 0 and 1 (signs and counts)."""
+    bars = set()
+    for expr in (rule.supported, rule.not_supported):
+        for node in ast.walk(claims.parse_expression(expr)):
+            if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+                bars.add(float(node.value))
+    return bars - {0.0, 1.0}
+
+
+def typed_bars(source: str, bars: set[float]) -> list[str]:
+    """The comparisons in ``source`` against a literal number that is one of ``bars``."""
+    source = "\n".join(line for line in source.splitlines() if not line.startswith("%"))
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Compare):
+            continue
+        for side in (node.left, *node.comparators):
+            sign = -1 if isinstance(side, ast.UnaryOp) and isinstance(side.op, ast.USub) else 1
+            literal = side.operand if sign == -1 else side
+            if isinstance(literal, ast.Constant) and type(literal.value) in (int, float):
+                if sign * float(literal.value) in bars:
+                    found.append(ast.unparse(node))
+    return found
+
+
+# Comparisons with a number that equals a rule's bar but is not one. Each says why.
+NOT_BARS = {
+    # 'most' of the predicted trace is more than half of it: a word, not T4's or T5's 0.5
+    ("30_sgd_stationary", "flat_half > 0.5"),
+}
+
+
+def test_no_chapter_types_a_bar_of_its_rule():
+    """Issue 22: a chapter reads its rule's bars from the registry (conditions.threshold), so a
+    rule changed in claims.yml cannot leave a chapter comparing with the old number."""
+    typed = set()
+    for claim in claims.registry().values():
+        if claim.rule is None or claim.notebook not in NOTEBOOKS:
+            continue
+        _, others = cells(NOTEBOOKS[claim.notebook])
+        bars = rule_bars(claim.rule)
+        typed |= {(claim.notebook, text) for source in others for text in typed_bars(source, bars)}
+    assert not typed - NOT_BARS, f"read these bars with conditions.threshold: {typed - NOT_BARS}"
+    assert NOT_BARS <= typed, f"stale exceptions: {sorted(NOT_BARS - typed)}"
+
+
+def test_the_bar_scan_finds_what_it_should():
+    bars = {0.2, 3.0}
+    assert typed_bars("if x.hi < 0.2:\n    pass\ny = a > -3.0 or b == 3", {0.2, -3.0, 3.0}) == [
+        "x.hi < 0.2",
+        "a > -3.0",
+        "b == 3",
+    ]
+    assert typed_bars("z = 0.2 * w\nif w < 0.3:\n    pass\n%time f()", bars) == []
