@@ -1,7 +1,8 @@
 """Where a run's seconds go: wall time and floating-point work per compute kernel.
 
 The science wraps its few heavy loops in ``kernel(name, flops)``: ensemble training, evaluation
-of stacked networks, SGD chains, alignment, Hessian work and bootstrap resampling. The clock
+of stacked networks, SGD chains, L-BFGS polishes of minima, alignment, Hessian work and
+bootstrap resampling. The clock
 keeps *exclusive* time: while a kernel runs inside another (an evaluation inside training), the
 outer one is paused, so the kernels' seconds add up to at most the wall time of the run and
 never count a second twice. ``flops`` is the caller's count of the floating-point operations
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-KERNELS = ("training", "evaluation", "chains", "alignment", "hessian", "resampling")
+KERNELS = ("training", "evaluation", "chains", "polish", "alignment", "hessian", "resampling")
 
 
 @dataclass

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ghost_optima.core import timing
+
 __all__ = ["ChainRecord", "Gradient", "Schedule", "Watch", "run_chains", "sample_batches"]
 
 Gradient = Callable[[Tensor, Tensor | None], Tensor]
@@ -134,6 +136,7 @@ class ChainRecord:
         return self.proj_sq - 2 * m * self.proj_mean + m * m
 
 
+@timing.timed("chains")
 def run_chains(
     gradient: Gradient,
     n_data: int | None,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ghost_optima.core import timing
 from ghost_optima.core.data import Dataset
 from ghost_optima.core.mlp import Params, ensemble_loss_grad, loss_per_example, mlp_forward
 from ghost_optima.core.train import TrainConfig, member, train_ensemble
@@ -95,6 +96,7 @@ def mlp_objective(
     return objective, theta
 
 
+@timing.timed("polish")
 def minimize(
     loss: Callable[[Tensor], Tensor],
     theta0: Tensor,
