@@ -2,9 +2,8 @@
 
 The science wraps its few heavy loops in ``kernel(name, flops)``: ensemble training, evaluation
 of stacked networks, SGD chains, L-BFGS polishes of minima, alignment, Hessian work and
-bootstrap resampling. The clock
-keeps *exclusive* time: while a kernel runs inside another (an evaluation inside training), the
-outer one is paused, so the kernels' seconds add up to at most the wall time of the run and
+bootstrap resampling. The clock keeps *exclusive* time: while a kernel runs inside another (an
+evaluation inside training), the outer one is paused, so the kernels' seconds add up to at most the wall time of the run and
 never count a second twice. ``flops`` is the caller's count of the floating-point operations
 the kernel does (e.g. ``6 * macs`` for a forward and backward pass, Kaplan et al. 2020), so a
 report can set each kernel's throughput against the machine's matmul peak; kernels whose work
