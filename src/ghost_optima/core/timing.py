@@ -1,12 +1,12 @@
 """Where a run's seconds go: wall time and floating-point work per compute kernel.
 
-The science wraps its few heavy loops in ``kernel(name, flops)``: ensemble training, evaluation
-of stacked networks, SGD chains, L-BFGS polishes of minima, alignment, Hessian work and
-bootstrap resampling. The clock keeps *exclusive* time: while a kernel runs inside another (an
-evaluation inside training), the outer one is paused, so the kernels' seconds add up to at most the wall time of the run and
-never count a second twice. ``flops`` is the caller's count of the floating-point operations
-the kernel does (e.g. ``6 * macs`` for a forward and backward pass, Kaplan et al. 2020), so a
-report can set each kernel's throughput against the machine's matmul peak; kernels whose work
+The science wraps its few heavy loops in ``kernel(name, flops)``: ensemble training, evaluation of
+stacked networks, SGD chains, L-BFGS polishes of minima, alignment, Hessian work and bootstrap
+resampling. The clock keeps *exclusive* time: while a kernel runs inside another (an evaluation
+inside training), the outer one is paused, so the kernels' seconds add up to at most the wall time
+of the run and never count a second twice. ``flops`` is the caller's count of the floating-point
+operations the kernel does (e.g. ``6 * macs`` for a forward and backward pass, Kaplan et al. 2020),
+so a report can set each kernel's throughput against the machine's matmul peak; kernels whose work
 is not counted pass 0.
 
 One clock per process (a notebook runs in its own kernel process): ``totals()`` reads it,
