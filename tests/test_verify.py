@@ -26,6 +26,7 @@ def test_robustness_counts_agreement_and_key_range():
     assert report["T1"]["agree"] == 1 and report["T1"]["runs"] == 2
     assert report["T1"]["verdicts"] == ["supported", "mixed"]
     assert (report["T1"]["key_min"], report["T1"]["key_max"]) == (0.5, 2.0)
+    assert report["T1"]["key_figures"] == [{"value": 0.5}, {"value": 2.0}]  # for calibration
 
 
 def ledger_row(cid, verdict, value, notebook, kind="empirical"):

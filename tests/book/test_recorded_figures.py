@@ -96,3 +96,41 @@ def test_the_built_ledger_shows_commits_and_replications(rows, request):
         if claims.is_unstable(row):
             named = page.split("not under their verdict):")[1].split(".")[0]
             assert row["id"] in named.replace(",", " ").split(), row["id"]
+
+
+def test_every_empirical_key_figure_has_its_replication_ratio(rows, request):
+    """Issue 24, must-show: ``calibration.json`` gives every empirical key figure with
+    replications its spread over its within-run SE, recomputed here with numpy from the main
+    run's key figure and the replications' (``robustness.json``); the ledger shows the table
+    and names every overdispersed key figure, main run outside its replications and
+    underpowered claim."""
+    import numpy as np
+
+    from ghost_optima.book.verdicts import calibration
+
+    profile = request.config.getoption("--book-profile")
+    folder = PROJECT.results(profile)
+    found = json.loads((folder / "calibration.json").read_text(encoding="utf-8"))["claims"]
+    again = json.loads((folder / "robustness.json").read_text(encoding="utf-8"))["claims"]
+    page = (PROJECT.html(profile) / "_generated" / "ledger.html").read_text(encoding="utf-8")
+    checked = 0
+    for row in rows:
+        if row["class"] != "empirical" or row["id"] not in again:
+            continue
+        figures = [row["figures"][row["key"]], *again[row["id"]]["key_figures"]]
+        entry = found[row["id"]]
+        assert row["calibration"]["replication_ratio"] == entry["replication_ratio"], row["id"]
+        values = [claims.figure_value(f) for f in figures]
+        assert entry["spread"] == pytest.approx(np.std(values, ddof=1)), row["id"]
+        if all(isinstance(f, dict) and "lo" in f for f in figures):
+            se = np.mean([(f["hi"] - f["lo"]) / (2 * calibration.Z95) for f in figures])
+            if se > 0:
+                assert entry["replication_ratio"] == pytest.approx(np.std(values, ddof=1) / se)
+                checked += 1
+        if entry["overdispersed"] or not entry["main_agrees"] or calibration.underpowered(row):
+            named = page[page.index("Calibration and power") :]
+            assert row["id"] in named, row["id"]
+    wanted = profiles.load(PROJECT.notebooks).setting(profile, "replications")
+    if wanted:
+        assert checked > 0, "no key figure with intervals had its ratio checked"
+        assert "Calibration and power" in page

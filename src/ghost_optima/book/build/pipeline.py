@@ -14,8 +14,9 @@
    a task runs in a scratch folder of its own and sends back plain data, and only this process
    writes results, atomically, one finished task at a time, so an interrupted, failed or
    re-run task never replaces a good result; a failed run is kept under ``_build/failed/``;
-4. write ``results[/<profile>]/claims.json`` (with each empirical claim's ``robustness``),
-   ``robustness.json`` (for readers: the pages get the same report in memory);
+4. write ``results[/<profile>]/claims.json`` (with each empirical claim's ``robustness`` and
+   ``calibration``), ``robustness.json`` and ``calibration.json`` (for readers: the pages get
+   the same reports in memory);
 5. assemble the book sources in a work folder, run Jupyter Book there (execution off, warnings
    as errors), and only on success swap the new HTML into place.
 
@@ -36,7 +37,7 @@ from ghost_optima.book.build.profiles import ConfigError
 from ghost_optima.book.build.results import load_result, write_json
 from ghost_optima.book.build.staging import collapse_inputs
 from ghost_optima.book.pages import ledger
-from ghost_optima.book.verdicts import audit, claims, deliverables, verify
+from ghost_optima.book.verdicts import audit, calibration, claims, deliverables, verify
 
 PUBLISHED = "full"
 SCIENCE_DIR = Path(__file__).parents[2]
@@ -235,7 +236,10 @@ def _build(project: Project, job: Plan, force: bool, render_book: bool, log, run
     runs = replicas(project, job, every if whole == job else tasks(project, whole))
     found = verify.report(rows, runs)
     verify.attach(rows, found)
+    calibrated = calibration.report(rows, found["claims"])
+    calibration.attach(rows, calibrated)
     write_json(folder / "robustness.json", {"profile": profile, **found})
+    write_json(folder / "calibration.json", {"profile": profile, **calibrated})
     write_json(folder / "claims.json", {"profile": profile, "claims": rows})
     missing = [stem for stem, r in records.items() if r is None]
     if not render_book:

@@ -96,7 +96,7 @@ def book_stamp(project, profile: str, tasks: list) -> str:
     source (pages, rules, summaries) and the git commit (rule history, results commit). When it
     matches the one stored with the last rendered book and nothing ran, the build stops early."""
     folder = project.results(profile)
-    written = {folder / "claims.json", folder / "robustness.json"}
+    written = {folder / name for name in ("claims.json", "robustness.json", "calibration.json")}
     files = [project.results(t.outputs) / f"{t.stem}.json" for t in tasks]
     files += [p for p in sorted(folder.glob("*.json")) if p not in written and p not in files]
     files += [project.root / "results" / "performance.json", project.root / "_config.yml"]

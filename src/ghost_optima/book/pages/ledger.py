@@ -4,6 +4,7 @@ They are written at build time from ``results/*.json`` so they can never disagre
 runs. Both are MyST markdown; verdicts use sphinx-design badges.
 """
 
+from ghost_optima.book.pages import calibration_table
 from ghost_optima.book.pages.key_figures import key_figure, plain_range
 from ghost_optima.book.pages.performance import PERFORMANCE_FILE, load_performance, performance_page  # noqa: F401
 from ghost_optima.book.verdicts import audit, conditions
@@ -129,6 +130,7 @@ def _decided_section(rows: list[dict]) -> list[str]:
 
 def _verdict_cell(row: dict) -> str:
     mark = f" {badge('unstable')}" if is_unstable(row) else ""
+    mark += calibration_table.verdict_mark(row)
     return f"{badge(row['verdict'])}{mark}{_override_mark(row)}"
 
 
@@ -159,7 +161,7 @@ def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict)
         "profile (disjoint seeds) gave the same verdict, the verdicts of the others, and the "
         "range of the key figure over them. An empirical claim whose replications disagree "
         f"with its verdict in {UNSTABLE_DISAGREEMENTS} or more runs is marked unstable and "
-        f"counted as unstable on the scoreboard.{unstable}",
+        f"counted as unstable on the scoreboard.{unstable}{calibration_table.pointer(rows)}",
         "",
         "```{list-table}",
         ":header-rows: 1",
@@ -183,6 +185,7 @@ def ledger_page(profile: str, rows: list[dict], records: dict, robustness: dict)
             f"  - {_cell(key_figure(row))}",
         ]
     lines += ["```", ""]
+    lines += calibration_table.section(rows)
     lines += _decided_section(rows)
     lines += ["## The claims", ""]
     for row in rows:

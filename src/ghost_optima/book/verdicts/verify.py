@@ -8,8 +8,10 @@ seeds of the published run and of every replication are disjoint whenever a note
 than ``SEED_STRIDE`` seeds from its base. They are tasks of the same build (``cluster``) and are
 cached like any run; their results land in ``results/verify/<profile>/run-<i>/`` and never touch
 the published ones. ``report`` turns them into ``robustness.json`` beside the profile's results:
-per claim, the verdict of each replication, how many agree with the recorded verdict, and the
-range of the key figure; the ledger shows it, and ``claims.json`` carries it for empirical claims.
+per claim, the verdict of each replication, how many agree with the recorded verdict, the
+range of the key figure and each replication's key figure (with its interval, which
+``calibration`` reads); the ledger shows it, and ``claims.json`` carries it (but the key
+figures) for empirical claims.
 """
 
 import math
@@ -58,7 +60,8 @@ def report(rows: list[dict], replicas: list[dict[str, dict | None]]) -> dict:
 
 
 def robustness(recorded: list[dict], runs: list[list[dict]]) -> dict:
-    """Per tested claim: verdicts across runs, agreement with ``recorded``, key-figure range."""
+    """Per tested claim: verdicts across runs, agreement with ``recorded``, key-figure range,
+    and each run's key figure (``key_figures``, None where a run recorded none)."""
     by_id = {row["id"]: row for row in recorded}
     report = {}
     for cid, row in by_id.items():
@@ -74,6 +77,7 @@ def robustness(recorded: list[dict], runs: list[list[dict]]) -> dict:
             "key": row["key"],
             "key_min": min(values, default=float("nan")),
             "key_max": max(values, default=float("nan")),
+            "key_figures": [r["figures"].get(r["key"]) if r["key"] else None for r in again],
         }
     return {"seed_stride": SEED_STRIDE, "claims": report}
 
