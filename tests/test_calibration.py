@@ -117,6 +117,13 @@ def test_an_underpowered_claim_is_labelled_with_the_units_it_needs(planted_claim
     assert f"`{UNDERPOWERED}` (needs {expected:,} units (has 100))" in (
         calibration_table.verdict_mark(row)
     )
+    assert (
+        calibration_table.underpowered_text(row)
+        == f"{UNDERPOWERED}: needs {expected:,} units (has 100)"
+    )
+    assert f"必要なユニット数 {expected:,}(現在 100)" in calibration_table.underpowered_text(
+        row, "ja"
+    )
 
 
 def test_a_well_powered_claim_and_undecided_verdicts_are_not_labelled(planted_claim):
@@ -127,6 +134,7 @@ def test_a_well_powered_claim_and_undecided_verdicts_are_not_labelled(planted_cl
     assert power("Z1", "inconclusive", {"x": figures[0]}, found) is None
     row = {"id": "Z1", "class": "empirical", "calibration": {**found, "power": got}}
     assert calibration_table.verdict_mark(row) == ""
+    assert calibration_table.underpowered_text(row) is None
     on_bar = planted([0.5, 0.52, 0.48], 0.01)  # the runs' mean on the bar: no units suffice
     got = power("Z1", "supported", {"x": on_bar[0]}, calibrate(on_bar[0], on_bar[1:]))
     assert got["needed"] is None and got["underpowered"]
@@ -167,3 +175,18 @@ def test_the_ledger_names_overdispersed_and_outlying_key_figures():
     assert "{ref}`calibration`" in page
     bare = ledger.ledger_page("quick", claims.ledger({}), {}, {})
     assert "## Calibration and power" not in bare and "{ref}`calibration`" not in bare
+
+
+def test_the_summaries_say_underpowered_beside_the_verdict():
+    from ghost_optima.book.pages import summary
+
+    rows = rows_with_calibration()
+    power_entry = {"units": 40, "needed": 1234, "underpowered": True}
+    m1 = next(r for r in rows if r["id"] == "M1")
+    m1["calibration"]["power"] = power_entry
+    english = summary.summary_page(rows, "en")
+    item = next(line for line in english.splitlines() if line.startswith("- **M1**"))
+    assert f"{UNDERPOWERED}: needs 1,234 units (has 40)" in item
+    assert "必要なユニット数 1,234(現在 40)" in summary.summary_page(rows, "ja")
+    page = ledger.ledger_page("quick", rows, {}, {})
+    assert f"*{UNDERPOWERED}*: M1." in page

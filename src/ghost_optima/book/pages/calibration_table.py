@@ -53,6 +53,18 @@ def verdict_mark(row: dict) -> str:
     return f" {{bdg-warning-line}}`{UNDERPOWERED}` ({units_text(row['calibration']['power'])})"
 
 
+def underpowered_text(row: dict, lang: str = "en") -> str | None:
+    """The summaries' words for an underpowered claim (None for any other)."""
+    if not (_entry(row) and underpowered(row)):
+        return None
+    power = row["calibration"]["power"]
+    if lang == "en":
+        return f"{UNDERPOWERED}: {units_text(power)}"
+    if power["needed"] is None:
+        return f"この予算では検出力不足:どのユニット数でも足りない(現在 {power['units']:,})"
+    return f"この予算では検出力不足:必要なユニット数 {power['needed']:,}(現在 {power['units']:,})"
+
+
 def _amount(x: float | None, unit: str) -> str:
     """A spread or standard error in the key figure's unit (shares in percent)."""
     if x is None:

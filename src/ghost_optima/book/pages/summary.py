@@ -9,7 +9,7 @@ does not (or the reverse), the item says which conditions of the rule decided it
 rules git shows were decided before their numbers closes the page; the ledger names the others.
 """
 
-from ghost_optima.book.pages import checklist, verdict_figure
+from ghost_optima.book.pages import calibration_table, checklist, verdict_figure
 from ghost_optima.book.pages.key_figures import key_figure, placement_note, replication_text
 from ghost_optima.book.pages.ledger import badge, standings
 from ghost_optima.book.pages.verdict_figure import JA_VERDICT
@@ -79,6 +79,9 @@ def _item(row: dict, lang: str, recorded: bool = False) -> str:
     again = replication_text(row, lang)
     if again:
         parts.append(again)
+    short = calibration_table.underpowered_text(row, lang)
+    if short:
+        parts.append(short)
     parts.append(f"{{doc}}`{row['notebook']}`")
     item = (
         f"- **{row['id']}** {statement} ({'; '.join(parts)})"
