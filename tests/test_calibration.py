@@ -131,6 +131,7 @@ def test_a_well_powered_claim_and_undecided_verdicts_are_not_labelled(planted_cl
     found = calibrate(figures[0], figures[1:])
     got = power("Z1", "supported", {"x": figures[0]}, found)
     assert got["needed"] < 100 and not got["underpowered"]
+    assert calibration_table.units_text({**got, "needed": 1}) == "needs 1 unit (has 100)"
     assert power("Z1", "inconclusive", {"x": figures[0]}, found) is None
     row = {"id": "Z1", "class": "empirical", "calibration": {**found, "power": got}}
     assert calibration_table.verdict_mark(row) == ""

@@ -17,8 +17,6 @@ from ghost_optima.book.verdicts.calibration import (
     z_power,
 )
 
-SHARES = ("share", "share difference", "relative change")
-
 
 def _entry(row: dict) -> dict | None:
     return row.get("calibration") if row["class"] == "empirical" else None
@@ -39,11 +37,15 @@ def underpowered_ids(rows: list[dict]) -> list[str]:
     return [r["id"] for r in rows if _entry(r) and underpowered(r)]
 
 
+def units(n: int) -> str:
+    return f"{n:,} unit" + ("" if n == 1 else "s")
+
+
 def units_text(power: dict) -> str:
     """``needs 1,200 units (has 300)``, or that no number suffices."""
     if power["needed"] is None:
         return f"no number of units suffices (has {power['units']:,})"
-    return f"needs {power['needed']:,} units (has {power['units']:,})"
+    return f"needs {units(power['needed'])} (has {power['units']:,})"
 
 
 def verdict_mark(row: dict) -> str:
@@ -66,10 +68,10 @@ def underpowered_text(row: dict, lang: str = "en") -> str | None:
 
 
 def _amount(x: float | None, unit: str) -> str:
-    """A spread or standard error in the key figure's unit (shares in percent)."""
+    """A spread or standard error (positive) written as the table writes the key figures."""
     if x is None:
         return "—"
-    return in_unit(x, "en", "share" if unit in SHARES else "number")
+    return in_unit(x, "en", unit, points=False).lstrip("+")
 
 
 def _main_words(entry: dict) -> str:
@@ -129,7 +131,9 @@ def section(rows: list[dict]) -> list[str]:
         f"{plain_number(CALIBRATION_LIMIT, 0)} the key figure is named overdispersed: "
         f"{_named(overdispersed(shown))}. A main run should lie within the range of its "
         "replications' key figures, or its interval overlap one of theirs; the main runs that "
-        f"do neither are flagged: {_named(outside_replications(shown))}.",
+        f"do neither are flagged: {_named(outside_replications(shown))}. Spreads and standard "
+        "errors are written in the key figure's unit, as its column writes it (shares in "
+        "percent, differences of shares in percentage points).",
         "",
         "*Units needed* is how many units (the key figure's own: seeds, pairs, chains) would "
         f"keep the verdict in {POWER_RUNS} of {POWER_RUNS} replications with probability "
