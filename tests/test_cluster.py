@@ -69,6 +69,9 @@ def test_two_workers_build_the_book_with_the_results_of_a_serial_build(book, mon
     assert "Doubled: 1.00." in page_text(book.html("quick") / "_generated" / "20_second.html")
     robustness = json.loads((book.results("quick") / "robustness.json").read_text())
     assert robustness["replications"] == 1 and robustness["seed_stride"] == verify.SEED_STRIDE
+    calibrated = json.loads((book.results("quick") / "calibration.json").read_text())
+    rows = json.loads((book.results("quick") / "claims.json").read_text())["claims"]
+    assert {r["id"] for r in rows if "calibration" in r} == set(calibrated["claims"])
 
 
 def test_a_worker_killed_mid_task_does_not_break_the_build(book, local_cluster, tmp_path):  # noqa: F811
