@@ -141,11 +141,39 @@ def test_a_well_powered_claim_and_undecided_verdicts_are_not_labelled(planted_cl
     assert got["needed"] is None and got["underpowered"]
 
 
-def test_every_real_rule_with_an_interval_key_has_a_bar_to_power_against():
+def test_bars_are_read_from_both_branches_and_from_other_figures_when_recorded(monkeypatch):
+    def registered(supported, not_supported):
+        rule = claims.Rule("planted", supported, not_supported, "inconclusive", "x")
+        claim = claims.Claim(
+            "Z2", "t", "t", "x", "x", "number", "s", "empirical", "nb", "s", "s", rule
+        )
+        monkeypatch.setattr(calibration, "registry", lambda: {"Z2": claim})
+
+    registered("-0.1 <= x.lo and x.hi <= 0.1", "x > 1 or x.hi < -2")
+    assert calibration.key_bars("Z2", {}) == [
+        ("hi", -2.0),
+        ("lo", -0.1),
+        ("hi", 0.1),
+        ("value", 1.0),
+    ]
+    registered("x.lo > y", "x < 0")
+    assert calibration.key_bars("Z2", {}) == [("value", 0.0)]  # y not recorded: its bar unknown
+    assert calibration.key_bars("Z2", {"y": 3.0}) == [("value", 0.0), ("lo", 3.0)]
+    figures = planted([0.2, 0.25, 0.22], 0.01)
+    found = calibrate(figures[0], figures[1:])
+    registered("x.lo > y", "x.hi < y")
+    assert power("Z2", "supported", {"x": figures[0]}, found) is None  # no bar known
+    assert power("Z2", "supported", {"x": 0.2}, found) is None  # no interval, no units
+
+
+def test_every_empirical_rule_compares_its_key_figure_with_a_bar_to_power_against():
+    """Power is computed against the nearest bar of the key figure: every empirical rule has
+    one (from its constants alone), on its value or an interval's end."""
     for cid, claim in claims.registry().items():
         if claim.kind != "empirical" or claim.rule is None:
             continue
         bars = calibration.key_bars(cid, {})
+        assert bars, f"{cid}: its rule compares its key figure with no bar; power needs one"
         assert all(part in ("value", "lo", "hi") for part, _ in bars), cid
 
 
