@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from planted_nets import planted_merged_pair, tiny_objective
 
 from ghost_optima.core import mlp
 from ghost_optima.landscape import hessian
@@ -17,30 +18,10 @@ from ghost_optima.symmetry import group
 DT = torch.float64
 
 
-def _planted(width=6, seed=4):
-    """A tanh net whose unit 3 is a sign-flipped copy of unit 1, off by 0.01 (a merged pair)."""
-    params = mlp.init_mlp([3, width, 2], seed)
-    params["W1"][3], params["b1"][3], params["W2"][:, 3] = (
-        -params["W1"][1],
-        -params["b1"][1],
-        -params["W2"][:, 1],
-    )
-    params["W1"][3, 0] += 0.01
-    return params
-
-
 def _transformed(params, perm, signs):
     spec = group.mlp_permutation_spec(1)
     t = group.Transform({"P1": torch.tensor(perm)}, signs={"P1": torch.tensor(signs, dtype=DT)})
     return group.apply_transform(params, spec, t)
-
-
-def _tiny_objective():
-    params = mlp.init_mlp([4, 5, 3], 0)
-    g = torch.Generator().manual_seed(1)
-    X = torch.randn(40, 4, generator=g, dtype=DT)
-    y = torch.randint(0, 3, (40,), generator=g)
-    return network_chains.mlp_objective(params, X, y, weight_decay=0.01)
 
 
 def _all_copies(params):
@@ -80,7 +61,7 @@ def test_nearest_copy_is_the_nearest_of_every_signed_permutation(seed):
 
 
 def test_nearer_distinct_copy_counts_planted_copies_but_not_merged_swaps():
-    params = _planted()
+    params = planted_merged_pair()
     g = torch.Generator().manual_seed(2)
 
     def jitter(p):
@@ -118,7 +99,7 @@ def test_nearer_distinct_copy_counts_planted_copies_but_not_merged_swaps():
 
 
 def test_polish_shift_reports_the_move_in_copy_distances():
-    objective, theta = _tiny_objective()
+    objective, theta = tiny_objective()
     rough, _, _ = network_chains.minimize(objective.loss, theta, grad_tol=1e-3)
     direction = torch.zeros(theta.numel(), dtype=DT)
     direction[0] = 2.0
@@ -134,7 +115,7 @@ def test_polish_shift_reports_the_move_in_copy_distances():
 
 
 def test_smallest_eigenvalue_matches_the_dense_hessian():
-    objective, theta = _tiny_objective()
+    objective, theta = tiny_objective()
     star, _, _ = network_chains.minimize(objective.loss, theta, grad_tol=1e-10)
     for point in (star, theta):  # at the minimum and away from it (negative curvature)
         dense = np.linalg.eigvalsh(hessian.hessian_matrix(objective.loss, point).numpy())
@@ -143,7 +124,7 @@ def test_smallest_eigenvalue_matches_the_dense_hessian():
 
 
 def test_segment_summaries_are_the_states_of_one_run():
-    objective, theta = _tiny_objective()
+    objective, theta = tiny_objective()
     schedule = Schedule(0.1, 8, 50)
 
     def summarise(states):

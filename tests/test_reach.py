@@ -1,12 +1,11 @@
-"""Tests of ghost_optima.sgd.reach: spread toward a ghost, merged units, swap events, segmented
-runs."""
+"""Tests of ghost_optima.sgd.reach: merged units and the decaying step."""
 
 import math
 
 import pytest
 import torch
+from planted_nets import planted_merged_pair, tiny_objective
 
-from ghost_optima.core import mlp
 from ghost_optima.sgd import network_chains, reach
 from ghost_optima.sgd.chains import Schedule, Watch
 from ghost_optima.symmetry import ghosts
@@ -14,20 +13,8 @@ from ghost_optima.symmetry import ghosts
 DT = torch.float64
 
 
-def _planted(width=6, seed=4):
-    """A tanh net whose unit 3 is a sign-flipped copy of unit 1, off by 0.01 (a merged pair)."""
-    params = mlp.init_mlp([3, width, 2], seed)
-    params["W1"][3], params["b1"][3], params["W2"][:, 3] = (
-        -params["W1"][1],
-        -params["b1"][1],
-        -params["W2"][:, 1],
-    )
-    params["W1"][3, 0] += 0.01
-    return params
-
-
 def test_merged_units_are_counted_and_left_out_of_the_ghost_search():
-    params = _planted()
+    params = planted_merged_pair()
     threshold = reach.merge_threshold(params, 0.05)
     U = ghosts.unit_vectors(params, 1)
     assert threshold == pytest.approx(0.05 * float(U.norm(dim=1).median()))
@@ -45,16 +32,8 @@ def test_merged_units_are_counted_and_left_out_of_the_ghost_search():
     )
 
 
-def _tiny_objective():
-    params = mlp.init_mlp([4, 5, 3], 0)
-    g = torch.Generator().manual_seed(1)
-    X = torch.randn(40, 4, generator=g, dtype=DT)
-    y = torch.randint(0, 3, (40,), generator=g)
-    return network_chains.mlp_objective(params, X, y, weight_decay=0.01)
-
-
 def test_decaying_chains_step_down_by_segment():
-    objective, theta = _tiny_objective()
+    objective, theta = tiny_objective()
     schedule = Schedule(0.1, 8, 30)
     watch = Watch(theta, record_every=5)
     last, trace, steps = reach.decaying_chains(
