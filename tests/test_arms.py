@@ -95,3 +95,52 @@ def test_arms_join_and_main_runs_record_as_asked(fitted, archs, datasets):
         for p, v in run.params.items():
             assert torch.equal(fitted.runs[key].params[p], v)
     assert all(r.history.test_acc.shape == (2, 3) for r in b.runs.values())
+
+
+def test_common_rate_arms_are_each_arm_trained_alone_at_the_baselines_rate(fitted, archs, datasets):
+    """``at_common_rate`` trains each arm with the main seeds at its data set's baseline rate:
+    the run ``protocol.train`` gives alone (masked arms share one ensemble, so up to rounding;
+    the re-parameterised arm is trained alone, so exactly)."""
+    keys = [
+        (n, v) for n in datasets for v in ("random masks", "random twin masks", "cumsum biases")
+    ]
+    common = fitted.at_common_rate(archs, datasets, keys, TRAINING)
+    assert list(common) == keys
+    for name, v in keys:
+        rate = fitted.choices[name, "baseline"].lr
+        alone = protocol.train(
+            archs[name, v], datasets[name], TRAINING.seeds, lr=rate, epochs=2, batch_size=32
+        )
+        ref = protocol.measure(archs[name, v], alone, datasets[name], name)
+        if v == "cumsum biases":
+            np.testing.assert_array_equal(common[name, v].test_acc, ref.test_acc)
+        np.testing.assert_allclose(common[name, v].disagreement, ref.disagreement, atol=1e-12)
+        np.testing.assert_allclose(common[name, v].test_acc, ref.test_acc, atol=1e-12)
+
+
+def test_common_rate_effect_is_the_remedy_against_its_twin_at_that_rate(fitted, archs, datasets):
+    labels = {n: (n, "random masks") for n in datasets}
+    est = fitted.common_rate_effect(archs, datasets, labels, TRAINING, n_boot=200, seed=0)
+    common = fitted.at_common_rate(
+        archs,
+        datasets,
+        [(n, v) for n in datasets for v in ("random masks", "random twin masks")],
+        TRAINING,
+    )
+    ref = fair.change(
+        [(common[n, "random twin masks"], common[n, "random masks"]) for n in datasets],
+        "disagreement",
+        relative=True,
+        n_boot=200,
+        seed=0,
+    )
+    assert est == ref
+    by_hand = np.mean(
+        [
+            np.nanmean(common[n, "random masks"].disagreement)
+            / np.nanmean(common[n, "random twin masks"].disagreement)
+            - 1
+            for n in datasets
+        ]
+    )
+    assert est.value == pytest.approx(by_hand)

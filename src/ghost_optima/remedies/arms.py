@@ -12,10 +12,12 @@ training set, arms of equal widths one ensemble) and ``protocol.measure`` on the
   ``(data set, remedy)``, the twin being ``twins.TWIN_OF[remedy]``;
 * ``effects(labels)``: the figures of a remedy's rule (``fair.effects``: remedy against twin, the
   effect of breaking the symmetry; remedy against baseline, the whole change) per label and
-  averaged over all labels, seeds resampled per data set.
+  averaged over all labels, seeds resampled per data set;
+* ``at_common_rate`` and ``common_rate_effect``: arms trained again at the baseline's chosen
+  rate, the sensitivity of an effect to the rates the arms chose.
 """
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ghost_optima.core.data import Dataset
@@ -68,6 +70,49 @@ class Arms:
             label: fair.effects([t], n_boot=n_boot, seed=seed) for label, t in triples.items()
         }
         return per_label, fair.effects(list(triples.values()), n_boot=n_boot, seed=seed)
+
+    def at_common_rate(
+        self,
+        archs: Mapping[Key, Architecture],
+        datasets: Mapping[str, Dataset],
+        keys: Sequence[Key],
+        training: fair.Training,
+    ) -> dict[Key, Measured]:
+        """The arms ``keys`` trained again at one common rate, their data set's baseline's
+        chosen rate (``fair.train_at``, the same seeds and steps), measured on the test set:
+        a sensitivity arm, for the rate rises the disagreement whatever the architecture."""
+        out = {}
+        for name, data in datasets.items():
+            here = [key for key in keys if key[0] == name]
+            runs = fair.train_at(
+                [archs[k] for k in here], data, training, self.choices[name, "baseline"].lr
+            )
+            out |= {
+                k: protocol.measure(archs[k], r, data, name)
+                for k, r in zip(here, runs, strict=True)
+            }
+        return out
+
+    def common_rate_effect(
+        self,
+        archs: Mapping[Key, Architecture],
+        datasets: Mapping[str, Dataset],
+        labels: Mapping[Hashable, Key],
+        training: fair.Training,
+        *,
+        n_boot: int,
+        seed: int,
+    ) -> Estimate:
+        """``symmetry_effect_disagreement`` at one common rate: each label's remedy against its
+        twin, both trained at the baseline's chosen rate (``at_common_rate``), the relative
+        change of disagreement averaged over the labels (``fair.change``)."""
+        keys = [(name, v) for name, remedy in labels.values() for v in (remedy, TWIN_OF[remedy])]
+        common = self.at_common_rate(archs, datasets, keys, training)
+        pairs = [
+            (common[name, TWIN_OF[remedy]], common[name, remedy])
+            for name, remedy in labels.values()
+        ]
+        return fair.change(pairs, "disagreement", relative=True, n_boot=n_boot, seed=seed)
 
 
 def fit_datasets(

@@ -122,6 +122,15 @@ def _group_key(arch: Architecture) -> tuple | None:
     return None
 
 
+def _groups(archs: Sequence[Architecture]) -> list[list[int]]:
+    """Indices of ``archs`` by ``_group_key``, in first-seen order; an arm without a key alone."""
+    groups: dict = {}
+    for i, arch in enumerate(archs):
+        key = _group_key(arch)
+        groups.setdefault(i if key is None else key, []).append(i)
+    return list(groups.values())
+
+
 def _stacked(archs: Sequence[Architecture], counts: Sequence[int]) -> tuple:
     """The activation and the masks ``(E, n_l, n_{l-1})`` of the members of ``archs`` (arm
     ``a`` repeated ``counts[a]`` times); a layer an arm leaves dense gets a mask of ones."""
@@ -199,6 +208,26 @@ def train_together(
     return _split(train_ensemble(data, archs[0].widths, act, members, config, hooks), archs, counts)
 
 
+def train_at(
+    archs: Sequence[Architecture], data: Dataset, training: Training, lr: float
+) -> list[EnsembleResult]:
+    """Every arm of ``archs`` trained with ``training.seeds`` at one common rate ``lr`` (no
+    search), arms of one ``_group_key`` as one ensemble, the others alone (``protocol.train``);
+    the history holds the start and the end."""
+    kw = dict(epochs=training.epochs, batch_size=training.batch_size)
+    out: dict[int, EnsembleResult] = {}
+    for idx in _groups(archs):
+        arms = [archs[i] for i in idx]
+        if _group_key(arms[0]) is None:
+            out[idx[0]] = protocol.train(
+                arms[0], data, training.seeds, lr=lr, record_every=training.epochs, **kw
+            )
+            continue
+        seeds, rates = [list(training.seeds)] * len(arms), [[lr] * len(training.seeds)] * len(arms)
+        out.update(zip(idx, train_together(arms, data, seeds, rates, **kw), strict=True))
+    return [out[i] for i in range(len(archs))]
+
+
 def fit_arms(
     archs: Sequence[Architecture], data: Dataset, training: Training
 ) -> list[tuple[LrChoice, EnsembleResult]]:
@@ -206,14 +235,10 @@ def fit_arms(
     together: one selection ensemble (every arm, rate and selection seed) on the same
     validation split, then one main ensemble (every arm at its chosen rate)."""
     check_score(training.score)
-    groups: dict = {}
-    for i, arch in enumerate(archs):
-        key = _group_key(arch)
-        groups.setdefault(i if key is None else key, []).append(i)
     kw = dict(epochs=training.epochs, batch_size=training.batch_size)
     out: dict[int, tuple[LrChoice, EnsembleResult]] = {}
     split = validation_split(data, VALIDATION_FRACTION, seed=training.select_seeds[0])
-    for idx in groups.values():
+    for idx in _groups(archs):
         arms = [archs[i] for i in idx]
         if _group_key(arms[0]) is None:
             out[idx[0]] = fit(arms[0], data, training)

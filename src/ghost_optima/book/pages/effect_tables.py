@@ -148,6 +148,15 @@ def direction(est: Estimate) -> str:
     return "includes 0"
 
 
+def glue_common_rate(rec, common: Estimate, chosen: Estimate) -> None:
+    """Glue the symmetry effect at one common rate (``common_rate_effect`` and its interval, in
+    percent) and where its interval lies beside the effect at the chosen rates
+    (``common_rate_where``, ``chosen_rate_where``: :func:`direction`)."""
+    glue_estimate(rec, "common_rate_effect", common, 100)
+    rec.glue("common_rate_where", direction(common))
+    rec.glue("chosen_rate_where", direction(chosen))
+
+
 def twin_accuracy(rec, claim: str, effects: Mapping[str, Estimate]) -> dict[str, float]:
     """The twin's accuracy against its remedy's (#26) for the rule of ``claim``: the figure
     ``twin_accuracy_gap`` (``|symmetry_effect_acc|``, the size of the mean accuracy gap) and,
