@@ -51,3 +51,33 @@ def japanese_font() -> str:
         "no font with Japanese glyphs for the Japanese summary figure: install the lock "
         "(it pins matplotlib-fontja) or Debian's fonts-noto-cjk"
     )
+
+
+def interval_panels(
+    table, panels, *, by: str, hue: str, ylabel: str, logy: bool = False, ylim=None
+):
+    """One panel per entry of ``panels`` (rows of ``table`` whose column ``by`` equals it), one
+    line per value of ``hue`` against ``width`` (log2 axis) with its ``[lo, hi]`` band; the
+    panels share their y axis. ``table`` is long: columns ``by``, ``hue``, ``width``, ``value``,
+    ``lo``, ``hi``. Returns ``(fig, axes)``."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3.75 * len(panels), 3.8), sharey=True, squeeze=False
+    )
+    for ax, panel in zip(axes[0], panels, strict=True):
+        part = table[table[by] == panel]
+        for colour, (label, line) in zip(
+            sns.color_palette(), part.groupby(hue, sort=False), strict=False
+        ):
+            ax.plot(line.width, line.value, marker="o", ms=3, color=colour, label=label)
+            ax.fill_between(line.width, line.lo, line.hi, color=colour, alpha=0.2, lw=0)
+        ax.set_xscale("log", base=2)
+        if logy:
+            ax.set_yscale("log")
+        ax.set(title=panel, xlabel="hidden width", ylabel=ylabel)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig, axes[0]
