@@ -5,7 +5,6 @@ import math
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -94,35 +93,34 @@ def project_copy(tmp_path) -> pipeline.Project:
     return pipeline.Project(tmp_path)
 
 
-def timed_cli(project: pipeline.Project, *args) -> tuple[subprocess.CompletedProcess, float]:
-    started = time.perf_counter()
+def refused_cli(project: pipeline.Project, *args) -> subprocess.CompletedProcess:
+    """The CLI run on ``project``, checked to have started no work: no notebook was run, no
+    cluster started, nothing written where results or the book go (a refusal comes first)."""
     done = subprocess.run(
         [sys.executable, "-m", "ghost_optima.book.build.cli", "--root", str(project.root), *args],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    return done, time.perf_counter() - started
+    said = done.stdout + done.stderr
+    assert "running" not in said and "cluster" not in said, said
+    assert not (project.root / "results").exists()
+    assert not (project.root / "_build").exists()
+    return done
 
 
-def test_cli_refuses_nan_from_the_command_line_quickly(project_copy):
-    done, seconds = timed_cli(project_copy, "build", "--profile", "quick", "--set", "momentum=nan")
+def test_cli_refuses_nan_from_the_command_line_before_any_work(project_copy):
+    done = refused_cli(project_copy, "build", "--profile", "quick", "--set", "momentum=nan")
     assert done.returncode == 2, done.stderr
     assert "--set momentum: nan is not a finite number" in done.stderr
-    assert seconds < 5, f"refusal took {seconds:.1f} s"
-    assert not (project_copy.root / "results").exists()
-    assert not (project_copy.root / "_build").exists()
 
 
-def test_cli_refuses_inf_from_profiles_yml_quickly(project_copy):
+def test_cli_refuses_inf_from_profiles_yml_before_any_work(project_copy):
     path = project_copy.notebooks / "profiles.yml"
     text = path.read_text()
     bad = "    grad_tol: {min: 0.0, quick: .inf}\n"  # the first grad_tol is 20_critical_points'
     path.write_text(text.replace("    grad_tol: {min: 0.0}\n", bad, 1))
     assert bad in path.read_text()
-    done, seconds = timed_cli(project_copy, "build", "--profile", "quick")
+    done = refused_cli(project_copy, "build", "--profile", "quick")
     assert done.returncode == 2, done.stderr
     assert "20_critical_points.grad_tol (quick): inf is not a finite number" in done.stderr
-    assert seconds < 5, f"refusal took {seconds:.1f} s"
-    assert not (project_copy.root / "results").exists()
-    assert not (project_copy.root / "_build").exists()

@@ -342,10 +342,8 @@ def test_a_second_build_with_nothing_changed_does_no_work(built, monkeypatch):
 
     for name in ("collect_claims", "render", "run_notebook"):
         monkeypatch.setattr(pipeline, name, must_not_run)
-    started = time.perf_counter()
     lines = build(built, "quick")
     assert "book: unchanged, not rebuilt" in lines
-    assert time.perf_counter() - started < 30  # loose: a loaded machine; the bound is 5 s quiet
     (built.book / "intro.md").write_text("# Fixture\n\nChanged prose.\n")
     with pytest.raises(AssertionError, match="regenerated the pages"):
         build(built, "quick")  # a changed source page is rendered again
