@@ -262,3 +262,40 @@ def test_ctrl_c_is_seen_even_where_its_exception_is_swallowed():
             pass
         assert interrupted.is_set()
     assert signal.getsignal(signal.SIGINT) is previous
+
+
+def _sleep_task(spec: dict) -> dict:  # stands in for run_task: sleeps, says when it ran
+    started = time.monotonic()
+    time.sleep(spec["seconds"])
+    return {"stem": spec["stem"], "started": started, "ended": time.monotonic()}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_client_keeps_one_task_per_thread_in_flight_in_priority_order(monkeypatch, workers):
+    """Never more tasks submitted and unfinished than the cluster has threads, so a free worker
+    takes the next task instead of one queued behind a long run; with one worker the runs
+    follow the priorities (highest first, ties in order)."""
+    monkeypatch.setattr(cluster, "run_task", _sleep_task)
+    specs = [{"stem": f"n{i}", "replication": 0, "seconds": 0.05} for i in range(7)]
+    priorities = [0.0, 5.0, 1.0, 5.0, 0.0, 9.0, 2.0]
+    with distributed.Client(
+        processes=False, n_workers=workers, threads_per_worker=1, dashboard_address=":0"
+    ) as client:
+        in_flight = []
+        submit = client.submit
+
+        def counting_submit(*args, **kwargs):
+            in_flight.append(sum(not f.done() for f in tasks.futures_submitted) + 1)
+            future = submit(*args, **kwargs)
+            tasks.futures_submitted.append(future)
+            return future
+
+        tasks = cluster.DaskTasks(client, "in-process test cluster")
+        tasks.futures_submitted = []
+        monkeypatch.setattr(client, "submit", counting_submit)
+        done = [payload for _, payload in tasks.run(specs, priorities)]
+    assert sorted(p["stem"] for p in done) == sorted(s["stem"] for s in specs)
+    assert max(in_flight) <= workers and len(in_flight) == len(specs)
+    if workers == 1:
+        by_start = [p["stem"] for p in sorted(done, key=lambda p: p["started"])]
+        assert by_start == ["n5", "n1", "n3", "n6", "n2", "n0", "n4"]

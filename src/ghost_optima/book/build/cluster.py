@@ -215,29 +215,38 @@ class DaskTasks:
         """Yield ``(spec, payload)`` as tasks finish; leaving early cancels those still pending.
 
         ``priorities``: higher runs first (the build passes each notebook's last wall time, so
-        long runs start early and the workers finish together).
+        long runs start early and the workers finish together). The client holds the queue: it
+        submits as many tasks as the cluster has threads, then the next one each time a task
+        finishes, so a free worker always takes the next task. (Submitted all at once, Dask
+        assigns tasks to workers up front and did not move them: one worker sat idle for
+        17 minutes while the other had six notebooks queued.)
         """
         from distributed import as_completed
 
+        order = sorted(range(len(specs)), key=lambda i: -priorities[i])  # stable: ties keep order
+        queue = [specs[i] for i in order]
         futures = {}
-        for spec, priority in zip(specs, priorities, strict=True):
-            future = self.client.submit(
-                run_task,
-                spec,
-                key=f"{spec['stem']}-r{spec['replication']}-{os.urandom(4).hex()}",
-                pure=False,
-                priority=priority,
-            )
-            futures[future] = spec
-        finished = as_completed(futures)
+        finished = as_completed()
+
+        def top_up():  # one task in flight per thread of the cluster as it is now
+            slots = max(1, sum(self.client.nthreads().values()))
+            while queue and finished.count() < slots:
+                spec = queue.pop(0)
+                key = f"{spec['stem']}-r{spec['replication']}-{os.urandom(4).hex()}"
+                future = self.client.submit(run_task, spec, key=key, pure=False)
+                futures[future] = spec
+                finished.add(future)
+
         try:
             with _interrupt_flag() as interrupted:
+                top_up()
                 while not finished.is_empty():
                     if interrupted.is_set():  # also when Ctrl-C's exception was swallowed
                         raise KeyboardInterrupt
                     batch = finished.next_batch(block=False)
                     if not batch:
                         time.sleep(POLL_SECONDS)
+                    top_up()
                     for future in batch:
                         yield futures[future], _payload(future, futures[future])
         finally:
