@@ -80,7 +80,7 @@ class Arms:
     ) -> dict[Key, Measured]:
         """The arms ``keys`` trained again at one common rate, their data set's baseline's
         chosen rate (``fair.train_at``, the same seeds and steps), measured on the test set:
-        a sensitivity arm, for the rate rises the disagreement whatever the architecture."""
+        a sensitivity arm, since disagreement rises with the rate whatever the architecture."""
         out = {}
         for name, data in datasets.items():
             here = [key for key in keys if key[0] == name]

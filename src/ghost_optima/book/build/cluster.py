@@ -229,6 +229,8 @@ class DaskTasks:
         finished = as_completed()
 
         def top_up():  # one task in flight per thread of the cluster as it is now
+            if not queue:  # nothing left to hand out: no need to ask the scheduler
+                return
             slots = max(1, sum(self.client.nthreads().values()))
             while queue and finished.count() < slots:
                 spec = queue.pop(0)
