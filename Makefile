@@ -26,7 +26,8 @@ lint: $(STAMP)
 	$(BIN)/python -m ghost_optima.book.build.check_notebooks notebooks
 	$(BIN)/lint-imports
 
-# pytest-xdist spreads the tests over every core (-n auto); TEST_WORKERS=0 runs them in one process.
+# pytest-xdist spreads the unit tests over every core (-n auto); TEST_WORKERS=0 runs them in one
+# process. The built-book checks run in one process (one browser).
 TEST_WORKERS ?= auto
 
 pytest: $(STAMP)
@@ -35,7 +36,7 @@ pytest: $(STAMP)
 # The whole book on the fast profile: a notebook that breaks never lands.
 quick-book: $(STAMP)
 	$(BIN)/ghost-optima build --profile quick $(CLUSTER)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) tests/book --book-profile quick
+	$(BIN)/python -m pytest tests/book --book-profile quick
 
 # The lock pins every package, so it is installed as it is (--no-deps), by uv (15 s, where pip
 # took 110 s on 2 cores); uv does not read pip's configuration, so the CPU build of torch that
