@@ -283,11 +283,14 @@ def _t3_figures(uniform_hits, gaussian_hits, starts=200, spectrum_max_diff=1e-11
 
 
 def test_t3_each_branch_is_reached_by_counts_of_the_chapters_size():
-    """With the chapter's 200 starts per arm, 3 spurious ends from the uniform start already put
-    the interval below one in twenty (the refutation); 20 of 200 are common in both arms."""
+    """With the chapter's 200 starts per arm, 3 spurious ends from the Gaussian (primary) start
+    already put the interval below one in twenty (the refutation); 20 of 200 are common in both
+    arms."""
     rule = claims.registry()["T3"].rule
-    assert evaluate(rule, _t3_figures(3, 150)) == "not supported"
+    assert rule.key == "spurious_fraction_gaussian_k14"
+    assert evaluate(rule, _t3_figures(150, 3)) == "not supported"
+    assert evaluate(rule, _t3_figures(3, 150)) == "mixed"  # only the second arm is rare
     assert evaluate(rule, _t3_figures(20, 20)) == "supported"
-    assert evaluate(rule, _t3_figures(10, 150)) == "mixed"  # 0.05 inside the interval
-    assert evaluate(rule, _t3_figures(124, 4)) == "mixed"  # the Gaussian start rarely sticks
+    assert evaluate(rule, _t3_figures(150, 10)) == "mixed"  # 0.05 inside the interval
+    assert evaluate(rule, _t3_figures(4, 124)) == "mixed"  # the uniform start rarely sticks
     assert evaluate(rule, _t3_figures(124, 149, spectrum_max_diff=1e-5)) == "not supported"

@@ -132,7 +132,7 @@ def test_direction_matches_the_comparison_either_way_round(value, threshold, sym
 def test_threshold_reads_a_rules_own_bar():
     assert conditions.threshold("T3", "spurious_fraction_uniform_k14.lo") == 0.05
     assert conditions.threshold("T3", "spurious_fraction_gaussian_k14.lo") == 0.05
-    assert conditions.threshold("T3", "spurious_fraction_uniform_k14.hi", "not supported") == 0.05
+    assert conditions.threshold("T3", "spurious_fraction_gaussian_k14.hi", "not supported") == 0.05
     assert conditions.threshold("E5", "auroc_oof_label_disagreement_mnist1d.lo") == 0.75
     assert conditions.threshold("T1", "max_rel_change") == 1e-10
     assert (
