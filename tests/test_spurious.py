@@ -197,3 +197,18 @@ def test_a_step_too_large_for_the_start_is_called_diverged_and_stops():
     kinds = [r["kind"] for r in sp.classify(run, V, loss_tol=1e-3, grad_tol=1e-9, eig_tol=1e-5)]
     assert kinds == ["diverged"] * 5
     assert (run.steps < 5000).all()
+
+
+def test_published_counts_hold_what_the_2018_abstract_says():
+    """Safran and Shamir's own counts (their results files): every k = n from 6 to 20, 1000 runs
+    each; spurious ends grow with k (their abstract: "increasing with the network size") and one
+    extra student unit makes them rarer at every k where both rows exist."""
+    counts = sp.published_counts()
+    square = {k: counts[(k, k)] for k in range(6, 21)}
+    assert all(runs == 1000 and 0 <= hits <= runs for hits, runs in counts.values())
+    assert all(n in (k, k + 1) for k, n in counts)
+    hits = [square[k][0] for k in range(6, 21)]
+    assert hits == sorted(hits) and hits[0] < 50 < 900 < hits[-1]
+    for (k, n), (over, _) in counts.items():
+        if n == k + 1:
+            assert over < square[k][0]

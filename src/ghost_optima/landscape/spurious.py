@@ -12,19 +12,23 @@ population loss ``L(W) = E[(f(x) - g(x))^2] / 2`` in closed form through the arc
 ``W: (R, n, d)`` (``R`` restarts at once) and one teacher ``V: (k, d)``. Two starts:
 :func:`glorot_uniform_students` (Glorot and Bengio's uniform "Xavier" initialisation) and
 :func:`gaussian_students` (``N(0, 1/d)``, what Safran's published code for the 2021 follow-up
-calls Xavier initialisation).
+calls Xavier initialisation, as does the code of the 2018 paper).
 
 :func:`descend` runs plain gradient descent on all restarts together until each one's gradient
 norm falls below a tolerance; :func:`hessian` is the full Hessian of one student (central
 differences of the closed-form gradient; the loss is twice continuously differentiable away
 from ``w_i = 0``, also where two units coincide); :func:`classify` sorts the end points into
 global minima, spurious local minima, saddles and runs that did not converge.
+:func:`published_counts` reads Safran and Shamir's own counts, from the results files published
+with their 2018 code, to set beside this module's.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import dataclass
+from importlib import resources
 
 import numpy as np
 import torch
@@ -43,6 +47,7 @@ __all__ = [
     "gaussian_students",
     "glorot_uniform_students",
     "newcombe_difference",
+    "published_counts",
     "wilson_interval",
 ]
 
@@ -58,8 +63,10 @@ def orthonormal_teacher(k: int, d: int | None = None) -> Tensor:
 def gaussian_students(n_restarts: int, n: int, d: int, seed: int) -> Tensor:
     """``(R, n, d)``: i.i.d. ``N(0, 1/d)`` entries, float64.
 
-    The start that the code Safran published for Safran, Yehudai and Shamir (COLT 2021)
-    draws (``np.random.normal(size=(k, k)) / k ** 0.5``) and calls Xavier initialisation.
+    The start that the code of Safran and Shamir (2018) draws (``randn(d, k) / sqrt(d)`` in
+    ``GD_code/findBadMinima.m``) and calls Xavier initialisation, as does the code Safran
+    published for Safran, Yehudai and Shamir (COLT 2021,
+    ``np.random.normal(size=(k, k)) / k ** 0.5``).
     """
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(n_restarts, n, d, generator=gen, dtype=torch.float64) / math.sqrt(d)
@@ -275,3 +282,19 @@ def newcombe_difference(
         d - math.sqrt((p_a - lo_a) ** 2 + (hi_b - p_b) ** 2),
         d + math.sqrt((hi_a - p_a) ** 2 + (p_b - lo_b) ** 2),
     )
+
+
+def published_counts() -> dict[tuple[int, int], tuple[int, int]]:
+    """Safran and Shamir's (2018) own counts: ``{(k, n): (spurious_runs, runs)}``.
+
+    ``k`` teacher units, ``n`` student units; ``spurious_runs`` of ``runs`` (1000) gradient
+    descents from ``N(0, 1/k)`` starts ended with an objective of at least 1e-3. Read from
+    ``data/safran_shamir_2018.csv``, which says how it was derived from the results files of
+    github.com/ItaySafran/OneLayerGDconvergence (``Results/newExp-k-n.mat``).
+    """
+    text = resources.files("ghost_optima.landscape").joinpath("data/safran_shamir_2018.csv")
+    lines = [line for line in text.read_text().splitlines() if not line.startswith("#")]
+    return {
+        (int(row["k"]), int(row["n"])): (int(row["spurious_runs"]), int(row["runs"]))
+        for row in csv.DictReader(lines)
+    }
