@@ -198,6 +198,13 @@ def test_the_ledger_names_overdispersed_and_outlying_key_figures():
     assert "named overdispersed: T4." in section
     assert "the main runs that do neither are flagged: T4." in section
     assert "(overdispersed)" in section[section.index("| [T4]") :].splitlines()[0]
+    t4 = claims.registry()["T4"]
+    why = (
+        f"- **T4**: the interval resamples {t4.interval_resamples}; "
+        f"each run fixes {t4.interval_fixed}."
+    )
+    assert why in section.splitlines() and "- **M1**" not in section  # M1 is well calibrated
+
     m1 = section[section.index("| [M1]") :].splitlines()[0]
     assert "within their range" in m1 and "overdispersed" not in m1
     assert f"*{UNDERPOWERED}*: none." in section
@@ -219,3 +226,9 @@ def test_the_summaries_say_underpowered_beside_the_verdict():
     assert "必要なユニット数 1,234(現在 40)" in summary.summary_page(rows, "ja")
     page = ledger.ledger_page("quick", rows, {}, {})
     assert f"*{UNDERPOWERED}*: M1." in page
+
+
+def test_every_empirical_claim_says_what_its_interval_resamples_and_what_a_run_fixes():
+    for claim in claims.registry().values():
+        declared = bool(claim.interval_resamples) and bool(claim.interval_fixed)
+        assert declared == (claim.kind == "empirical"), claim.id

@@ -7,6 +7,7 @@ replications, underpowered at this budget) is chosen here by the rules of
 """
 
 from ghost_optima.book.pages.key_figures import in_unit, plain_number
+from ghost_optima.book.verdicts import claims
 from ghost_optima.book.verdicts.calibration import (
     CALIBRATION_LIMIT,
     POWER,
@@ -157,5 +158,28 @@ def section(rows: list[dict]) -> list[str]:
             f"| {main}; {', '.join(others)} | {_amount(entry['spread'], unit)} "
             f"| {_amount(entry['within_se'], unit)} | {_ratio_words(entry)} "
             f"| {_main_words(entry)} | {_power_words(entry)} |"
+        )
+    return [*lines, "", *why_overdispersed(shown)]
+
+
+def why_overdispersed(rows: list[dict]) -> list[str]:
+    """For each overdispersed key figure, what its interval resamples and what each run fixes
+    (``interval`` in ``claims.yml``, declared for every empirical claim before any build): the
+    fixed parts vary only between runs, so they widen the spread and not the interval."""
+    named = overdispersed(rows)
+    if not named:
+        return []
+    registry = claims.registry()
+    lines = [
+        "Why the overdispersed key figures move more than their intervals say: each run draws "
+        "some parts of its experiment once, from its seed, and its interval resamples only the "
+        "rest.",
+        "",
+    ]
+    for cid in named:
+        claim = registry[cid]
+        lines.append(
+            f"- **{cid}**: the interval resamples {claim.interval_resamples}; each run fixes "
+            f"{claim.interval_fixed}."
         )
     return [*lines, ""]

@@ -69,6 +69,10 @@ class Claim:
     statement_en: str
     statement_ja: str
     rule: Rule | None
+    # what an empirical claim's within-run interval resamples, and what each run draws once from
+    # its seed (so that only its replications vary it); named beside an overdispersed key figure
+    interval_resamples: str = ""
+    interval_fixed: str = ""
 
 
 class RuleError(ValueError):
@@ -103,6 +107,16 @@ def _parse_claim(cid: str, entry: dict) -> Claim:
         raise ValueError(f"claim {cid}: key_label.unit must be one of {KEY_UNITS}")
     if entry["kind"] not in CLASSES:
         raise ValueError(f"claim {cid}: class must be one of {CLASSES}, got {entry['kind']!r}")
+    interval = entry.pop("interval", None)
+    if (interval is None) == (entry["kind"] == "empirical"):
+        raise ValueError(
+            f"claim {cid}: an empirical claim, and only one, says what its interval resamples"
+        )
+    if interval is not None:
+        entry["interval_resamples"], entry["interval_fixed"] = (
+            interval["resamples"],
+            interval["fixed"],
+        )
     rule = entry.pop("rule")
     if rule is not None:
         if rule["otherwise"] not in ("mixed", "inconclusive"):
