@@ -144,50 +144,51 @@ def newton_finish(
     theta0: Tensor,
     *,
     grad_tol: float = 1e-9,
-    max_iter: int = 30,
-    max_cg: int = 500,
+    max_iter: int = 20,
+    max_cg: int = 300,
 ) -> tuple[Tensor, float, int]:
-    """Newton's method on ``grad L = 0`` from ``theta0`` until ``||grad||_2 <= grad_tol``.
+    """Damped Newton's method on ``grad L = 0`` from ``theta0`` until ``||grad||_2 <= grad_tol``.
 
-    Each step solves ``H p = -g`` by conjugate gradients (SciPy ``cg``, at most ``max_cg``
-    Hessian-vector products from ``torch.func.jvp`` of the gradient, never the matrix) to the
-    relative residual ``min(0.5, sqrt(||g||))`` (a forcing term after Eisenstat and Walker,
-    1996, for superlinear convergence), and is halved until the gradient's norm falls (at most
-    ten times; then the finish stops). The merit is the gradient's norm, not the loss: near a
-    minimum the loss changes below float64's resolution long before the gradient stops falling.
-    Near a minimum with flat directions, as where duplicated units merge, L-BFGS stops while the
-    point still creeps along them; Newton steps converge there quadratically. ``theta0``: float64
-    ``(d,)`` near a minimum (for example polished by :func:`minimize`). Returns ``(theta,
-    max_abs_grad, steps)`` (the largest gradient entry, the criterion of :func:`minimize`).
+    Each trial solves ``(H + mu I) p = -g`` by conjugate gradients (SciPy ``cg``, at most
+    ``max_cg`` Hessian-vector products from ``torch.func.jvp`` of the gradient, never the matrix)
+    to the relative residual ``min(0.5, sqrt(||g||))`` (a forcing term after Eisenstat and
+    Walker, 1996), and is kept when the gradient's norm falls; the damping ``mu`` starts at 0
+    (Newton's step, quadratic convergence near a minimum), grows tenfold after a rejected trial
+    (where ``H`` is indefinite or the model poor, as in Levenberg-Marquardt) and shrinks tenfold
+    after an accepted one. The merit is the gradient's norm, not the loss: near a minimum the
+    loss changes below float64's resolution long before the gradient stops falling. At most
+    ``max_iter`` trials, accepted or not, bound the cost. Near a minimum with flat directions,
+    as where duplicated units merge, L-BFGS stops while the point still creeps along them.
+    ``theta0``: float64 ``(d,)`` near a minimum (polished by :func:`minimize`). Returns
+    ``(theta, max_abs_grad, accepted_steps)`` (the largest gradient entry, the criterion of
+    :func:`minimize`).
     """
     if theta0.dtype != torch.float64:
         raise ValueError(f"newton_finish needs float64 parameters, got {theta0.dtype}")
     grad = torch.func.grad(loss)
     theta = theta0.detach().clone()
-    g = grad(theta)
-    steps = 0
-    while float(g.norm()) > grad_tol and steps < max_iter:
-        point = theta
+    g, d = grad(theta), theta.numel()
+    mu, accepted = 0.0, 0
+    for _ in range(max_iter):
+        if float(g.norm()) <= grad_tol:
+            break
 
-        def hessian_vector(v: np.ndarray, point: Tensor = point) -> np.ndarray:
-            _, hv = torch.func.jvp(grad, (point,), (torch.from_numpy(np.asarray(v).ravel()),))
-            return hv.numpy()
+        def damped_hessian_vector(v: np.ndarray, point: Tensor = theta, mu: float = mu):
+            vector = torch.from_numpy(np.asarray(v).ravel())
+            _, hv = torch.func.jvp(grad, (point,), (vector,))
+            return (hv + mu * vector).numpy()
 
-        d = theta.numel()
-        operator = LinearOperator((d, d), matvec=hessian_vector, dtype=np.float64)
+        operator = LinearOperator((d, d), matvec=damped_hessian_vector, dtype=np.float64)
         forcing = min(0.5, float(g.norm()) ** 0.5)
         p, _ = cg(operator, -g.numpy(), rtol=forcing, atol=0.0, maxiter=max_cg)
-        step = torch.from_numpy(p)
-        for _ in range(10):
-            trial = theta + step
-            g_trial = grad(trial)
-            if float(g_trial.norm()) < float(g.norm()):
-                break
-            step = step / 2
+        trial = theta + torch.from_numpy(p)
+        g_trial = grad(trial)
+        if float(g_trial.norm()) < float(g.norm()):
+            theta, g, accepted = trial, g_trial, accepted + 1
+            mu = mu / 10 if mu > 1e-12 else 0.0
         else:
-            break
-        theta, g, steps = trial, g_trial, steps + 1
-    return theta, float(g.abs().max()), steps
+            mu = max(10 * mu, 1e-6)
+    return theta, float(g.abs().max()), accepted
 
 
 def trained_minimum(
