@@ -9,7 +9,7 @@ SGD on a small classifier. This module holds the network side:
   ``W1, b1, ..., W{L+1}, b{L+1}``), with the one-example loss for per-example gradients; the
   network and the cross-entropy are those of :mod:`ghost_optima.core.mlp`;
 * :func:`minimize`: full-batch L-BFGS in float64 to a small gradient norm (the ``theta*``),
-  :func:`newton_finish`: a trust-region Newton finish where L-BFGS crawls, and
+  :func:`newton_finish`: a damped Newton finish where L-BFGS crawls, and
   :func:`trained_minimum`: SGD training followed by the L-BFGS polish;
 * :func:`mlp_gradient` and :func:`mlp_sgd_chains`: the minibatch gradient of the objective for
   many chains at once, run by the chain engine :func:`ghost_optima.sgd.chains.run_chains`.
@@ -21,16 +21,16 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-from scipy.sparse.linalg import LinearOperator, cg
+from scipy.sparse import identity
+from scipy.sparse.linalg import aslinearoperator, cg
 from torch import Tensor
 
 from ghost_optima.core import timing
 from ghost_optima.core.data import Dataset
 from ghost_optima.core.mlp import Params, ensemble_loss_grad, loss_per_example, mlp_forward
 from ghost_optima.core.train import TrainConfig, member, train_ensemble
-from ghost_optima.landscape.hessian import flatten_params
+from ghost_optima.landscape.hessian import HessianOperator, flatten_params
 from ghost_optima.sgd.chains import ChainRecord, Gradient, Schedule, Watch, run_chains
 
 __all__ = [
@@ -150,7 +150,7 @@ def newton_finish(
     """Damped Newton's method on ``grad L = 0`` from ``theta0`` until ``||grad||_2 <= grad_tol``.
 
     Each trial solves ``(H + mu I) p = -g`` by conjugate gradients (SciPy ``cg``, at most
-    ``max_cg`` Hessian-vector products from ``torch.func.jvp`` of the gradient, never the matrix)
+    ``max_cg`` forward-over-reverse products of :class:`HessianOperator`, never the matrix)
     to the relative residual ``min(0.5, sqrt(||g||))`` (a forcing term after Eisenstat and
     Walker, 1996), and is kept when the gradient's norm falls; the damping ``mu`` starts at 0
     (Newton's step, quadratic convergence near a minimum), grows tenfold after a rejected trial
@@ -167,18 +167,14 @@ def newton_finish(
         raise ValueError(f"newton_finish needs float64 parameters, got {theta0.dtype}")
     grad = torch.func.grad(loss)
     theta = theta0.detach().clone()
-    g, d = grad(theta), theta.numel()
+    g, eye = grad(theta), aslinearoperator(identity(theta.numel()))
     mu, accepted = 0.0, 0
     for _ in range(max_iter):
         if float(g.norm()) <= grad_tol:
             break
-
-        def damped_hessian_vector(v: np.ndarray, point: Tensor = theta, mu: float = mu):
-            vector = torch.from_numpy(np.asarray(v).ravel())
-            _, hv = torch.func.jvp(grad, (point,), (vector,))
-            return (hv + mu * vector).numpy()
-
-        operator = LinearOperator((d, d), matvec=damped_hessian_vector, dtype=np.float64)
+        operator = HessianOperator(loss, theta, mode="fwd")
+        if mu > 0:
+            operator = operator + mu * eye
         forcing = min(0.5, float(g.norm()) ** 0.5)
         p, _ = cg(operator, -g.numpy(), rtol=forcing, atol=0.0, maxiter=max_cg)
         trial = theta + torch.from_numpy(p)

@@ -110,7 +110,7 @@ def _parse_claim(cid: str, entry: dict) -> Claim:
     interval = entry.pop("interval", None)
     if (interval is None) == (entry["kind"] == "empirical"):
         raise ValueError(
-            f"claim {cid}: an empirical claim, and only one, says what its interval resamples"
+            f"claim {cid}: every empirical claim, and no other, says what its interval resamples"
         )
     if interval is not None:
         entry["interval_resamples"], entry["interval_fixed"] = (
