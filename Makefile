@@ -27,7 +27,8 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # pytest-xdist spreads the unit tests over every core (-n auto); TEST_WORKERS=0 runs them in one
-# process. The built-book checks run in one process (one browser).
+# process. The built-book checks run on every core too (a browser per process; the determinism
+# check reruns a notebook in a scratch folder and leaves the built book alone).
 TEST_WORKERS ?= auto
 
 pytest: $(STAMP)
@@ -36,7 +37,7 @@ pytest: $(STAMP)
 # The whole book on the fast profile: a notebook that breaks never lands.
 quick-book: $(STAMP)
 	$(BIN)/ghost-optima build --profile quick $(CLUSTER)
-	$(BIN)/python -m pytest tests/book --book-profile quick
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) tests/book --book-profile quick
 
 # The lock pins every package, so it is installed as it is (--no-deps), by uv (15 s, where pip
 # took 110 s on 2 cores); uv does not read pip's configuration, so the CPU build of torch that
