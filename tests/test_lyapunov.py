@@ -199,3 +199,66 @@ def test_principal_directions_recover_a_known_covariance():
     var, vec = vf.principal_directions(X, 2)
     np.testing.assert_allclose(var, [9.0, 4.0], rtol=0.05)
     assert abs(abs(vec[:, 0] @ Q[:, 0]) - 1) < 1e-3
+
+
+def _networks(scales, chains=6, steps=60, seed=0):
+    """Gaussian 'chains' around networks whose prediction is off by ``scales[i]``."""
+    rng = np.random.default_rng(seed)
+    snaps, preds = [], []
+    for i, scale in enumerate(scales):
+        _, P, _, _ = random_problem(4 + i, seed=seed + i)
+        snaps.append(rng.standard_normal((steps, chains, 4 + i)) @ np.linalg.cholesky(P).T)
+        preds.append(scale * P)
+    return snaps, preds
+
+
+def test_across_networks_point_is_the_mean_of_each_networks_comparison():
+    snaps, preds = _networks([1.0, 1.5, 2.0])
+    error, ratio = lyapunov.compare_across_networks(snaps, preds, n_boot=50)
+    each = [lyapunov.compare_covariance(u, p, n_boot=50) for u, p in zip(snaps, preds, strict=True)]
+    assert error.value == pytest.approx(np.mean([c.rel_error.value for c in each]), rel=1e-12)
+    assert ratio.value == pytest.approx(np.mean([c.ratio_median.value for c in each]), rel=1e-12)
+    assert error.n == ratio.n == 3 and error.lo <= error.value <= error.hi
+
+
+def test_across_networks_resamples_networks_then_their_chains_by_brute_force():
+    from ghost_optima.core.stats import Nested, resample
+
+    snaps, preds = _networks([1.0, 3.0], chains=5, steps=30, seed=4)
+    n_boot = 40
+    error, ratio = lyapunov.compare_across_networks(snaps, preds, n_boot=n_boot, seed=9)
+    outer, inner = resample(Nested(2, 5), n_boot=n_boot, seed=9)[0]
+
+    def one_network(i, drawn):  # straight from the definition: pairs of slots of distinct chains
+        U = snaps[i] - snaps[i].reshape(-1, snaps[i].shape[2]).mean(0)
+        M = np.einsum("tci,tcj->cij", U, U) / len(U)
+        D = M[drawn] - preds[i]
+        cross = [np.sum(D[a] * D[b]) for a in range(5) for b in range(5) if drawn[a] != drawn[b]]
+        err = np.sqrt(max(np.mean(cross), 0.0)) / np.linalg.norm(preds[i])
+        return err, np.median(np.diag(M[drawn].mean(0)) / np.diag(preds[i]))
+
+    values = np.array(
+        [
+            np.mean([one_network(outer[r, s], inner[r, s]) for s in range(2)], axis=0)
+            for r in range(n_boot + 1)
+        ]
+    )
+    lo, hi = np.quantile(values[1:], [0.025, 0.975], axis=0)
+    assert (error.value, ratio.value) == pytest.approx(tuple(values[0]), rel=1e-10)
+    assert (error.lo, error.hi, ratio.lo, ratio.hi) == pytest.approx((lo[0], hi[0], lo[1], hi[1]))
+
+
+def test_across_networks_interval_holds_the_spread_between_networks():
+    snaps, preds = _networks([1.0, 1.0, 2.0, 2.0], chains=8, steps=200, seed=2)
+    error, _ = lyapunov.compare_across_networks(snaps, preds, n_boot=400)
+    within = [
+        lyapunov.compare_covariance(u, p, n_boot=400).rel_error
+        for u, p in zip(snaps, preds, strict=True)
+    ]
+    assert error.hi - error.lo > 2 * max(e.hi - e.lo for e in within)
+    same, _ = lyapunov.compare_across_networks(snaps[:2], preds[:2], n_boot=400)
+    assert same.hi - same.lo < error.hi - error.lo
+    with pytest.raises(ValueError, match="same number of chains"):
+        lyapunov.compare_across_networks([snaps[0], snaps[1][:, :4]], preds[:2])
+    with pytest.raises(ValueError, match="one prediction per network"):
+        lyapunov.compare_across_networks(snaps, preds[:2])

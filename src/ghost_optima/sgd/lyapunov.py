@@ -20,7 +20,9 @@ non-zero whenever ``C`` does not commute with ``H``. :func:`lyapunov_eigenbasis`
 
 Measuring it: :func:`run_with_snapshots` runs the chain engine in segments and keeps the
 iterates every ``every`` steps; :func:`compare_covariance` sets their covariance against the
-prediction with bootstrap intervals over chains (:func:`ghost_optima.core.stats.bootstrap`).
+prediction with bootstrap intervals over chains (:func:`ghost_optima.core.stats.bootstrap`), and
+:func:`compare_across_networks` averages its two summaries over several trained networks with a
+two-stage bootstrap (networks, then the chains of each).
 """
 
 from __future__ import annotations
@@ -32,12 +34,21 @@ import scipy.linalg
 import torch
 from torch import Tensor
 
-from ghost_optima.core.stats import Estimate, bootstrap
+from ghost_optima.core.stats import (
+    Estimate,
+    Nested,
+    bootstrap,
+    counts,
+    intervals,
+    nested_mean,
+    resample,
+)
 from ghost_optima.sgd.chains import ChainRecord, Gradient, Schedule, Watch, run_chains
 from ghost_optima.sgd.stationary import check_eta_lam, finite_population_factor
 
 __all__ = [
     "CovarianceComparison",
+    "compare_across_networks",
     "compare_covariance",
     "gradient_covariance",
     "lyapunov_covariance",
@@ -225,15 +236,8 @@ def compare_covariance(
     pairs of distinct chains, with ``G_cd = <M_c - P, M_d - P>``: the bootstrap costs
     ``C x C`` work per resample, not ``k^2``.
     """
-    U = np.asarray(snapshots, dtype=np.float64)
-    P = np.asarray(predicted, dtype=np.float64)
-    if U.ndim != 3 or P.shape != (U.shape[2], U.shape[2]) or U.shape[1] < 2:
-        raise ValueError(
-            f"need snapshots (T, C >= 2, k) and predicted (k, k), got {U.shape}, {P.shape}"
-        )
-    T, n_chains, k = U.shape
-    U = U - U.reshape(-1, k).mean(axis=0)
-    M = np.einsum("tci,tcj->cij", U, U, optimize=True) / T
+    M, P = _chain_moments(snapshots, predicted)
+    n_chains = len(M)
     norm_p = float(np.linalg.norm(P))
     diag_m = np.einsum("cii->ci", M)
     diag_p = np.diag(P)
@@ -253,3 +257,64 @@ def compare_covariance(
         ratio_median=bootstrap(ratio_median, n_chains, n_boot=n_boot, seed=seed),
         ratio=np.diag(measured) / diag_p,
     )
+
+
+def _chain_moments(snapshots: np.ndarray, predicted: np.ndarray):
+    """Chain ``c``'s second moment ``M_c`` about the pooled mean, ``(C, k, k)``, of snapshots
+    ``(T, C >= 2, k)``, and ``predicted`` as float64; ValueError on shapes that do not fit."""
+    U = np.asarray(snapshots, dtype=np.float64)
+    P = np.asarray(predicted, dtype=np.float64)
+    if U.ndim != 3 or P.shape != (U.shape[2], U.shape[2]) or U.shape[1] < 2:
+        raise ValueError(
+            f"need snapshots (T, C >= 2, k) and predicted (k, k), got {U.shape}, {P.shape}"
+        )
+    U = U - U.reshape(-1, U.shape[2]).mean(axis=0)
+    return np.einsum("tci,tcj->cij", U, U, optimize=True) / U.shape[0], P
+
+
+def compare_across_networks(
+    snapshots: list[np.ndarray], predicted: list[np.ndarray], *, n_boot: int = 2000, seed: int = 0
+) -> tuple[Estimate, Estimate]:
+    """:class:`CovarianceComparison`'s ``rel_error`` and ``ratio_median``, each averaged over
+    ``N`` networks: ``snapshots[i]`` ``(T, C, k_i)`` in the basis of ``predicted[i]``
+    ``(k_i, k_i)``, every network with the same ``C >= 2`` chains (``k_i`` may differ).
+
+    The interval is the two-stage bootstrap of :class:`ghost_optima.core.stats.Nested`
+    ``(N, C)``: the networks drawn with replacement, then the chains of every drawn network
+    afresh, so it holds the spread between networks (their minima, data splits and
+    initialisations) as well as the chains' sampling noise. Network ``i`` on a resample with
+    chain counts ``w`` has the debiased error ``sqrt(sum_{c != d} w_c w_d G_cd / sum_{c != d}
+    w_c w_d) / ||P_i||_F`` (``G_cd = <M_c - P_i, M_d - P_i>_F``, as in
+    :func:`compare_covariance`) and the median over directions of ``(w M)_jj / (w_sum P_jj)``.
+    The point is the mean over networks of each network's value on all its chains.
+    """
+    if len(snapshots) != len(predicted) or not snapshots:
+        raise ValueError(
+            f"need one prediction per network, got {len(snapshots)} and {len(predicted)}"
+        )
+    per_network = []
+    for U, P in zip(snapshots, predicted, strict=True):
+        M, P = _chain_moments(U, P)
+        D = M - P
+        gram = np.einsum("cij,dij->cd", D, D, optimize=True)
+        per_network.append((gram, float(np.linalg.norm(P)), np.einsum("cii->ci", M), np.diag(P)))
+    n_chains = {gram.shape[0] for gram, *_ in per_network}
+    if len(n_chains) != 1:
+        raise ValueError(f"every network needs the same number of chains, got {sorted(n_chains)}")
+    (n_chains,) = n_chains
+
+    def statistic(path: tuple, idx: np.ndarray) -> np.ndarray:
+        gram, norm_p, diag_m, diag_p = per_network[path[0]]
+        w = counts(idx, n_chains)
+        total = w.sum(axis=1)
+        pairs = total**2 - (w * w).sum(axis=1)
+        cross = (np.einsum("sc,cd,sd->s", w, gram, w) - (w * w) @ np.diag(gram)) / pairs
+        error = np.sqrt(np.maximum(cross, 0.0)) / norm_p
+        ratio = np.median((w @ diag_m) / total[:, None] / diag_p, axis=1)
+        return np.stack([error, ratio], axis=1)
+
+    (levels,) = resample(Nested(len(per_network), n_chains), n_boot=n_boot, seed=seed)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a slot of one distinct chain: NaN
+        values = nested_mean(statistic, levels)
+    rel_error, ratio_median = intervals(values, len(per_network))
+    return rel_error, ratio_median
