@@ -22,6 +22,8 @@ def execute(job: dict) -> None:
     import jupytext
     import papermill
 
+    from ghost_optima.book.build import warm_kernels
+
     notebook = jupytext.read(job["source"])
     notebook.metadata["kernelspec"] = {
         "name": "python3",
@@ -29,12 +31,19 @@ def execute(job: dict) -> None:
         "language": "python",
     }
     output = Path(job["output"])
+    kernel = "python3"
+    if os.environ.get(warm_kernels.SOCKET_ENV):  # a zygote runs: fork the kernel from it
+        spec = warm_kernels.write_kernel_spec(output.parent / "jupyter")
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(
+            filter(None, [str(spec), os.environ.get("JUPYTER_PATH")])
+        )
+        kernel = warm_kernels.KERNEL_NAME
     try:
         papermill.execute_notebook(
             notebook,
             str(output),
             parameters=job["parameters"],
-            kernel_name="python3",
+            kernel_name=kernel,
             cwd=job["cwd"],
             progress_bar=False,
             log_output=False,
