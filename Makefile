@@ -26,13 +26,14 @@ lint: $(STAMP)
 	$(BIN)/python -m ghost_optima.book.build.check_notebooks notebooks
 	$(BIN)/lint-imports
 
-# pytest-xdist spreads the unit tests over every core (-n auto); TEST_WORKERS=0 runs them in one
-# process. The built-book checks run on every core too (a browser per process; the determinism
-# check reruns a notebook in a scratch folder and leaves the built book alone).
+# pytest-xdist spreads the unit tests over every core (-n auto; worksteal: a worker out of tests
+# takes some of the other's, so the few slow build tests do not end up on one); TEST_WORKERS=0
+# runs them in one process. The built-book checks run on every core too (a browser per process;
+# the determinism check reruns a notebook in a scratch folder and leaves the built book alone).
 TEST_WORKERS ?= auto
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(if $(filter 0,$(TEST_WORKERS)),,--dist worksteal)
 
 # The whole book on the fast profile: a notebook that breaks never lands.
 quick-book: $(STAMP)

@@ -97,11 +97,15 @@ def run(tmp_path, name, zygote=None, tail="", wait=True):
 
 @pytest.fixture(scope="module")
 def zygote():
+    switch = os.environ.get(warm_kernels.SWITCH_ENV)
+    os.environ[warm_kernels.SWITCH_ENV] = "1"  # tests/conftest.py turns it off for the others
     path = warm_kernels.ensure_zygote({**FIXED, "MPLBACKEND": warm_kernels.INLINE}, wait=120)
     assert path and os.path.exists(path)
     process = next(p for p, s in warm_kernels._zygotes.values() if s == path)
     yield path, process.pid
     warm_kernels.stop_zygote()
+    os.environ.pop(warm_kernels.SWITCH_ENV)
+    os.environ.update({} if switch is None else {warm_kernels.SWITCH_ENV: switch})
     assert process.poll() is not None and not os.path.exists(path)
 
 
@@ -134,6 +138,8 @@ def test_a_forked_kernel_ends_with_its_runner(tmp_path, zygote):
 def test_a_zygote_that_cannot_start_or_answer_leaves_kernels_to_start_the_ordinary_way(
     tmp_path, monkeypatch
 ):
+    assert warm_kernels.ensure_zygote({"PYTHONHASHSEED": "0"}, wait=30) is None  # switched off
+    monkeypatch.setenv(warm_kernels.SWITCH_ENV, "1")
     monkeypatch.setattr(warm_kernels.sys, "executable", "/bin/false")
     assert warm_kernels.ensure_zygote({"PYTHONHASHSEED": "0"}, wait=30) is None
     monkeypatch.undo()

@@ -88,7 +88,8 @@ def test_same_profile_gives_the_same_recorded_values(profile):
     ensembles, aligns them and resamples), with the parameters and threads of the build, records
     the same values, claim figures included, as the build did. The run happens in a scratch
     folder (``cluster.run_task``): the built book and its results are not touched, so the other
-    checks may read them meanwhile."""
+    checks may read them meanwhile. Its kernel starts the ordinary way (tests/conftest.py),
+    where the build forked its kernels from a zygote: the check compares the two as well."""
     stem = "55_label_noise"
     job = pipeline.plan(PROJECT, profile, only=[stem], replications=0)
     task = pipeline.tasks(PROJECT, job)[0]

@@ -56,6 +56,7 @@ THREAD_VARIABLES = (
 LOG_TAIL_LINES = 40
 WORKER_WAIT_SECONDS = 60
 POLL_SECONDS = 0.2  # how often the client looks for finished tasks and Ctrl-C
+ZYGOTE_WAIT_SECONDS = 60  # at most, then the run's kernel starts the ordinary way
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,10 @@ def run_task(spec: dict) -> dict:
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         }
         env = {**os.environ, **fixed, RESULT_ENV: str(partial)}
-        zygote = warm_kernels.ensure_zygote({**fixed, "MPLBACKEND": warm_kernels.INLINE})
+        # A worker's first run waits for its zygote (its imports cost what a fresh kernel's do)
+        zygote = warm_kernels.ensure_zygote(
+            {**fixed, "MPLBACKEND": warm_kernels.INLINE}, wait=ZYGOTE_WAIT_SECONDS
+        )
         if zygote:
             env[warm_kernels.SOCKET_ENV] = zygote
         started = time.perf_counter()

@@ -12,8 +12,9 @@ after the fork find the modules already loaded.
   starts with the run's thread settings and ``PYTHONHASHSEED`` already in its environment, so a
   forked kernel sees what a freshly started one would, and it ends with the process that
   started it.
-- :func:`ensure_zygote` starts one per build process (or Dask worker) and thread setting, in
-  the background: the kernels asked for before it is ready start the ordinary way;
+- :func:`ensure_zygote` starts one per build process (or Dask worker) and thread setting, and
+  waits for it as long as its caller asks: the kernels asked for before it is ready start the
+  ordinary way, and so do all of them when ``GHOST_OPTIMA_WARM_KERNELS=0``;
   :func:`stop_zygote` ends it, and so does the end of the process that started it.
 - :class:`WarmProvisioner` is a jupyter_client kernel provisioner (entry point
   ``ghost-optima-warm``, kernel spec :func:`write_kernel_spec`) that asks the zygote named by
@@ -44,6 +45,7 @@ from pathlib import Path
 from jupyter_client.provisioning import LocalProvisioner
 
 SOCKET_ENV = "GHOST_OPTIMA_ZYGOTE"
+SWITCH_ENV = "GHOST_OPTIMA_WARM_KERNELS"  # "0": every kernel starts the ordinary way
 KERNEL_NAME = "ghost-optima-warm"
 PRELOAD = (
     "numpy",
@@ -133,8 +135,10 @@ def ensure_zygote(env: dict[str, str], *, wait: float = 0.0) -> str | None:
     """The socket of this process's zygote started with ``env`` (thread settings and the like)
     once it accepts requests, else None; starts one when there is none or it has ended.
 
-    A zygote takes 7 to 10 s to import :data:`PRELOAD`; callers do not wait for it (``wait``
-    seconds at most): their kernels start the ordinary way until it is ready."""
+    A zygote takes 7 to 10 s to import :data:`PRELOAD`, as long as a fresh kernel takes; this
+    waits ``wait`` seconds at most for it to be ready."""
+    if os.environ.get(SWITCH_ENV, "1") == "0":
+        return None
     key = tuple(sorted(env.items()))
     process, path = _zygotes.get(key, (None, ""))
     if process is None or process.poll() is not None:
