@@ -138,6 +138,7 @@ def test_a_forked_kernel_ends_with_its_runner(tmp_path, zygote):
 def test_a_zygote_that_cannot_start_or_answer_leaves_kernels_to_start_the_ordinary_way(
     tmp_path, monkeypatch
 ):
+    monkeypatch.setenv(warm_kernels.SWITCH_ENV, "0")
     assert warm_kernels.ensure_zygote({"PYTHONHASHSEED": "0"}, wait=30) is None  # switched off
     monkeypatch.setenv(warm_kernels.SWITCH_ENV, "1")
     monkeypatch.setattr(warm_kernels.sys, "executable", "/bin/false")
