@@ -9,32 +9,14 @@ import time
 import nbformat
 import psutil
 import pytest
+from test_pipeline import notebook
 
 from ghost_optima.book.build import cluster, warm_kernels
 
-NOTEBOOK = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-# A probe
-
-```{{code-cell}} ipython3
-:tags: [parameters]
-seed: int = 0  # seed
-```
-
-```{{code-cell}} ipython3
-import json, os, pathlib
+PROBE = """import json, os, pathlib
 import matplotlib
 import numpy as np
 import torch
-
 torch.manual_seed(seed)
 seen = dict(
     draw=torch.randn(3).tolist(), numpy=np.random.default_rng(seed).random(2).tolist(),
@@ -43,15 +25,10 @@ seen = dict(
     parent_command=pathlib.Path("/proc/%d/cmdline" % os.getppid()).read_bytes().decode())
 pathlib.Path({out!r}).write_text(json.dumps(seen))
 {tail}
-```
 
-```{{code-cell}} ipython3
 import matplotlib.pyplot as plt
-
 fig, ax = plt.subplots(figsize=(2, 2))
-ax.plot([0, 1], [seed, 0])
-```
-"""
+ax.plot([0, 1], [seed, 0])"""
 FIXED = {**cluster.threads_env(1), "PYTHONHASHSEED": "0"}
 
 
@@ -59,7 +36,9 @@ def run(tmp_path, name, zygote=None, tail="", wait=True):
     """Run the probe through the runner; the probe's record, or the runner's process."""
     out = tmp_path / f"{name}.json"
     source = tmp_path / f"{name}.md"
-    source.write_text(NOTEBOOK.format(out=str(out), tail=tail))
+    source.write_text(
+        notebook("A probe", "seed: int = 0  # seed", PROBE.format(out=str(out), tail=tail))
+    )
     job = {
         "source": str(source),
         "output": str(tmp_path / f"{name}.ipynb"),
