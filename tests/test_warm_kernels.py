@@ -4,7 +4,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import nbformat
 import psutil
@@ -102,6 +104,34 @@ def test_a_forked_kernel_runs_a_notebook_as_a_fresh_kernel_does(tmp_path, zygote
     assert warm_kernels.ensure_zygote({**FIXED, "MPLBACKEND": warm_kernels.INLINE}) == path
 
 
+def test_a_zygote_ends_with_the_process_that_started_it_and_leaves_no_socket(tmp_path):
+    starter = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
+    )
+    socket_path = tmp_path / "zygote" / "socket"
+    socket_path.parent.mkdir()
+    env = {**os.environ, **FIXED}
+    zygote = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ghost_optima.book.build.warm_kernels",
+            str(socket_path),
+            str(starter.pid),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not socket_path.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert socket_path.exists() and zygote.poll() is None
+    starter.kill()
+    starter.wait()
+    assert zygote.wait(timeout=20) != 0 and not socket_path.parent.exists()
+
+
 def test_a_forked_kernel_ends_with_its_runner(tmp_path, zygote):
     path, _ = zygote
     runner = run(tmp_path, "hang", path, tail="import time\ntime.sleep(300)", wait=False)
@@ -121,7 +151,9 @@ def test_a_zygote_that_cannot_start_or_answer_leaves_kernels_to_start_the_ordina
     assert warm_kernels.ensure_zygote({"PYTHONHASHSEED": "0"}, wait=30) is None  # switched off
     monkeypatch.setenv(warm_kernels.SWITCH_ENV, "1")
     monkeypatch.setattr(warm_kernels.sys, "executable", "/bin/false")
+    before = set(Path(tempfile.gettempdir()).glob("ghost-optima-zygote-*"))
     assert warm_kernels.ensure_zygote({"PYTHONHASHSEED": "0"}, wait=30) is None
+    assert set(Path(tempfile.gettempdir()).glob("ghost-optima-zygote-*")) <= before
     monkeypatch.undo()
     probe = run(tmp_path, "gone", zygote=str(tmp_path / "no-such-socket"))
     assert probe["probe"] == "gone" and "ghost_optima.book.build.runner" in probe["parent_command"]

@@ -74,7 +74,8 @@ def serve(path: str, parent: int) -> None:
     end when the process ``parent`` does."""
     # A thread, not PR_SET_PDEATHSIG, which fires when the starting *thread* ends: a Dask
     # worker's task thread may end before the worker does.
-    threading.Thread(target=_exit_without, args=(parent,), daemon=True).start()
+    folder = os.path.dirname(path)
+    threading.Thread(target=_exit_without, args=(parent, folder), daemon=True).start()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forked kernels are reaped by the system
     for name in PRELOAD:
         importlib.import_module(name)
@@ -119,12 +120,15 @@ def _become_kernel(request: dict) -> None:
         os._exit(0)
 
 
-def _exit_without(pid: int) -> None:
+def _exit_without(pid: int, folder: str | None = None) -> None:
+    """Exit once process ``pid`` is gone, removing ``folder`` (the zygote's socket) first."""
     while True:
         time.sleep(WATCH_SECONDS)
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
             os._exit(1)
 
 
@@ -156,7 +160,11 @@ def ensure_zygote(env: dict[str, str], *, wait: float = 0.0) -> str | None:
     deadline = time.monotonic() + wait
     while not os.path.exists(path) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    return path if os.path.exists(path) and process.poll() is None else None
+    if process.poll() is not None:  # it could not start: no socket folder is left behind
+        del _zygotes[key]
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+        return None
+    return path if os.path.exists(path) else None
 
 
 def stop_zygote() -> None:
