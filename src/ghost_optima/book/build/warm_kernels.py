@@ -8,7 +8,8 @@ a build asks for; the child becomes an ordinary ipykernel (``ipykernel_launcher 
 CONNECTION_FILE``) with the environment and working folder the kernel manager asked for. Imports
 after the fork find the modules already loaded.
 
-- :func:`serve` is the zygote (``python -m ghost_optima.book.build.warm_kernels SOCKET``). It
+- :func:`serve` is the zygote (``python -m ghost_optima.book.build.warm_kernels SOCKET PID``,
+  ``PID`` the process that starts it). It
   starts with the run's thread settings and ``PYTHONHASHSEED`` already in its environment, so a
   forked kernel sees what a freshly started one would, and it ends with the process that
   started it.
@@ -18,7 +19,8 @@ after the fork find the modules already loaded.
   :func:`stop_zygote` ends it, and so does the end of the process that started it.
 - :class:`WarmProvisioner` is a jupyter_client kernel provisioner (entry point
   ``ghost-optima-warm``, kernel spec :func:`write_kernel_spec`) that asks the zygote named by
-  ``GHOST_OPTIMA_ZYGOTE`` for a kernel, and launches one the ordinary way when there is none.
+  ``GHOST_OPTIMA_ZYGOTE`` for a kernel, and launches one the ordinary way when there is none or
+  it does not answer.
 
 A forked kernel watches the process that asked for it (the runner, which holds its kernel
 manager) and exits when that one is gone, as a kernel started the ordinary way is shut down or
