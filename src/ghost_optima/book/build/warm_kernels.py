@@ -9,10 +9,9 @@ CONNECTION_FILE``) with the environment and working folder the kernel manager as
 after the fork find the modules already loaded.
 
 - :func:`serve` is the zygote (``python -m ghost_optima.book.build.warm_kernels SOCKET PID``,
-  ``PID`` the process that starts it). It
-  starts with the run's thread settings and ``PYTHONHASHSEED`` already in its environment, so a
-  forked kernel sees what a freshly started one would, and it ends with the process that
-  started it.
+  ``PID`` the process that starts it). It starts with the run's thread settings and
+  ``PYTHONHASHSEED`` already in its environment, so a forked kernel sees what a freshly started
+  one would, and it ends with the process ``PID``.
 - :func:`ensure_zygote` starts one per build process (or Dask worker) and thread setting, and
   waits for it as long as its caller asks: the kernels asked for before it is ready start the
   ordinary way, and so do all of them when ``GHOST_OPTIMA_WARM_KERNELS=0``;
