@@ -212,10 +212,15 @@ def _networks(scales, chains=6, steps=60, seed=0):
     return snaps, preds
 
 
+def _compared(snaps, preds, n_boot=50):
+    return [
+        lyapunov.compare_covariance(u, p, n_boot=n_boot) for u, p in zip(snaps, preds, strict=True)
+    ]
+
+
 def test_across_networks_point_is_the_mean_of_each_networks_comparison():
-    snaps, preds = _networks([1.0, 1.5, 2.0])
-    error, ratio = lyapunov.compare_across_networks(snaps, preds, n_boot=50)
-    each = [lyapunov.compare_covariance(u, p, n_boot=50) for u, p in zip(snaps, preds, strict=True)]
+    each = _compared(*_networks([1.0, 1.5, 2.0]))
+    error, ratio = lyapunov.compare_across_networks(each, n_boot=50)
     assert error.value == pytest.approx(np.mean([c.rel_error.value for c in each]), rel=1e-12)
     assert ratio.value == pytest.approx(np.mean([c.ratio_median.value for c in each]), rel=1e-12)
     assert error.n == ratio.n == 3 and error.lo <= error.value <= error.hi
@@ -226,7 +231,7 @@ def test_across_networks_resamples_networks_then_their_chains_by_brute_force():
 
     snaps, preds = _networks([1.0, 3.0], chains=5, steps=30, seed=4)
     n_boot = 40
-    error, ratio = lyapunov.compare_across_networks(snaps, preds, n_boot=n_boot, seed=9)
+    error, ratio = lyapunov.compare_across_networks(_compared(snaps, preds), n_boot=n_boot, seed=9)
     outer, inner = resample(Nested(2, 5), n_boot=n_boot, seed=9)[0]
 
     def one_network(i, drawn):  # straight from the definition: pairs of slots of distinct chains
@@ -250,15 +255,13 @@ def test_across_networks_resamples_networks_then_their_chains_by_brute_force():
 
 def test_across_networks_interval_holds_the_spread_between_networks():
     snaps, preds = _networks([1.0, 1.0, 2.0, 2.0], chains=8, steps=200, seed=2)
-    error, _ = lyapunov.compare_across_networks(snaps, preds, n_boot=400)
-    within = [
-        lyapunov.compare_covariance(u, p, n_boot=400).rel_error
-        for u, p in zip(snaps, preds, strict=True)
-    ]
-    assert error.hi - error.lo > 2 * max(e.hi - e.lo for e in within)
-    same, _ = lyapunov.compare_across_networks(snaps[:2], preds[:2], n_boot=400)
+    each = _compared(snaps, preds, n_boot=400)
+    error, _ = lyapunov.compare_across_networks(each, n_boot=400)
+    assert error.hi - error.lo > 2 * max(c.rel_error.hi - c.rel_error.lo for c in each)
+    same, _ = lyapunov.compare_across_networks(each[:2], n_boot=400)
     assert same.hi - same.lo < error.hi - error.lo
+    fewer = lyapunov.compare_covariance(snaps[1][:, :4], preds[1], n_boot=10)
     with pytest.raises(ValueError, match="same number of chains"):
-        lyapunov.compare_across_networks([snaps[0], snaps[1][:, :4]], preds[:2])
-    with pytest.raises(ValueError, match="one prediction per network"):
-        lyapunov.compare_across_networks(snaps, preds[:2])
+        lyapunov.compare_across_networks([each[0], fewer])
+    with pytest.raises(ValueError, match="at least one network"):
+        lyapunov.compare_across_networks([])

@@ -47,6 +47,7 @@ from ghost_optima.sgd.chains import ChainRecord, Gradient, Schedule, Watch, run_
 from ghost_optima.sgd.stationary import check_eta_lam, finite_population_factor
 
 __all__ = [
+    "ChainMoments",
     "CovarianceComparison",
     "compare_across_networks",
     "compare_covariance",
@@ -176,6 +177,40 @@ def run_with_snapshots(
 
 
 @dataclass(frozen=True)
+class ChainMoments:
+    """What every bootstrap of the chains' covariance against a prediction ``P`` needs, ``C``
+    chains and ``k`` directions: ``gram`` ``(C, C)``, ``<M_c - P, M_d - P>_F`` with ``M_c``
+    chain ``c``'s second moment; ``variances`` ``(C, k)``, the diagonals of the ``M_c``;
+    ``predicted_variances`` ``(k,)`` and ``predicted_norm``, ``diag P`` and ``||P||_F``.
+
+    A resample is a count vector ``w`` per chain (rows of ``(..., C)``,
+    :func:`ghost_optima.core.stats.counts`); the two statistics take a batch of them."""
+
+    gram: np.ndarray
+    variances: np.ndarray
+    predicted_variances: np.ndarray
+    predicted_norm: float
+
+    def rel_error(self, w: np.ndarray) -> np.ndarray:
+        """``sqrt(sum_{c != d} w_c w_d G_cd / sum_{c != d} w_c w_d) / ||P||_F``, NaN where a
+        resample holds one distinct chain (no pair)."""
+        return _pair_error(self.gram, w) / self.predicted_norm
+
+    def ratio_median(self, w: np.ndarray) -> np.ndarray:
+        """Median over directions of the resampled mean variance over the predicted one."""
+        mean = (w @ self.variances) / w.sum(axis=-1, keepdims=True)
+        return np.median(mean / self.predicted_variances, axis=-1)
+
+
+def _pair_error(gram: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``sqrt(max(0, sum_{c != d} w_c w_d G_cd / sum_{c != d} w_c w_d))`` per row of ``w``."""
+    pairs = w.sum(axis=-1) ** 2 - (w * w).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross = (np.einsum("...c,cd,...d->...", w, gram, w) - (w * w) @ np.diag(gram)) / pairs
+    return np.sqrt(np.maximum(cross, 0.0))
+
+
+@dataclass(frozen=True)
 class CovarianceComparison:
     """The chains' covariance against a predicted one, in a fixed basis of ``k`` directions.
 
@@ -193,7 +228,8 @@ class CovarianceComparison:
     ``||Sigma - diag(predicted)||_F``, divided by the same ``||predicted||_F`` (the whole
     matrix's norm, not the diagonal's), so that the two errors are on one scale.
     ``ratio_median``: median over directions of measured / predicted variance; ``ratio``:
-    ``(k,)`` those ratios. Intervals resample chains.
+    ``(k,)`` those ratios. Intervals resample chains. ``moments``: what they were resampled
+    from, for :func:`compare_across_networks`.
     """
 
     measured: np.ndarray
@@ -203,26 +239,18 @@ class CovarianceComparison:
     diag_only_error: Estimate
     ratio_median: Estimate
     ratio: np.ndarray
+    moments: ChainMoments
 
 
-def _debiased_error(
-    M: np.ndarray, P: np.ndarray, norm_p: float, n_boot: int, seed: int
-) -> Estimate:
-    """The debiased ``||Sigma - P||_F``, divided by ``norm_p`` (the same norm for every ``P``
-    compared, so the errors of different predictions are on one scale)."""
-    D = M - P
-    gram = np.einsum("cij,dij->cd", D, D, optimize=True)
-    n_chains = len(M)
-
-    def rel_error(idx: np.ndarray) -> float:
-        w = np.bincount(idx, minlength=n_chains).astype(float)
-        pairs = w.sum() ** 2 - w @ w
-        if pairs == 0:
-            return float("nan")
-        cross = (w @ gram @ w - w**2 @ np.diag(gram)) / pairs
-        return float(np.sqrt(max(cross, 0.0)) / norm_p)
-
-    return bootstrap(rel_error, n_chains, n_boot=n_boot, seed=seed)
+def _resampled(statistic, n_chains: int, n_boot: int, seed: int) -> Estimate:
+    """:func:`ghost_optima.core.stats.bootstrap` over chains of a statistic of count vectors."""
+    return bootstrap(
+        lambda idx: statistic(counts(idx, n_chains)),
+        n_chains,
+        n_boot=n_boot,
+        seed=seed,
+        batched=True,
+    )
 
 
 def compare_covariance(
@@ -239,24 +267,30 @@ def compare_covariance(
     M, P = _chain_moments(snapshots, predicted)
     n_chains = len(M)
     norm_p = float(np.linalg.norm(P))
-    diag_m = np.einsum("cii->ci", M)
     diag_p = np.diag(P)
-
-    def ratio_median(idx: np.ndarray) -> float:
-        return float(np.median(diag_m[idx].mean(axis=0) / diag_p))
-
+    moments = ChainMoments(_gram(M, P), np.einsum("cii->ci", M), diag_p, norm_p)
+    diag_only = _gram(M, np.diag(diag_p))
     half = n_chains // 2
     floor = float(np.linalg.norm(M[:half].mean(0) - M[half : 2 * half].mean(0)) / 2 / norm_p)
     measured = M.mean(axis=0)
     return CovarianceComparison(
         measured=measured,
-        rel_error=_debiased_error(M, P, norm_p, n_boot, seed),
+        rel_error=_resampled(moments.rel_error, n_chains, n_boot, seed),
         plug_in_error=float(np.linalg.norm(measured - P) / norm_p),
         noise_floor=floor,
-        diag_only_error=_debiased_error(M, np.diag(diag_p), norm_p, n_boot, seed),
-        ratio_median=bootstrap(ratio_median, n_chains, n_boot=n_boot, seed=seed),
+        diag_only_error=_resampled(
+            lambda w: _pair_error(diag_only, w) / norm_p, n_chains, n_boot, seed
+        ),
+        ratio_median=_resampled(moments.ratio_median, n_chains, n_boot, seed),
         ratio=np.diag(measured) / diag_p,
+        moments=moments,
     )
+
+
+def _gram(M: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """``<M_c - P, M_d - P>_F`` for every pair of chains, ``(C, C)``."""
+    D = M - P
+    return np.einsum("cij,dij->cd", D, D, optimize=True)
 
 
 def _chain_moments(snapshots: np.ndarray, predicted: np.ndarray):
@@ -273,48 +307,31 @@ def _chain_moments(snapshots: np.ndarray, predicted: np.ndarray):
 
 
 def compare_across_networks(
-    snapshots: list[np.ndarray], predicted: list[np.ndarray], *, n_boot: int = 2000, seed: int = 0
+    comparisons: list[CovarianceComparison], *, n_boot: int = 2000, seed: int = 0
 ) -> tuple[Estimate, Estimate]:
-    """:class:`CovarianceComparison`'s ``rel_error`` and ``ratio_median``, each averaged over
-    ``N`` networks: ``snapshots[i]`` ``(T, C, k_i)`` in the basis of ``predicted[i]``
-    ``(k_i, k_i)``, every network with the same ``C >= 2`` chains (``k_i`` may differ).
+    """``rel_error`` and ``ratio_median`` of ``N`` networks' :func:`compare_covariance`
+    results, each averaged over the networks, every network with the same ``C >= 2`` chains
+    (the number of directions may differ).
 
     The interval is the two-stage bootstrap of :class:`ghost_optima.core.stats.Nested`
     ``(N, C)``: the networks drawn with replacement, then the chains of every drawn network
     afresh, so it holds the spread between networks (their minima, data splits and
-    initialisations) as well as the chains' sampling noise. Network ``i`` on a resample with
-    chain counts ``w`` has the debiased error ``sqrt(sum_{c != d} w_c w_d G_cd / sum_{c != d}
-    w_c w_d) / ||P_i||_F`` (``G_cd = <M_c - P_i, M_d - P_i>_F``, as in
-    :func:`compare_covariance`) and the median over directions of ``(w M)_jj / (w_sum P_jj)``.
-    The point is the mean over networks of each network's value on all its chains.
+    initialisations) as well as the chains' sampling noise; each drawn network's statistics
+    are those of its :class:`ChainMoments`. The point is the mean over networks of each
+    network's value on all its chains.
     """
-    if len(snapshots) != len(predicted) or not snapshots:
-        raise ValueError(
-            f"need one prediction per network, got {len(snapshots)} and {len(predicted)}"
-        )
-    per_network = []
-    for U, P in zip(snapshots, predicted, strict=True):
-        M, P = _chain_moments(U, P)
-        D = M - P
-        gram = np.einsum("cij,dij->cd", D, D, optimize=True)
-        per_network.append((gram, float(np.linalg.norm(P)), np.einsum("cii->ci", M), np.diag(P)))
-    n_chains = {gram.shape[0] for gram, *_ in per_network}
+    if not comparisons:
+        raise ValueError("need at least one network")
+    n_chains = {len(c.moments.gram) for c in comparisons}
     if len(n_chains) != 1:
         raise ValueError(f"every network needs the same number of chains, got {sorted(n_chains)}")
     (n_chains,) = n_chains
 
     def statistic(path: tuple, idx: np.ndarray) -> np.ndarray:
-        gram, norm_p, diag_m, diag_p = per_network[path[0]]
+        moments = comparisons[path[0]].moments
         w = counts(idx, n_chains)
-        total = w.sum(axis=1)
-        pairs = total**2 - (w * w).sum(axis=1)
-        cross = (np.einsum("sc,cd,sd->s", w, gram, w) - (w * w) @ np.diag(gram)) / pairs
-        error = np.sqrt(np.maximum(cross, 0.0)) / norm_p
-        ratio = np.median((w @ diag_m) / total[:, None] / diag_p, axis=1)
-        return np.stack([error, ratio], axis=1)
+        return np.stack([moments.rel_error(w), moments.ratio_median(w)], axis=1)
 
-    (levels,) = resample(Nested(len(per_network), n_chains), n_boot=n_boot, seed=seed)
-    with np.errstate(divide="ignore", invalid="ignore"):  # a slot of one distinct chain: NaN
-        values = nested_mean(statistic, levels)
-    rel_error, ratio_median = intervals(values, len(per_network))
+    (levels,) = resample(Nested(len(comparisons), n_chains), n_boot=n_boot, seed=seed)
+    rel_error, ratio_median = intervals(nested_mean(statistic, levels), len(comparisons))
     return rel_error, ratio_median
