@@ -2,6 +2,10 @@
 # Both create .venv from requirements.lock when it is missing or the lock changed.
 # The notebooks run as tasks on a local Dask cluster of cores // threads worker processes;
 # WORKERS=N sets the number (WORKERS=1: one after another, no cluster).
+# Python caches each module it compiles (__pycache__, git-ignored). A machine that sets
+# PYTHONDONTWRITEBYTECODE makes every process compile all it imports from source again: 4.5 s
+# of every `import torch`, in each Dask worker, notebook runner, kernel and Sphinx render.
+unexport PYTHONDONTWRITEBYTECODE
 PROFILE ?= full
 WORKERS ?=
 CLUSTER := $(if $(WORKERS),--workers $(WORKERS))
