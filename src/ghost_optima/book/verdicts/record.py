@@ -16,6 +16,7 @@ notebook succeeds); run interactively, the record goes to ``results/interactive/
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 from ghost_optima.book.verdicts import claims as claims_registry
@@ -51,7 +52,6 @@ class Recorder:
         self.path = Path(os.environ.get(RESULT_ENV, default))
         self.values: dict = {}
         self.claims: dict = {}
-        self.threads = _torch_threads()
         self._write()
 
     def glue(self, name: str, value, *, display: bool = False):
@@ -105,7 +105,7 @@ class Recorder:
             "notebook": self.notebook,
             "values": self.values,
             "claims": self.claims,
-            "threads": self.threads,
+            "threads": _torch_threads(),
             "kernels": timing.totals(),  # seconds and flops per kernel so far: provenance
         }
         tmp = self.path.with_suffix(".tmp")
@@ -114,11 +114,10 @@ class Recorder:
 
 
 def _torch_threads() -> int | None:
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch.get_num_threads()
+    """torch's thread count, where the notebook has imported torch (importing it here would
+    cost a notebook without torch seconds for a number that does not concern it)."""
+    torch = sys.modules.get("torch")
+    return None if torch is None else torch.get_num_threads()
 
 
 def format_figure(figure, digits: int = 3) -> str:
