@@ -161,3 +161,8 @@ def test_newton_finish_converges_a_polished_network_further(problem):
     finished, grad_max, _ = network_chains.newton_finish(obj.loss, rough, grad_tol=1e-11)
     assert grad_max < 1e-9 < rough_max
     assert float(obj.loss(finished)) <= float(obj.loss(rough))
+    by_hand, grad_max_by_hand, _ = network_chains.newton_finish(
+        obj.loss, rough, grad_tol=1e-11, hessian=obj.hessian
+    )
+    assert grad_max_by_hand < 1e-9
+    torch.testing.assert_close(by_hand, finished, rtol=0, atol=1e-8)

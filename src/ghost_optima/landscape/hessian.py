@@ -217,7 +217,9 @@ class HessianOperator(LinearOperator):
     """The Hessian of ``loss_fn`` at ``theta`` as a float64 :class:`LinearOperator`.
 
     ``op @ x`` for ``x`` of shape ``(d,)`` (or ``(d, m)``) returns ``H x`` as a NumPy float64
-    array, computed with :func:`hvp` (``mode`` as there, resolved once) in ``theta``'s dtype.
+    array, computed with :func:`hvp` (``mode`` as there, resolved once) in ``theta``'s dtype,
+    or with ``product``, an exact ``v -> H v`` at ``theta`` written for the loss (such as
+    :class:`ghost_optima.landscape.mlp_hessian.MLPHessian`), when given.
     ``H`` is symmetric, so the adjoint is the operator itself.
 
     Attributes
@@ -225,7 +227,13 @@ class HessianOperator(LinearOperator):
     n_matvec: number of Hessian-vector products computed so far (one per column of a matmat).
     """
 
-    def __init__(self, loss_fn: LossFn, theta: Tensor, mode: HVPMode = "auto") -> None:
+    def __init__(
+        self,
+        loss_fn: LossFn,
+        theta: Tensor,
+        mode: HVPMode = "auto",
+        product: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
         if theta.ndim != 1:
             raise ValueError(f"theta must be a flat vector, got shape {tuple(theta.shape)}")
         d = theta.numel()
@@ -233,7 +241,7 @@ class HessianOperator(LinearOperator):
         self.loss_fn = loss_fn
         self.theta = theta.detach()
         self.n_matvec = 0
-        self._hvp = _HVP(loss_fn, self.theta, mode)
+        self._hvp = product or _HVP(loss_fn, self.theta, mode)
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 from scipy.sparse import identity
-from scipy.sparse.linalg import aslinearoperator, cg
+from scipy.sparse.linalg import LinearOperator, aslinearoperator, cg
 from torch import Tensor
 
 from ghost_optima.core import timing
@@ -31,6 +31,7 @@ from ghost_optima.core.data import Dataset
 from ghost_optima.core.mlp import Params, ensemble_loss_grad, loss_per_example, mlp_forward
 from ghost_optima.core.train import TrainConfig, member, train_ensemble
 from ghost_optima.landscape.hessian import HessianOperator, flatten_params
+from ghost_optima.landscape.mlp_hessian import MLPHessian
 from ghost_optima.sgd.chains import ChainRecord, Gradient, Schedule, Watch, run_chains
 
 __all__ = [
@@ -67,6 +68,15 @@ class MLPObjective:
     weight_decay: float
     X: Tensor
     y: Tensor
+
+    def hessian(self, theta: Tensor) -> HessianOperator:
+        """The Hessian of ``loss`` at ``theta`` (``(d,)``) as a counting LinearOperator; for tanh
+        networks by the hand-written product :class:`MLPHessian` (about a gradient's work), else
+        by ``torch.func``'s forward-over-reverse one."""
+        if self.activation != "tanh":
+            return HessianOperator(self.loss, theta, mode="fwd")
+        product = MLPHessian(self.unflatten(theta), self.X, self.y, self.weight_decay)
+        return HessianOperator(self.loss, theta, product=product)
 
 
 def mlp_objective(
@@ -146,11 +156,13 @@ def newton_finish(
     grad_tol: float = 1e-9,
     max_iter: int = 20,
     max_cg: int = 300,
+    hessian: Callable[[Tensor], LinearOperator] | None = None,
 ) -> tuple[Tensor, float, int]:
     """Damped Newton's method on ``grad L = 0`` from ``theta0`` until ``||grad||_2 <= grad_tol``.
 
     Each trial solves ``(H + mu I) p = -g`` by conjugate gradients (SciPy ``cg``, at most
-    ``max_cg`` forward-over-reverse products of :class:`HessianOperator`, never the matrix)
+    ``max_cg`` products of ``hessian(theta)``, by default :class:`HessianOperator`'s
+    forward-over-reverse one, e.g. :meth:`MLPObjective.hessian`; never the matrix)
     to the relative residual ``min(0.5, sqrt(||g||))`` (a forcing term after Eisenstat and
     Walker, 1996), and is kept when the gradient's norm falls; the damping ``mu`` starts at 0
     (Newton's step, quadratic convergence near a minimum), grows tenfold after a rejected trial
@@ -172,7 +184,7 @@ def newton_finish(
     for _ in range(max_iter):
         if float(g.norm()) <= grad_tol:
             break
-        operator = HessianOperator(loss, theta, mode="fwd")
+        operator = hessian(theta) if hessian else HessianOperator(loss, theta, mode="fwd")
         if mu > 0:
             operator = operator + mu * eye
         forcing = min(0.5, float(g.norm()) ** 0.5)

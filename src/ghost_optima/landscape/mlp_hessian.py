@@ -1,0 +1,107 @@
+"""Exact Hessian-vector products of a tanh MLP classifier's loss, written out by hand.
+
+The loss is that of :func:`ghost_optima.sgd.network_chains.mlp_objective` on a flat parameter
+vector (``W1, b1, ..., W{L+1}, b{L+1}`` in that order, each row-major):
+
+    L(theta) = (1/N) sum_j CE(F_j, y_j) + (wd / 2) ||theta||^2,
+    a_0 = X (N, n_0),  z_l = a_{l-1} W_l^T + b_l,  a_l = tanh(z_l)  (l <= L),
+    F = a_L W_{L+1}^T + b_{L+1}  (N, C).
+
+Pearlmutter's R-operator (1994, "Fast exact multiplication by the Hessian") gives
+``H v = R{grad L}`` for a direction ``v = (V_l, u_l)``: carry ``R{.} = d/dt (.)(theta + t v)``
+through the forward pass and the backward pass. With ``s = softmax(F)``, ``g_{L+1} = (s - Y)/N``
+the gradient at the output, ``e_{l-1} = g_l W_l`` and ``g_{l-1} = e_{l-1} * (1 - a_{l-1}^2)``:
+
+    R{z_l} = R{a_{l-1}} W_l^T + a_{l-1} V_l^T + u_l,      R{a_l} = (1 - a_l^2) * R{z_l},
+    R{g_{L+1}} = s * (R{F} - rowsum(s * R{F})) / N,
+    R{dW_l} = R{g_l}^T a_{l-1} + g_l^T R{a_{l-1}},       R{db_l} = colsum(R{g_l}),
+    R{e_{l-1}} = R{g_l} W_l + g_l V_l,
+    R{g_{l-1}} = R{e_{l-1}} * (1 - a_{l-1}^2) - 2 e_{l-1} * a_{l-1} * R{a_{l-1}},
+
+plus ``wd v``; ``R{a_0} = 0``. Everything that does not depend on ``v`` (activations, softmax,
+backward signals) is formed once per point, so one product costs two matmuls of the first layer's
+size and four of each later layer's: about a gradient's work, where ``torch.func``'s
+forward-over-reverse product costs three to four gradients. It agrees with
+:func:`ghost_optima.landscape.hessian.hvp` to float64 rounding (tests).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ghost_optima.core.mlp import Params
+
+__all__ = ["MLPHessian"]
+
+
+class MLPHessian:
+    """``v -> H v`` of a tanh MLP classifier's weight-decayed mean cross-entropy at one point.
+
+    ``params``: ``{"W1": (n_1, n_0), "b1": (n_1,), ..., "W{L+1}": (C, n_L), "b{L+1}": (C,)}``,
+    the point (float64 for Newton or Lanczos work); ``X``: ``(N, n_0)``; ``y``: ``(N,)`` class
+    indices; ``weight_decay``: the ``wd`` of ``(wd / 2) ||theta||^2``. Calling the object with a
+    flat ``v`` of shape ``(d,)`` (the parameters' order) returns ``H v``, shape ``(d,)``.
+    """
+
+    def __init__(self, params: Params, X: Tensor, y: Tensor, weight_decay: float = 0.0) -> None:
+        self.names = list(params)
+        self.shapes = [tuple(params[k].shape) for k in self.names]
+        self.weights = [params[f"W{i}"].detach() for i in range(1, len(params) // 2 + 1)]
+        biases = [params[f"b{i}"].detach() for i in range(1, len(params) // 2 + 1)]
+        self.weight_decay = weight_decay
+        dtype = self.weights[0].dtype
+        a = [X.to(dtype)]
+        for w, b in zip(self.weights[:-1], biases[:-1], strict=True):
+            a.append(torch.tanh(a[-1] @ w.T + b))
+        out = a[-1] @ self.weights[-1].T + biases[-1]
+        n = X.shape[0]
+        self.softmax = torch.softmax(out, dim=1)
+        g = self.softmax.clone()
+        g[torch.arange(n), y] -= 1.0
+        g /= n
+        self.a, self.slope, self.n = a, [1.0 - h * h for h in a], n
+        # g[l - 1] = dL/dz_l (l = 1..L+1), e[l] = dL/da_l (l = 1..L), from the output down
+        depth = len(self.weights)
+        self.g, self.e = [None] * (depth - 1) + [g], [None] * depth
+        for layer in range(depth - 1, 0, -1):
+            self.e[layer] = self.g[layer] @ self.weights[layer]
+            self.g[layer - 1] = self.e[layer] * self.slope[layer]
+
+    def __call__(self, v: Tensor) -> Tensor:
+        sizes = [torch.Size(shape).numel() for shape in self.shapes]
+        pieces = {
+            name: piece.view(shape)
+            for name, piece, shape in zip(
+                self.names, torch.split(v.to(self.a[0].dtype), sizes), self.shapes, strict=True
+            )
+        }
+        depth = len(self.weights)
+        V = [pieces[f"W{i}"] for i in range(1, depth + 1)]
+        u = [pieces[f"b{i}"] for i in range(1, depth + 1)]
+        # forward: R{a_l}, with R{a_0} = 0
+        r_a = [None]
+        for layer in range(1, depth):
+            r_z = self.a[layer - 1] @ V[layer - 1].T + u[layer - 1]
+            if r_a[-1] is not None:
+                r_z += r_a[-1] @ self.weights[layer - 1].T
+            r_a.append(self.slope[layer] * r_z)
+        r_out = self.a[depth - 1] @ V[depth - 1].T + u[depth - 1]
+        if r_a[-1] is not None:
+            r_out += r_a[-1] @ self.weights[depth - 1].T
+        s = self.softmax
+        r_g = s * (r_out - (s * r_out).sum(1, keepdim=True)) / self.n
+        # backward: R{dW_l}, R{db_l}, from the output layer down
+        grads: dict[str, Tensor] = {}
+        for layer in range(depth, 0, -1):
+            g, a_in, r_a_in = self.g[layer - 1], self.a[layer - 1], r_a[layer - 1]
+            r_dw = r_g.T @ a_in
+            if r_a_in is not None:
+                r_dw += g.T @ r_a_in
+            grads[f"W{layer}"], grads[f"b{layer}"] = r_dw, r_g.sum(0)
+            if layer > 1:
+                r_e = r_g @ self.weights[layer - 1] + g @ V[layer - 1]
+                h = self.a[layer - 1]
+                r_g = r_e * self.slope[layer - 1] - 2.0 * self.e[layer - 1] * h * r_a_in
+        flat = torch.cat([grads[k].reshape(-1) for k in self.names])
+        return flat + self.weight_decay * v if self.weight_decay else flat
