@@ -20,8 +20,8 @@ the gradient at the output, ``e_{l-1} = g_l W_l`` and ``g_{l-1} = e_{l-1} * (1 -
 
 plus ``wd v``; ``R{a_0} = 0``. Everything that does not depend on ``v`` (activations, softmax,
 backward signals) is formed once per point, so one product costs two matmuls of the first layer's
-size and four of each later layer's: about a gradient's work, where ``torch.func``'s
-forward-over-reverse product costs three to four gradients. It agrees with
+size and four of each later layer's: on digits at width 256, 17 ms against a gradient's 10 ms and
+``torch.func``'s forward-over-reverse product's 41 ms (reverse-over-reverse: 32 ms). It agrees with
 :func:`ghost_optima.landscape.hessian.hvp` to float64 rounding (tests).
 """
 
