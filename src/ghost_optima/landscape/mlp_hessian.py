@@ -30,7 +30,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ghost_optima.core.mlp import Params
+from ghost_optima.core.mlp import Params, hidden_and_output
+from ghost_optima.landscape.hessian import flatten_params
 
 __all__ = ["MLPHessian"]
 
@@ -45,37 +46,29 @@ class MLPHessian:
     """
 
     def __init__(self, params: Params, X: Tensor, y: Tensor, weight_decay: float = 0.0) -> None:
+        params = {k: v.detach() for k, v in params.items()}
         self.names = list(params)
-        self.shapes = [tuple(params[k].shape) for k in self.names]
-        self.weights = [params[f"W{i}"].detach() for i in range(1, len(params) // 2 + 1)]
-        biases = [params[f"b{i}"].detach() for i in range(1, len(params) // 2 + 1)]
+        _, self.unflatten = flatten_params(params)
+        depth = len(params) // 2
+        self.weights = [params[f"W{i}"] for i in range(1, depth + 1)]
         self.weight_decay = weight_decay
-        dtype = self.weights[0].dtype
-        a = [X.to(dtype)]
-        for w, b in zip(self.weights[:-1], biases[:-1], strict=True):
-            a.append(torch.tanh(a[-1] @ w.T + b))
-        out = a[-1] @ self.weights[-1].T + biases[-1]
+        hidden, out = hidden_and_output(params, X.to(self.weights[0].dtype), "tanh")
         n = X.shape[0]
         self.softmax = torch.softmax(out, dim=1)
         g = self.softmax.clone()
         g[torch.arange(n), y] -= 1.0
         g /= n
-        self.a, self.slope, self.n = a, [1.0 - h * h for h in a], n
+        # a[l] = a_l and slope[l] = 1 - a_l^2 (l = 1..L; a_0 = X has no slope)
+        self.a, self.n = [X.to(out.dtype), *hidden], n
+        self.slope = [None, *(1.0 - h * h for h in hidden)]
         # g[l - 1] = dL/dz_l (l = 1..L+1), e[l] = dL/da_l (l = 1..L), from the output down
-        depth = len(self.weights)
         self.g, self.e = [None] * (depth - 1) + [g], [None] * depth
         for layer in range(depth - 1, 0, -1):
             self.e[layer] = self.g[layer] @ self.weights[layer]
             self.g[layer - 1] = self.e[layer] * self.slope[layer]
 
     def __call__(self, v: Tensor) -> Tensor:
-        sizes = [torch.Size(shape).numel() for shape in self.shapes]
-        pieces = {
-            name: piece.view(shape)
-            for name, piece, shape in zip(
-                self.names, torch.split(v.to(self.a[0].dtype), sizes), self.shapes, strict=True
-            )
-        }
+        pieces = self.unflatten(v.to(self.a[0].dtype))
         depth = len(self.weights)
         V = [pieces[f"W{i}"] for i in range(1, depth + 1)]
         u = [pieces[f"b{i}"] for i in range(1, depth + 1)]
