@@ -167,11 +167,8 @@ def newton_finish(
     Walker, 1996), and is kept when the gradient's norm falls; the damping ``mu`` starts at 0
     (Newton's step, quadratic convergence near a minimum), grows tenfold after a rejected trial
     (where ``H`` is indefinite or the model poor, as in Levenberg-Marquardt) and shrinks tenfold
-    after a trial that cut the gradient's norm at least fourfold. After an accepted trial that
-    cut it less, ``mu`` stays: the model holds only with that damping, and less of it would
-    spend a rejected trial (up to ``max_cg`` products) on every accepted one. The merit is the
-    gradient's norm, not the loss: near a minimum the loss changes below float64's resolution
-    long before the gradient stops falling. At most
+    after an accepted one. The merit is the gradient's norm, not the loss: near a minimum the
+    loss changes below float64's resolution long before the gradient stops falling. At most
     ``max_iter`` trials, accepted or not, bound the cost. Near a minimum with flat directions,
     as where duplicated units merge, L-BFGS stops while the point still creeps along them.
     ``theta0``: float64 ``(d,)`` near a minimum (polished by :func:`minimize`). Returns
@@ -195,9 +192,8 @@ def newton_finish(
         trial = theta + torch.from_numpy(p)
         g_trial = grad(trial)
         if float(g_trial.norm()) < float(g.norm()):
-            if float(g_trial.norm()) <= float(g.norm()) / 4:
-                mu = mu / 10 if mu > 1e-12 else 0.0
             theta, g, accepted = trial, g_trial, accepted + 1
+            mu = mu / 10 if mu > 1e-12 else 0.0
         else:
             mu = max(10 * mu, 1e-6)
     return theta, float(g.abs().max()), accepted
