@@ -71,7 +71,7 @@ class MLPObjective:
 
     def hessian(self, theta: Tensor) -> HessianOperator:
         """The Hessian of ``loss`` at ``theta`` (``(d,)``) as a counting LinearOperator; for tanh
-        networks by the hand-written product :class:`MLPHessian` (under two gradients' work), else
+        networks by the hand-written product :class:`MLPHessian` (under a gradient's work), else
         by ``torch.func``'s forward-over-reverse one."""
         if self.activation != "tanh":
             return HessianOperator(self.loss, theta, mode="fwd")
