@@ -64,13 +64,15 @@ class MLPHessian:
         self.a, self.n = [X.to(out.dtype), *hidden], n
         self.slope = [None, *(1.0 - h * h for h in hidden)]
         # g[l - 1] = dL/dz_l (l = 1..L+1), e[l] = dL/da_l (l = 1..L), from the output down
-        self.g, self.e = [None] * (depth - 1) + [g], [None] * depth
+        # (the products need e only through curvature[l] = 2 e_l a_l, R{a_l}'s factor in
+        # R{g_(l-1)}, so e is not kept)
+        self.g, e = [None] * (depth - 1) + [g], [None] * depth
         for layer in range(depth - 1, 0, -1):
-            self.e[layer] = self.g[layer] @ self.weights[layer]
-            self.g[layer - 1] = self.e[layer] * self.slope[layer]
-        # curvature[l] = 2 e_l a_l, R{a_l}'s factor in R{g_(l-1)}; then, per hidden layer, the
-        # (N, n_l) buffers every product reuses (fresh megabytes cost page faults each time)
-        self.curvature = [None, *((2.0 * e) * h for e, h in zip(self.e[1:], hidden, strict=True))]
+            e[layer] = self.g[layer] @ self.weights[layer]
+            self.g[layer - 1] = e[layer] * self.slope[layer]
+        self.curvature = [None, *((2.0 * e_l) * h for e_l, h in zip(e[1:], hidden, strict=True))]
+        # per hidden layer, the (N, n_l) buffers every product reuses (fresh megabytes cost page
+        # faults each time)
         self._r_a = [None, *(torch.empty_like(h) for h in hidden)]
         self._r_e = [None, *(torch.empty_like(h) for h in hidden)]
         self._spare = [None, *(torch.empty_like(h) for h in hidden)]
