@@ -4,6 +4,7 @@ from ghost_optima.book.verdicts import claims
 from ghost_optima.book.verdicts.verify import (
     SEED_STRIDE,
     attach,
+    cut_holds,
     outputs,
     replica_parameters,
     report,
@@ -94,3 +95,52 @@ def test_a_claim_without_key_figures_in_its_replications_gets_no_nan():
     again = {"id": "A", "verdict": "supported", "key": None, "figures": {}}
     attach(rows, robustness(rows, [[again]]))
     assert rows[0]["robustness"]["key_min"] is None and rows[0]["robustness"]["agree"] == 1
+
+
+def build_robustness(main: dict[str, str], replications: list[dict[str, str]]) -> dict:
+    """``robustness.json`` of a build whose main run and replications gave these verdicts."""
+    recorded = [row(cid, verdict, 0.0) for cid, verdict in main.items()]
+    runs = [[row(cid, verdict, 0.0) for cid, verdict in run.items()] for run in replications]
+    return robustness(recorded, runs)
+
+
+def test_a_cut_holds_only_with_the_same_main_verdict_and_no_fewer_agreeing_runs():
+    s, m = "supported", "mixed"
+    before = build_robustness(
+        {"T2": s, "T3": s, "T4": m, "E1": s, "E2": s},
+        [
+            {"T2": s, "T3": s, "T4": m, "E1": m, "E2": s},
+            {"T2": s, "T3": m, "T4": m, "E1": s, "E2": s},
+        ],
+    )
+    after = build_robustness(
+        {"T2": s, "T3": s, "T4": s, "E1": s, "M1": s},
+        [
+            {"T2": s, "T3": s, "T4": s, "E1": s, "M1": s},
+            {"T2": m, "T3": s, "T4": s, "E1": s, "M1": s},
+        ],
+    )
+    found = cut_holds(before, after)
+    assert set(found) == {"T2", "T3", "T4", "E1"}  # E2 and M1 were not built in both
+    assert found["T2"] == {"before": (s, 2, 2), "after": (s, 1, 2), "holds": False}  # fewer agree
+    assert found["T3"]["holds"]  # more agree: a cut may also steady a verdict
+    assert not found["T4"]["holds"]  # the main verdict moved, though every run agrees with it
+    assert found["E1"] == {"before": (s, 1, 2), "after": (s, 2, 2), "holds": True}
+
+
+def test_cut_check_prints_each_claim_and_fails_where_a_verdict_moved(tmp_path, capsys):
+    import json
+
+    from ghost_optima.book.build import cli
+
+    s, m = "supported", "mixed"
+    before, after, moved = (tmp_path / name for name in ("before.json", "after.json", "moved.json"))
+    before.write_text(json.dumps(build_robustness({"T2": s}, [{"T2": s}, {"T2": m}])))
+    after.write_text(json.dumps(build_robustness({"T2": s}, [{"T2": s}, {"T2": m}])))
+    moved.write_text(json.dumps(build_robustness({"T2": m}, [{"T2": m}, {"T2": m}])))
+    assert cli.main(["cut-check", str(before), str(after)]) == 0
+    assert "| T2 | supported, 1/2 | supported, 1/2 | yes |" in capsys.readouterr().out
+    assert cli.main(["cut-check", str(before), str(moved)]) == cli.EXIT_FAILED
+    assert "| NO |" in capsys.readouterr().out
+    assert cli.main(["cut-check", str(before), str(tmp_path / "absent.json")]) == cli.EXIT_BAD_INPUT
+    assert "cannot read a robustness report" in capsys.readouterr().err

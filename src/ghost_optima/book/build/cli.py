@@ -5,6 +5,7 @@ anything runs). Heavy imports stay inside the pipeline, so bad input is refused 
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -59,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--no-micro", action="store_true", help="skip benchmarks/*.py")
 
+    cut = commands.add_parser(
+        "cut-check",
+        help="whether a smaller profile kept every verdict (exit 1 where one moved)",
+    )
+    cut.add_argument("before", type=Path, help="robustness.json of the full build before the cut")
+    cut.add_argument("after", type=Path, help="robustness.json of the full build after it")
+
     params = commands.add_parser("params", help="list every notebook parameter and its values")
     params.add_argument("--profile", default=pipeline.PUBLISHED)
     return parser
@@ -94,6 +102,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "params":
             return _list_params(project, args.profile)
+        if args.command == "cut-check":
+            return _cut_check(args.before, args.after)
         if args.command == "bench":
             from ghost_optima.book.build.bench import bench
 
@@ -140,6 +150,26 @@ def main(argv=None) -> int:
 
 def _print(text: str) -> None:
     print(text, flush=True)
+
+
+def _cut_check(before: Path, after: Path) -> int:
+    from ghost_optima.book.verdicts.verify import cut_holds
+
+    reports = []
+    for path in (before, after):
+        try:
+            reports.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as err:
+            message = f"cannot read a robustness report at {path}: {err}"
+            raise profiles.ConfigError(message) from None
+    found = cut_holds(*reports)
+    print("| claim | before: verdict, agreeing replications | after | holds |")
+    print("|---|---|---|---|")
+    for cid, entry in found.items():
+        (v0, a0, n0), (v1, a1, n1) = entry["before"], entry["after"]
+        holds = "yes" if entry["holds"] else "NO"
+        print(f"| {cid} | {v0}, {a0}/{n0} | {v1}, {a1}/{n1} | {holds} |")
+    return 0 if all(entry["holds"] for entry in found.values()) else EXIT_FAILED
 
 
 def _list_params(project: pipeline.Project, profile: str) -> int:

@@ -12,6 +12,13 @@ per claim, the verdict of each replication, how many agree with the recorded ver
 range of the key figure and each replication's key figure (with its interval, which
 ``calibration`` reads); the ledger shows it, and ``claims.json`` carries it (but the key
 figures) for empirical claims.
+
+**A smaller published profile.** A published value that shrinks to fit the build's budget
+(issue #24) stands only where two full builds, each a main run and its replications, the one
+at the old profile and the one at the new, give every claim of the changed notebooks the same
+verdict in the main run, and the new build at least as many agreeing replications as the old
+(``cut_holds``; ``ghost-optima cut-check OLD NEW`` prints it from the two ``robustness.json``).
+Otherwise that notebook's values go back. The rule was fixed before any cut was measured.
 """
 
 import math
@@ -94,3 +101,23 @@ def attach(rows: list[dict], found: dict) -> None:
                 else entry[name]
                 for name in ROW_FIELDS
             }
+
+
+def cut_holds(before: dict, after: dict) -> dict[str, dict]:
+    """Whether a smaller profile keeps each claim's verdict (the module's rule for cuts).
+
+    ``before``, ``after``: ``robustness.json`` of a full build (main run and replications) at
+    the old and at the new profile. For each claim in both: ``before`` and ``after`` as
+    ``(verdict, agreeing replications, replications)`` and ``holds``: the main run's verdict
+    is the same and at least as many replications agree with it. A claim in only one of them
+    is not compared (its notebook was not built in both)."""
+    old, new = before["claims"], after["claims"]
+    found = {}
+    for cid in sorted(old.keys() & new.keys()):
+        a, b = old[cid], new[cid]
+        found[cid] = {
+            "before": (a["recorded"], a["agree"], a["runs"]),
+            "after": (b["recorded"], b["agree"], b["runs"]),
+            "holds": b["recorded"] == a["recorded"] and b["agree"] >= a["agree"],
+        }
+    return found
