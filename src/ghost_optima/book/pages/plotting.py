@@ -3,7 +3,11 @@
 Opaque backgrounds keep figures readable when a reader's browser shows the book in dark mode.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import matplotlib as mpl
+import numpy as np
 import seaborn as sns
 
 
@@ -19,6 +23,20 @@ def use_book_style() -> None:
             "axes.titleweight": "bold",
         }
     )
+
+
+@contextmanager
+def seeded_jitter(seed: int) -> Iterator[None]:
+    """Seaborn's strip plots jitter their points with NumPy's global generator
+    (``np.random.uniform`` in seaborn 0.13), so the same figure came out different from run to
+    run. Inside this block that generator starts from ``seed``; its state before is restored
+    after, so nothing outside the block draws from a seeded global generator."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 class NoJapaneseFont(RuntimeError):
