@@ -19,6 +19,7 @@ from ghost_optima.core.mlp import (
     mlp_widths,
 )
 from ghost_optima.core.train import stack_params
+from ghost_optima.remedies.orthopoly import PolyActivation
 
 TORCH_MODULES = {
     "tanh": torch.nn.Tanh(),
@@ -130,7 +131,7 @@ def _autograd_loss_grad(params, x, y, activation, task):
 @settings(max_examples=30, deadline=None)
 @given(
     st.lists(st.integers(1, 6), min_size=2, max_size=4),
-    st.sampled_from([*ACTIVATIONS, "per_unit"]),
+    st.sampled_from([*ACTIVATIONS, "per_unit", "poly"]),
     st.sampled_from(["classification", "regression"]),
     st.booleans(),
     st.integers(0, 2**31),
@@ -146,7 +147,13 @@ def test_hand_written_gradient_matches_autograd(widths, name, task, shared_x, se
         slope = scale.setdefault(layer, 0.5 + torch.rand(z.shape[-1], dtype=z.dtype, generator=gen))
         return torch.tanh(slope * z) + 0.1 * z
 
-    activation = per_unit if name == "per_unit" else name
+    poly = PolyActivation(  # by hand through value_and_slope, per-member rows in layer 1
+        tuple(
+            torch.randn(*((n_members,) if layer == 1 else ()), w, 4, generator=gen).double()
+            for layer, w in enumerate(widths[1:-1], 1)
+        )
+    )
+    activation = {"per_unit": per_unit, "poly": poly}.get(name, name)
     lead = () if shared_x else (n_members,)
     x = torch.randn(*lead, n, widths[0], dtype=torch.float64, generator=gen)
     if task == "classification":

@@ -4,6 +4,8 @@ import alignment_reference as old
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.polynomial import chebyshev, legendre
 
 from ghost_optima.core.data import teacher_student
@@ -68,6 +70,34 @@ def test_per_member_rows_act_like_each_member_alone(basis):
     assert torch.autograd.gradcheck(lambda t: joint(t, 1), (zg,))
     with pytest.raises(ValueError):
         joint(torch.zeros(3, 2, 4, dtype=torch.float64), 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 9),
+    st.sampled_from(["legendre", "chebyshev"]),
+    st.booleans(),
+    st.integers(0, 2**31),
+)
+def test_value_and_slope_match_numpy_derivative(degree, basis, per_member, seed):
+    """``phi = S(tanh z)``, ``phi' = S'(tanh z)(1 - tanh^2 z)`` against NumPy's series and its
+    derivative (``legder``/``chebder``), every degree down to the constant."""
+    gen = torch.Generator().manual_seed(seed)
+    n_members, n, n_units = 2, 6, 4
+    rows = torch.randn(n_members, n_units, degree + 1, dtype=torch.float64, generator=gen)
+    coefs = rows if per_member else rows[0]
+    z = 2 * torch.randn(n_members, n, n_units, dtype=torch.float64, generator=gen)
+    value, slope = PolyActivation((coefs,), basis).value_and_slope(z, 1)
+    x = np.tanh(z.numpy())
+    der = {"legendre": legendre.legder, "chebyshev": chebyshev.chebder}[basis]
+    for e in range(n_members):
+        for i in range(n_units):
+            c = rows[e if per_member else 0, i].numpy()
+            xi = x[e, :, i]
+            np.testing.assert_allclose(value[e, :, i].numpy(), NUMPY[basis](xi, c), atol=1e-12)
+            want = NUMPY[basis](xi, der(c)) * (1 - xi**2) if degree else 0 * xi
+            np.testing.assert_allclose(slope[e, :, i].numpy(), want, atol=1e-11)
+    assert torch.equal(value, PolyActivation((coefs,), basis)(z, 1))
 
 
 def test_patterns_parities_and_classes():

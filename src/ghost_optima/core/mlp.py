@@ -243,7 +243,9 @@ _FROM_OUTPUT: dict[str, tuple[Callable[[Tensor], Tensor], Callable[[Tensor, Tens
 }
 """Activations applied in place whose derivative is a function of the output ``h``: the
 derivative turns ``dh`` into ``dh (1 - h^2)``, ``dh h (1 - h)``, ``dh [h > 0]`` in place
-(autograd's own kernels). Every other activation is differentiated by autograd, layer by layer."""
+(autograd's own kernels). A callable activation with a method ``value_and_slope(z, layer)``
+(``(act(z), act'(z))`` elementwise, e.g. ``ghost_optima.remedies.orthopoly.PolyActivation``)
+is differentiated by hand too, ``dh act'(z)``; every other one by autograd, layer by layer."""
 
 Backward = Callable[[Tensor], Tensor]
 
@@ -274,6 +276,7 @@ def _forward_columns(
     h = x.mT if x.dim() == 3 else x.T.expand(n_members, *x.T.shape)
     fast = _FROM_OUTPUT.get(activation) if isinstance(activation, str) else None
     act = layer_activation(activation)
+    slope_of = getattr(activation, "value_and_slope", None)  # act and act' at once, by hand
     inputs, backs = [h], []
     for layer in range(1, n_layers + 1):
         w, b = params[f"W{layer}"], params[f"b{layer}"]
@@ -284,6 +287,10 @@ def _forward_columns(
         if fast is not None:
             h = fast[0](z)
             backs.append(lambda dh, h=h, derivative=fast[1]: derivative(dh, h))
+        elif keep and slope_of is not None:  # units last, as everywhere else
+            out, slope = slope_of(z.mT, layer)
+            backs.append(lambda dh, slope=slope: dh.mul_(slope.mT))
+            h = out.mT
         else:  # act sees units last, (E, N, n_l), as everywhere else
             z_units = z.mT.detach().requires_grad_(keep)
             with torch.enable_grad() if keep else nullcontext():

@@ -37,8 +37,8 @@ Optional hooks let the same trainer serve variants of the architecture (the reme
 Speed (``benchmarks/bench_trainer.py``): no autograd graph, the gradient written by hand
 (``mlp.ensemble_loss_grad``: one batched matmul per product, examples in columns, ``tanh`` by
 NumPy), except through a reparameterization (unless ``identity_to_params``: a start-only
-rescaling) or a callable activation. Updates run in place on flat buffers
-(``ghost_optima.core.optimizer``). The training loop and evaluation are timed as kernels of
+rescaling) or a callable activation without ``value_and_slope``. Updates run in place on flat
+buffers (``ghost_optima.core.optimizer``). The training loop and evaluation are timed as kernels of
 ``ghost_optima.core.timing`` (with their flops).
 """
 

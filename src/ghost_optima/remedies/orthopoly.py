@@ -82,37 +82,69 @@ def clenshaw(x: Tensor, c: Tensor, basis: Basis, *, slope: bool = False):
     ``S = c_0 + x b_1 + beta_1 b_2``; differentiating each line gives ``S'``. It costs two fused
     operations per degree on ``x`` of shape ``(..., n)`` (``c``: ``(n, D + 1)``, or per member
     ``(E, n, D + 1)`` with ``x`` ``(E, N, n)``), without
-    materialising the basis, and is as stable as the forward recurrence.
+    materialising the basis, and is as stable as the forward recurrence. The ``b_k`` (and their
+    slopes) rotate through three buffers shaped like ``x`` (a fresh tensor per degree cost more
+    in allocation than in arithmetic), and the zeros that start them are skipped, not added.
     """
     A, beta = _recurrence(basis)
     # (D + 1, n): one contiguous row per degree; per-member rows c (E, n, D + 1) for x (E, N, n)
     cols = c.T.contiguous() if c.dim() == 2 else c.movedim(-1, 0).unsqueeze(-2).contiguous()
-    zero = torch.zeros_like(x)
-    b1 = b2 = d1 = d2 = zero
+    free = [torch.empty_like(x) for _ in range(6 if slope else 3)]  # b_k, b_k+1, b_k+2; slopes
+    b1 = b2 = d1 = d2 = None  # None: the zeros that start the recurrence, never materialised
     for k in range(c.shape[-1] - 1, 0, -1):
-        b_k = torch.add(cols[k], b2, alpha=beta(k + 1)).addcmul_(x, b1, value=A(k))
-        if slope:
-            d_k = torch.add(b1, d2, alpha=beta(k + 1) / A(k)).addcmul_(x, d1).mul_(A(k))
+        b_k = _three_term(cols[k], b2, beta(k + 1), x, b1, A(k), free.pop())
+        if slope:  # d_k = A_k (b_{k+1} + x d_{k+1}) + beta_{k+1} d_{k+2}, from b_{k+1}
+            d_k = None
+            if b1 is not None:
+                d_k = _three_term(b1, d2, beta(k + 1) / A(k), x, d1, 1.0, free.pop()).mul_(A(k))
+            if d2 is not None:
+                free.append(d2)
             d2, d1 = d1, d_k
+        if b2 is not None:
+            free.append(b2)
         b2, b1 = b1, b_k
-    value = torch.addcmul(cols[0], x, b1).add_(b2, alpha=beta(1))
+    value = _last_term(cols[0], x, b1, b2, beta(1), free.pop())
     if not slope:
         return value
-    return value, torch.addcmul(b1, x, d1).add_(d2, alpha=beta(1))
+    if b1 is None:  # degree 0: a constant
+        return value, free.pop().zero_()
+    return value, _last_term(b1, x, d1, d2, beta(1), free.pop())
+
+
+def _last_term(c, x: Tensor, b1, b2, beta: float, out: Tensor) -> Tensor:
+    """``(c + x b1) + beta b2`` into ``out`` (``_three_term``'s terms in Clenshaw's last order)."""
+    value = out.copy_(c) if b1 is None else torch.addcmul(c, x, b1, out=out)
+    return value if b2 is None else value.add_(b2, alpha=beta)
+
+
+def _three_term(c, b2, beta: float, x: Tensor, b1, a: float, out: Tensor) -> Tensor:
+    """``c + beta b2 + a x b1`` into ``out``, skipping the terms whose factor is None (zero);
+    the same operations, in the same order, as with zeros."""
+    if b1 is None:
+        return out.copy_(c) if b2 is None else torch.add(c, b2, alpha=beta, out=out)
+    if b2 is None:
+        return torch.addcmul(c, x, b1, value=a, out=out)
+    return torch.add(c, b2, alpha=beta, out=out).addcmul_(x, b1, value=a)
+
+
+def poly_of_tanh(z: Tensor, c: Tensor, basis: Basis) -> tuple[Tensor, Tensor]:
+    """``(phi(z), phi'(z))`` of ``phi(z) = S(tanh z)``: ``phi' = S'(tanh z) (1 - tanh^2 z)``
+    (``clenshaw``'s shapes), no autograd."""
+    x = torch.tanh(z)
+    value, slope = clenshaw(x, c, basis, slope=True)
+    return value, slope.mul_(1 - x * x)
 
 
 class _PolyOfTanh(torch.autograd.Function):
-    """``phi(z) = S(tanh z)`` with ``phi'(z) = S'(tanh z) (1 - tanh^2 z)`` saved in the forward
-    pass: one autograd node instead of one per recurrence step (first derivatives only; the
-    coefficients are fixed and get no gradient)."""
+    """``poly_of_tanh`` as one autograd node, its slope saved in the forward pass (first
+    derivatives only; the coefficients are fixed and get no gradient)."""
 
     @staticmethod
     def forward(ctx, z: Tensor, c: Tensor, basis: Basis) -> Tensor:
-        x = torch.tanh(z)
         if not ctx.needs_input_grad[0]:  # evaluation: the value alone
-            return clenshaw(x, c, basis)
-        value, slope = clenshaw(x, c, basis, slope=True)
-        ctx.save_for_backward(slope.mul_(1 - x * x))
+            return clenshaw(torch.tanh(z), c, basis)
+        value, dphi = poly_of_tanh(z, c, basis)
+        ctx.save_for_backward(dphi)
         return value
 
     @staticmethod
@@ -165,11 +197,19 @@ class PolyActivation:
     basis: Basis = "legendre"
 
     def __call__(self, z: Tensor, layer: int) -> Tensor:
+        return _PolyOfTanh.apply(z, self._rows(z, layer), self.basis)
+
+    def value_and_slope(self, z: Tensor, layer: int) -> tuple[Tensor, Tensor]:
+        """``(phi(z), phi'(z))`` elementwise, shapes as ``__call__``, without autograd: what
+        ``ghost_optima.core.mlp`` differentiates by hand (``dL/dz = dL/dphi * phi'``)."""
+        return poly_of_tanh(z, self._rows(z, layer), self.basis)
+
+    def _rows(self, z: Tensor, layer: int) -> Tensor:
         c = self.coefficients[layer - 1].to(z.dtype)
         if z.shape[-1] != c.shape[-2]:
             n = c.shape[-2]
             raise ValueError(f"layer {layer} has {n} units, got input of width {z.shape[-1]}")
-        return _PolyOfTanh.apply(z, c, self.basis)
+        return c
 
     def __repr__(self) -> str:
         widths = [len(c) for c in self.coefficients]
