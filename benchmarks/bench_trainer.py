@@ -56,26 +56,31 @@ SEEDS, BATCH = tuple(range(64)), 64
 RUNS = [(64, "sgd"), (256, "sgd"), (512, "sgd"), (256, "adam")]
 
 
+def module_at(commit: str, path: str, replace: dict[str, str] | None = None) -> ModuleType:
+    """The module in ``path`` (from the repository root) as it was at ``commit``, loaded from
+    git into a temporary file under its own name (its imports are today's modules), each key of
+    ``replace`` in its source replaced by its value first."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
+    for old, new in (replace or {}).items():
+        source = source.replace(old, new)
+    name = f"previous_{Path(path).stem}"
+    file = Path(tempfile.mkdtemp()) / f"{name}.py"
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def previous_trainer(commit: str) -> ModuleType | None:
     """``ghost_optima.core.train`` as it was at ``commit`` (it imports today's
     ``ghost_optima.core.mlp``)."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        source = subprocess.run(
-            ["git", "show", f"{commit}:src/ghost_optima/train.py"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for moved in ("mlp", "data"):  # the flat modules of then live in core/ now
-            source = source.replace(f"ghost_optima.{moved} ", f"ghost_optima.core.{moved} ")
-        path = Path(tempfile.mkdtemp()) / "previous_train.py"
-        path.write_text(source)
-        spec = importlib.util.spec_from_file_location("previous_train", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+    moved = {f"ghost_optima.{m} ": f"ghost_optima.core.{m} " for m in ("mlp", "data")}
+    try:  # the flat modules of then live in core/ now
+        return module_at(commit, "src/ghost_optima/train.py", moved)
     except (subprocess.CalledProcessError, ImportError, OSError) as err:
         print(f"previous trainer at {commit[:10]} unavailable: {err}")
         return None
