@@ -163,7 +163,7 @@ def run_task(spec: dict) -> dict:
             "PYTHONHASHSEED": "0",
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         }
-        env = {**os.environ, **fixed, RESULT_ENV: str(partial)}
+        env = warm_kernels.kernel_environ({**fixed, RESULT_ENV: str(partial)})
         # A worker's first run waits for its zygote (its imports cost what a fresh kernel's do)
         zygote = warm_kernels.ensure_zygote(
             {**fixed, "MPLBACKEND": warm_kernels.INLINE}, wait=ZYGOTE_WAIT_SECONDS

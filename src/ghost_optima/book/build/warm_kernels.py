@@ -66,6 +66,13 @@ PRELOAD = (
 )  # not matplotlib_inline.backend_inline: imported before the kernel's shell exists, it would
 # not hook itself into the shell, and figures would not be shown
 INLINE = "module://matplotlib_inline.backend_inline"  # the backend ipykernel sets when unset
+NOT_INHERITED = ("MALLOC_TRIM_THRESHOLD_",)
+"""Variables of the building process that no run's kernel (nor its zygote) inherits. Dask's
+nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` in every worker it spawns
+(``distributed.nanny.pre-spawn-environ``). Setting it turns off glibc's dynamic mmap threshold
+(mallopt(3)), so every tensor of 128 KiB or more is a fresh ``mmap`` whose pages fault in on
+first touch: chapter 62 took 163 s in a worker's kernel and 60 s in the serial build's, the
+same values recorded. Results do not depend on it."""
 WATCH_SECONDS = 0.5  # how often a forked kernel checks that its runner is still there
 
 
@@ -136,6 +143,13 @@ def _exit_without(pid: int, folder: str | None = None) -> None:
 _zygotes: dict[tuple, tuple[subprocess.Popen, str]] = {}
 
 
+def kernel_environ(overrides: dict[str, str]) -> dict[str, str]:
+    """The environment a run's kernel starts with: this process's, less :data:`NOT_INHERITED`,
+    with ``overrides`` (thread settings and the like) on top."""
+    inherited = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
+    return {**inherited, **overrides}
+
+
 def ensure_zygote(env: dict[str, str], *, wait: float = 0.0) -> str | None:
     """The socket of this process's zygote started with ``env`` (thread settings and the like)
     once it accepts requests, else None; starts one when there is none or it has ended.
@@ -152,7 +166,7 @@ def ensure_zygote(env: dict[str, str], *, wait: float = 0.0) -> str | None:
         path = os.path.join(tempfile.mkdtemp(prefix="ghost-optima-zygote-"), "socket")
         process = subprocess.Popen(
             [sys.executable, "-m", "ghost_optima.book.build.warm_kernels", path, str(os.getpid())],
-            env={**os.environ, **env},
+            env=kernel_environ(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
