@@ -82,9 +82,9 @@ def clenshaw(x: Tensor, c: Tensor, basis: Basis, *, slope: bool = False):
     ``S = c_0 + x b_1 + beta_1 b_2``; differentiating each line gives ``S'``. It costs two fused
     operations per degree on ``x`` of shape ``(..., n)`` (``c``: ``(n, D + 1)``, or per member
     ``(E, n, D + 1)`` with ``x`` ``(E, N, n)``), without
-    materialising the basis, and is as stable as the forward recurrence. The ``b_k`` (and their
-    slopes) rotate through three buffers shaped like ``x`` (a fresh tensor per degree cost more
-    in allocation than in arithmetic), and the zeros that start them are skipped, not added.
+    materialising the basis, and is as stable as the forward recurrence. The ``b_k``, and their
+    slopes, rotate through three buffers each, shaped like ``x`` (a fresh tensor per degree cost
+    more in allocation than in arithmetic), and the zeros that start them are skipped, not added.
     """
     A, beta = _recurrence(basis)
     # (D + 1, n): one contiguous row per degree; per-member rows c (E, n, D + 1) for x (E, N, n)
