@@ -147,13 +147,14 @@ def test_hand_written_gradient_matches_autograd(widths, name, task, shared_x, se
         slope = scale.setdefault(layer, 0.5 + torch.rand(z.shape[-1], dtype=z.dtype, generator=gen))
         return torch.tanh(slope * z) + 0.1 * z
 
-    poly = PolyActivation(  # by hand through value_and_slope, per-member rows in layer 1
-        tuple(
-            torch.randn(*((n_members,) if layer == 1 else ()), w, 4, generator=gen).double()
-            for layer, w in enumerate(widths[1:-1], 1)
+    activation = per_unit if name == "per_unit" else name
+    if name == "poly":  # by hand through value_and_slope, per-member rows in layer 1
+        activation = PolyActivation(
+            tuple(
+                torch.randn(*((n_members,) if layer == 1 else ()), w, 4, generator=gen).double()
+                for layer, w in enumerate(widths[1:-1], 1)
+            )
         )
-    )
-    activation = {"per_unit": per_unit, "poly": poly}.get(name, name)
     lead = () if shared_x else (n_members,)
     x = torch.randn(*lead, n, widths[0], dtype=torch.float64, generator=gen)
     if task == "classification":
