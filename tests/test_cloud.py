@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ghost_optima.core import mlp
 from ghost_optima.core.train import TrainConfig
@@ -111,11 +113,40 @@ def test_chain_gradient_of_a_deeper_relu_net_matches_autograd():
         np.testing.assert_allclose(got[c], ref, atol=1e-14)
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.integers(1, 6), min_size=3, max_size=4),
+    st.sampled_from(["tanh", "relu"]),
+    st.sampled_from([0.0, 0.1]),
+    st.integers(0, 2**31),
+)
+def test_value_and_grad_matches_autograd(widths, activation, weight_decay, seed):
+    """The polish's hand-written loss and gradient against autograd through ``loss``."""
+    gen = torch.Generator().manual_seed(seed)
+    widths[-1] = max(widths[-1], 2)
+    X = torch.randn(9, widths[0], generator=gen, dtype=DT)
+    y = torch.randint(0, widths[-1], (9,), generator=gen)
+    obj, theta = network_chains.mlp_objective(
+        mlp.init_mlp(widths, gen), X, y, activation=activation, weight_decay=weight_decay
+    )
+    theta = theta.double() + 0.1 * torch.randn(theta.shape, generator=gen, dtype=DT)
+    value, grad = obj.value_and_grad(theta)
+    assert value.shape == () and grad.shape == theta.shape
+    torch.testing.assert_close(value, obj.loss(theta), rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(grad, torch.func.grad(obj.loss)(theta), rtol=1e-10, atol=1e-14)
+
+
 def test_minimize_reaches_a_small_gradient(problem):
     X, y, _, obj, theta = problem
     ts, gn, it = network_chains.minimize(obj.loss, theta, grad_tol=1e-10)
     assert gn < 1e-8 and it > 0
     assert float(obj.loss(ts)) < float(obj.loss(theta))
+    by_hand, gn_by_hand, _ = network_chains.minimize(
+        obj.loss, theta, grad_tol=1e-10, value_and_grad=obj.value_and_grad
+    )
+    assert gn_by_hand == pytest.approx(float(torch.func.grad(obj.loss)(by_hand).norm()), rel=1e-6)
+    assert gn_by_hand < 1e-8  # the same minimum (this loss has one near theta), by either gradient
+    torch.testing.assert_close(by_hand, ts, rtol=0, atol=1e-7)
 
 
 def test_trained_minimum_reaches_a_small_gradient():
@@ -166,3 +197,9 @@ def test_newton_finish_converges_a_polished_network_further(problem):
     )
     assert grad_max_by_hand < 1e-9
     torch.testing.assert_close(by_hand, finished, rtol=0, atol=1e-8)
+    all_by_hand, grad_max_all, _ = network_chains.newton_finish(
+        obj.loss, rough, grad_tol=1e-11, hessian=obj.hessian, value_and_grad=obj.value_and_grad
+    )
+    assert grad_max_all == float(obj.value_and_grad(all_by_hand)[1].abs().max())
+    assert grad_max_all < 1e-9
+    torch.testing.assert_close(all_by_hand, finished, rtol=0, atol=1e-8)

@@ -12,6 +12,7 @@ from ghost_optima.core.mlp import (
     ensemble_forward,
     ensemble_loss_grad,
     ensemble_outputs,
+    ensemble_value_and_grad,
     hidden_and_output,
     init_mlp,
     loss_per_example,
@@ -176,6 +177,12 @@ def test_hand_written_gradient_matches_autograd(widths, name, task, shared_x, se
         work,
     )
     again = ensemble_loss_grad(params, x, y, activation, task, None, work)
+    value, with_value = ensemble_value_and_grad(params, x, y, activation, task)
+    torch.testing.assert_close(
+        value, loss_per_example(ensemble_forward(params, x, activation), y, task).mean(-1)
+    )
+    assert value.shape == (n_members,)
+    assert all(torch.equal(with_value[k], got[k]) for k in params)
     assert list(got) == list(params) and work
     for k in params:
         torch.testing.assert_close(got[k], ref[k], rtol=1e-10, atol=1e-12)

@@ -32,7 +32,7 @@ from ghost_optima.core.mlp import Params, activation
 from ghost_optima.core.stats import Estimate, bootstrap
 from ghost_optima.landscape.hessian import HessianOperator
 from ghost_optima.sgd.chains import Schedule, Watch
-from ghost_optima.sgd.network_chains import MLPObjective, minimize, mlp_sgd_chains
+from ghost_optima.sgd.network_chains import MLPObjective, ValueAndGrad, minimize, mlp_sgd_chains
 from ghost_optima.symmetry.ghosts import unit_vectors
 
 __all__ = [
@@ -134,13 +134,16 @@ def polish_shift(
     distance: float,
     *,
     max_iter: int = 5000,
+    value_and_grad: ValueAndGrad | None = None,
 ) -> PolishShift:
     """Polish ``theta`` further (:func:`ghost_optima.sgd.network_chains.minimize`: L-BFGS until
-    no gradient entry exceeds ``grad_tol``, at most ``max_iter`` iterations) and measure how far
-    it moved, over ``distance``."""
+    no gradient entry exceeds ``grad_tol``, at most ``max_iter`` iterations, on
+    ``value_and_grad`` when given) and measure how far it moved, over ``distance``."""
     if not (distance > 0 and math.isfinite(distance)):
         raise ValueError(f"distance must be positive and finite, got {distance}")
-    new, grad_norm, iterations = minimize(loss, theta, grad_tol=grad_tol, max_iter=max_iter)
+    new, grad_norm, iterations = minimize(
+        loss, theta, grad_tol=grad_tol, max_iter=max_iter, value_and_grad=value_and_grad
+    )
     step = new - theta
     e = direction / direction.norm()
     return PolishShift(

@@ -178,7 +178,9 @@ def mlp_refit(
             activation=objective.activation,
             weight_decay=objective.weight_decay,
         )
-        theta, _, _ = minimize(obj.loss, theta0, grad_tol=grad_tol)
+        theta, _, _ = minimize(
+            obj.loss, theta0, grad_tol=grad_tol, value_and_grad=obj.value_and_grad
+        )
         return theta
 
     return refit

@@ -8,7 +8,8 @@ SGD on a small classifier. This module holds the network side:
   parameter vector (the order of :func:`ghost_optima.landscape.hessian.flatten_params` on
   ``W1, b1, ..., W{L+1}, b{L+1}``), with the one-example loss for per-example gradients; the
   network and the cross-entropy are those of :mod:`ghost_optima.core.mlp`;
-* :func:`minimize`: full-batch L-BFGS in float64 to a small gradient norm (the ``theta*``),
+* :func:`minimize`: full-batch L-BFGS in float64 to a small gradient norm (the ``theta*``), on
+  the loss and gradient of :meth:`MLPObjective.value_and_grad` (by hand, not autograd),
   :func:`newton_finish`: a damped Newton finish where L-BFGS crawls, and
   :func:`trained_minimum`: SGD training followed by the L-BFGS polish;
 * :func:`mlp_gradient` and :func:`mlp_sgd_chains`: the minibatch gradient of the objective for
@@ -28,7 +29,13 @@ from torch import Tensor
 
 from ghost_optima.core import timing
 from ghost_optima.core.data import Dataset
-from ghost_optima.core.mlp import Params, ensemble_loss_grad, loss_per_example, mlp_forward
+from ghost_optima.core.mlp import (
+    Params,
+    ensemble_loss_grad,
+    ensemble_value_and_grad,
+    loss_per_example,
+    mlp_forward,
+)
 from ghost_optima.core.train import TrainConfig, member, train_ensemble
 from ghost_optima.landscape.hessian import HessianOperator, flatten_params
 from ghost_optima.landscape.mlp_hessian import MLPHessian
@@ -36,6 +43,8 @@ from ghost_optima.sgd.chains import ChainRecord, Gradient, Schedule, Watch, run_
 
 __all__ = [
     "MLPObjective",
+    "ValueAndGrad",
+    "autograd_value_and_grad",
     "minimize",
     "mlp_gradient",
     "mlp_objective",
@@ -68,6 +77,21 @@ class MLPObjective:
     weight_decay: float
     X: Tensor
     y: Tensor
+
+    def value_and_grad(self, theta: Tensor) -> tuple[Tensor, Tensor]:
+        """``(loss(theta), grad loss(theta))``, a scalar and ``(d,)``, by the hand-written pass
+        :func:`ghost_optima.core.mlp.ensemble_value_and_grad` (one member): autograd's values up
+        to float rounding, at about half its cost (``benchmarks/bench_polish.py``)."""
+        theta = theta.detach()
+        params = {k: v.unsqueeze(0) for k, v in self.unflatten(theta).items()}
+        value, grads = ensemble_value_and_grad(
+            params, self.X, self.y, self.activation, "classification"
+        )
+        grad = torch.cat([grads[k].reshape(-1) for k in params])
+        if self.weight_decay:
+            value = value + 0.5 * self.weight_decay * (theta * theta).sum()
+            grad.add_(theta, alpha=self.weight_decay)
+        return value[0], grad
 
     def hessian(self, theta: Tensor) -> HessianOperator:
         """The Hessian of ``loss`` at ``theta`` (``(d,)``) as a counting LinearOperator; for tanh
@@ -110,6 +134,23 @@ def mlp_objective(
     return objective, theta
 
 
+ValueAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
+"""``theta (d,) -> (L(theta), grad L(theta))``, e.g. :meth:`MLPObjective.value_and_grad`."""
+
+
+def autograd_value_and_grad(loss: Callable[[Tensor], Tensor]) -> ValueAndGrad:
+    """``loss``'s value and its gradient by reverse-mode autograd, as a :data:`ValueAndGrad`."""
+
+    def value_and_grad(theta: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.enable_grad():
+            leaf = theta.detach().requires_grad_(True)
+            value = loss(leaf)
+            (grad,) = torch.autograd.grad(value, leaf)
+        return value.detach(), grad
+
+    return value_and_grad
+
+
 @timing.timed("polish")
 def minimize(
     loss: Callable[[Tensor], Tensor],
@@ -118,13 +159,17 @@ def minimize(
     grad_tol: float = 1e-10,
     max_iter: int = 5000,
     history_size: int = 50,
+    value_and_grad: ValueAndGrad | None = None,
 ) -> tuple[Tensor, float, int]:
     """Full-batch L-BFGS (strong Wolfe line search) from ``theta0`` until ``||grad|| <= grad_tol``.
 
-    Returns ``(theta, grad_norm, iterations)``; ``theta`` is detached, dtype of ``theta0``
-    (use float64 to reach small gradient norms).
+    ``value_and_grad``: ``loss``'s value and gradient computed together (e.g.
+    :meth:`MLPObjective.value_and_grad`, by hand); by default autograd's
+    (:func:`autograd_value_and_grad`). Returns ``(theta, grad_norm, iterations)``; ``theta`` is
+    detached, dtype of ``theta0`` (use float64 to reach small gradient norms).
     """
-    theta = theta0.detach().clone().requires_grad_(True)
+    value_and_grad = value_and_grad or autograd_value_and_grad(loss)
+    theta = theta0.detach().clone()
     opt = torch.optim.LBFGS(
         [theta],
         lr=1.0,
@@ -135,16 +180,14 @@ def minimize(
         line_search_fn="strong_wolfe",
     )
 
-    def closure() -> Tensor:
-        opt.zero_grad()
-        value = loss(theta)
-        value.backward()
+    def closure() -> Tensor:  # L-BFGS reads the gradient from theta.grad
+        value, theta.grad = value_and_grad(theta)
         return value
 
     opt.step(closure)
     state = opt.state[opt._params[0]]
     theta = theta.detach()
-    g = torch.func.grad(loss)(theta)
+    g = value_and_grad(theta)[1]
     return theta, float(g.norm()), int(state.get("n_iter", 0))
 
 
@@ -157,6 +200,7 @@ def newton_finish(
     max_iter: int = 20,
     max_cg: int = 300,
     hessian: Callable[[Tensor], LinearOperator] | None = None,
+    value_and_grad: ValueAndGrad | None = None,
 ) -> tuple[Tensor, float, int]:
     """Damped Newton's method on ``grad L = 0`` from ``theta0`` until ``||grad||_2 <= grad_tol``.
 
@@ -173,11 +217,15 @@ def newton_finish(
     as where duplicated units merge, L-BFGS stops while the point still creeps along them.
     ``theta0``: float64 ``(d,)`` near a minimum (polished by :func:`minimize`). Returns
     ``(theta, max_abs_grad, accepted_steps)`` (the largest gradient entry, the criterion of
-    :func:`minimize`).
+    :func:`minimize`). ``value_and_grad`` gives the gradient as in :func:`minimize`.
     """
     if theta0.dtype != torch.float64:
         raise ValueError(f"newton_finish needs float64 parameters, got {theta0.dtype}")
-    grad = torch.func.grad(loss)
+    value_and_grad = value_and_grad or autograd_value_and_grad(loss)
+
+    def grad(th: Tensor) -> Tensor:
+        return value_and_grad(th)[1]
+
     theta = theta0.detach().clone()
     g, eye = grad(theta), aslinearoperator(identity(theta.numel()))
     mu, accepted = 0.0, 0
@@ -215,7 +263,9 @@ def trained_minimum(
     objective, theta_trained = mlp_objective(
         start, data.x_train.double(), data.y_train, weight_decay=train.weight_decay
     )
-    theta_star, grad_norm, _ = minimize(objective.loss, theta_trained, grad_tol=grad_tol)
+    theta_star, grad_norm, _ = minimize(
+        objective.loss, theta_trained, grad_tol=grad_tol, value_and_grad=objective.value_and_grad
+    )
     return objective, theta_trained, theta_star, grad_norm
 
 
