@@ -350,7 +350,8 @@ def ensemble_value_and_grad(
     gradients of :func:`ensemble_loss_grad`, from one forward pass (arguments as there).
 
     What a full-batch optimiser needs at every evaluation (e.g. the L-BFGS polish of
-    ``ghost_optima.sgd.network_chains``), at about half of reverse-mode autograd's cost.
+    ``ghost_optima.sgd.network_chains``): 1.5 to 1.75 times faster than reverse-mode autograd
+    through :func:`mlp_forward` for one tanh network on digits (``benchmarks/bench_polish.py``).
     """
     params = {k: v.detach() for k, v in params.items()}
     inputs, backs, f = _forward_columns(params, x.detach(), activation, True, work)
