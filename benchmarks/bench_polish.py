@@ -26,9 +26,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import torch
+from bench_align import best_time
 
 from ghost_optima.core.data import digits
 from ghost_optima.core.train import TrainConfig, member, train_ensemble
@@ -37,35 +37,18 @@ from ghost_optima.sgd import network_chains
 WIDTHS = (16, 64, 128, 256)
 
 
-def best_of(repeats: int, run) -> float:
-    """The shortest wall time of ``repeats`` calls of ``run()``, in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def measure(objective, theta, value_and_grad, repeats: int, iterations: int) -> tuple[float, float]:
     """Seconds of one evaluation of ``value_and_grad`` at ``theta`` and per L-BFGS iteration of a
     polish from ``theta`` on it (gradient tolerance 0, at most ``iterations`` iterations)."""
     value_and_grad(theta)  # warm-up
-    evaluation = best_of(repeats, lambda: value_and_grad(theta))
-    done = []
-
-    def polish() -> None:
-        done.append(
-            network_chains.minimize(
-                objective.loss,
-                theta,
-                grad_tol=0.0,
-                max_iter=iterations,
-                value_and_grad=value_and_grad,
-            )[2]
-        )
-
-    return evaluation, best_of(repeats, polish) / min(done)
+    evaluation = best_time(lambda: value_and_grad(theta), repeats)[0]
+    wall, _, (_, _, iterations_run) = best_time(
+        lambda: network_chains.minimize(
+            objective.loss, theta, grad_tol=0.0, max_iter=iterations, value_and_grad=value_and_grad
+        ),
+        repeats,
+    )
+    return evaluation, wall / iterations_run
 
 
 def main() -> None:
